@@ -1,0 +1,3 @@
+"""vaekit: variational autoencoders as one coherent, fast, honest system."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,75 @@
+"""Registries: one place that maps names to models, likelihoods, priors, objectives and data sets.
+
+The CLI, checkpoint loading and the test-suite parametrisation all read these tables, so a new
+model is one decorated class, never another branch of an ``if name == ...`` chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Entry(Generic[T]):
+    """One registered object, its typed config class (if any) and a one-line description."""
+
+    name: str
+    obj: T
+    config_cls: type | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """A named table of objects with helpful errors for unknown names."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(
+        self,
+        name: str,
+        *,
+        config: type | None = None,
+        description: str = "",
+        **extra: Any,
+    ) -> Callable[[T], T]:
+        """Decorator: ``@MODELS.register("vae", config=VAEConfig, description="...")``."""
+
+        def deco(obj: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            doc = (getattr(obj, "__doc__", None) or "").strip()
+            desc = description or (doc.splitlines()[0] if doc else "")
+            self._entries[name] = Entry(name, obj, config, desc, dict(extra))
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self._entries[k] for k in sorted(self._entries))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+
+MODELS: Registry = Registry("model")
+LIKELIHOODS: Registry = Registry("likelihood")
+PRIORS: Registry = Registry("prior")
+OBJECTIVES: Registry = Registry("objective")
+DATASETS: Registry = Registry("data set")
+NETWORKS: Registry = Registry("network")
