@@ -51,6 +51,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> Entry[T]:
+        _load_builtins()
         try:
             return self._entries[name]
         except KeyError:
@@ -58,12 +59,15 @@ class Registry(Generic[T]):
             raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}") from None
 
     def __contains__(self, name: str) -> bool:
+        _load_builtins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
+        _load_builtins()
         return iter(self._entries[k] for k in sorted(self._entries))
 
     def names(self) -> list[str]:
+        _load_builtins()
         return sorted(self._entries)
 
 
@@ -73,3 +77,19 @@ PRIORS: Registry = Registry("prior")
 OBJECTIVES: Registry = Registry("objective")
 DATASETS: Registry = Registry("data set")
 NETWORKS: Registry = Registry("network")
+
+
+_BUILTINS = ("vaekit.distributions", "vaekit.models", "vaekit.objectives", "vaekit.data")
+_loading = False
+
+
+def _load_builtins() -> None:
+    """Import the modules that register vaekit's own entries (once; safe against re-entry)."""
+    global _loading
+    if _loading:
+        return
+    _loading = True
+    import importlib
+
+    for module in _BUILTINS:
+        importlib.import_module(module)

@@ -1,0 +1,331 @@
+"""The ``vaekit`` command line: train, evaluate, sample, reconstruct, interpolate, traverse, models, data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="vaekit: train, evaluate and use variational autoencoders. Run `vaekit COMMAND --help` for details.",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from vaekit.config import ConfigError
+    from vaekit.data import DataNotFoundError
+    from vaekit.distributions import LikelihoodDataError
+    from vaekit.models import BatchError
+    from vaekit.nn import ImageSizeError
+    from vaekit.training import CheckpointError
+
+    return (ConfigError, DataNotFoundError, LikelihoodDataError, BatchError, ImageSizeError, CheckpointError,
+            FileNotFoundError, FileExistsError, KeyError, ValueError)
+
+
+def _guard(fn):
+    """Turn the library's user-facing errors into one red line and exit code 2 (no traceback)."""
+    import os
+
+    try:
+        return fn()
+    except _user_errors() as e:
+        if os.environ.get("VAEKIT_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        _fail(str(msg))
+
+
+def _default_out(name: str) -> Path:
+    from datetime import datetime
+
+    return Path("runs") / f"{Path(name).stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def train(
+    model_or_config: str = typer.Argument(..., help="a registered model (see `vaekit models`) or a YAML config file"),
+    data: Optional[str] = typer.Option(None, "--data", help="data set name (see `vaekit data`) or a path"),
+    set_: list[str] = typer.Option([], "--set", help="override a config value: key=value, e.g. model.latent_dim=32"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<name>-<time>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices, e.g. 1, 2 or auto"),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy, e.g. ddp"),
+    num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="machines for multi-node DDP"),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="evaluate on the test set after training"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="write figures after training"),
+) -> None:
+    """Train a model; writes the run directory (config, checkpoints, exported model, metrics, figures)."""
+    from vaekit.config import deep_merge, parse_overrides
+    from vaekit.run import read_run_config, resolve_config
+
+    def run() -> None:
+        overrides = parse_overrides(set_)
+        if data:
+            overrides = deep_merge(overrides, {"data": {"name": data}})
+        trainer_opts = {k: v for k, v in (("devices", _int_or_str(devices)), ("strategy", strategy),
+                                          ("num_nodes", num_nodes)) if v is not None}
+        if trainer_opts:
+            overrides = deep_merge(overrides, {"train": trainer_opts})
+        if resume:
+            if out is None:
+                _fail("--resume needs --out RUN_DIR")
+            from vaekit.config import to_dict
+
+            cfg = resolve_config(model_or_config, deep_merge(to_dict(read_run_config(out)), overrides))
+        else:
+            cfg = resolve_config(model_or_config, overrides)
+        run_dir = out or _default_out(model_or_config)
+        _train_and_report(cfg, run_dir, resume, evaluate, figures)
+
+    _guard(run)
+
+
+def _int_or_str(v: Optional[str]):
+    if v is None:
+        return None
+    return int(v) if v.isdigit() else v
+
+
+def _train_and_report(cfg, run_dir: Path, resume: bool, evaluate: bool, figures: bool) -> None:
+    from vaekit.api import evaluate_run
+    from vaekit.report import make_figures
+    from vaekit.training import train as train_run
+
+    console.print(f"[bold]training[/] {cfg.model.name} on {cfg.data.name} -> {run_dir}")
+    result = train_run(cfg, run_dir, resume=resume)
+    console.print(f"trained {result.epochs} epochs in {result.seconds:.1f} s "
+                  f"({result.skipped_steps} skipped steps); model: {run_dir / 'model.safetensors'}")
+    usage = None
+    if evaluate:
+        res = evaluate_run(run_dir, data=result.data)
+        _print_eval(res)
+        usage = res["latent_usage"]
+    if figures:
+        paths = make_figures(result.model, result.data, run_dir, usage=usage)
+        for p in paths:
+            console.print(f"figure: {p}")
+
+
+def _print_eval(res: dict) -> None:
+    table = Table(title=f"{res['data']['name']} {res['data']['split']} ({res['data']['num_examples']} images, "
+                        f"{res['data']['form']}, {res['likelihood']} likelihood)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("neg_elbo_nats", "nll_nats", "nll_stderr_nats", "nll_bpd", "neg_elbo_bpd", "rate_nats",
+                "distortion_nats", "active_units", "seconds_likelihood"):
+        if key in res:
+            v = res[key]
+            table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
+    table.add_row("importance samples k", str(res["num_importance_samples"]))
+    console.print(table)
+    if "path" in res:
+        console.print(f"results: {res['path']}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `vaekit train`"),
+    samples: Optional[int] = typer.Option(None, "-k", "--samples", help="importance samples (default: the run's eval.num_samples, 1000)"),
+    subset: Optional[int] = typer.Option(None, "--subset", help="evaluate on the first N test images only"),
+    split: str = typer.Option("test", "--split", help="test, val or train"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seed of the importance samples"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="data points per batch"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+) -> None:
+    """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units; saved as JSON."""
+    from vaekit.api import evaluate_run
+
+    if split not in ("test", "val", "train"):
+        _fail(f"--split must be test, val or train, got {split!r}")
+
+    def run() -> None:
+        res = evaluate_run(run_dir, num_samples=samples, subset=subset, split=split, seed=seed,
+                           batch_size=batch_size, device=device)
+        if as_json:
+            print(json.dumps({k: v for k, v in res.items() if k != "latent_usage"}, indent=2))
+        else:
+            _print_eval(res)
+
+    _guard(run)
+
+
+def _load_run(run_dir: Path):
+    from vaekit.run import load, read_run_config
+
+    cfg = read_run_config(run_dir)
+    return load(run_dir), cfg
+
+
+@app.command()
+def sample(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    n: int = typer.Option(64, "-n", help="number of samples"),
+    temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior's spread"),
+    label: Optional[int] = typer.Option(None, "--label", help="class for conditional models"),
+    mean: bool = typer.Option(True, "--mean/--draw", help="show the likelihood's mean or a draw from it"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN/figures/samples_cli.png)"),
+) -> None:
+    """Draw samples from the prior and save them as an image grid."""
+    import torch
+
+    from vaekit import plots
+
+    def run() -> None:
+        if n < 1:
+            _fail("-n must be >= 1")
+        model, _ = _load_run(run_dir)
+        torch.manual_seed(seed)
+        cond = {}
+        if label is not None:
+            if not model.conditional:
+                _fail("--label needs a conditional model (cvae)")
+            cond = {"y": torch.full((n,), label, dtype=torch.long)}
+        x = model.sample(n, temperature, use_mean=mean, **cond)
+        path = plots.save_figure(plots.image_grid(x, title=f"samples (T={temperature})"),
+                                 out or run_dir / "figures" / "samples_cli.png")
+        console.print(f"figure: {path}")
+
+    _guard(run)
+
+
+def _test_images(run_dir: Path, n: int, offset: int = 0):
+    from vaekit.api import load_run_data
+
+    model, cfg = _load_run(run_dir)
+    data = load_run_data(cfg)
+    x = data.to_float(data.test.x[offset:offset + n], data.levels_of(data.test))
+    y = data.test.y[offset:offset + n] if data.test.y is not None else None
+    cond = {"y": y} if model.conditional else {}
+    return model, x, cond
+
+
+@app.command()
+def reconstruct(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    n: int = typer.Option(32, "-n", help="number of test images"),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path"),
+) -> None:
+    """Reconstruct test images (posterior mean, then the likelihood's mean) beside the originals."""
+    from vaekit import plots
+    from vaekit.inference import reconstruct as rec
+
+    def run() -> None:
+        model, x, cond = _test_images(run_dir, n)
+        path = plots.save_figure(plots.reconstructions(x, rec(model, x, **cond)),
+                                 out or run_dir / "figures" / "reconstructions_cli.png")
+        console.print(f"figure: {path}")
+
+    _guard(run)
+
+
+@app.command()
+def interpolate(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    rows: int = typer.Option(8, "--rows", help="pairs of test images"),
+    steps: int = typer.Option(10, "--steps", help="points on each line"),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path"),
+) -> None:
+    """Decode straight lines between the latent codes of pairs of test images."""
+    from vaekit import plots
+    from vaekit.inference import interpolate as interp
+
+    def run() -> None:
+        model, x, cond = _test_images(run_dir, 2 * rows)
+        cond = {k: v[:rows] for k, v in cond.items()}
+        grid = interp(model, x[:rows], x[rows:], steps=steps, **cond)
+        path = plots.save_figure(plots.interpolations(grid), out or run_dir / "figures" / "interpolations_cli.png")
+        console.print(f"figure: {path}")
+
+    _guard(run)
+
+
+@app.command()
+def traverse(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    index: int = typer.Option(0, "--index", help="which test image to start from"),
+    dims: Optional[str] = typer.Option(None, "--dims", help="comma-separated latent dimensions (default: first 10)"),
+    limit: float = typer.Option(3.0, "--limit", help="traverse from -limit to +limit"),
+    steps: int = typer.Option(11, "--steps"),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path"),
+) -> None:
+    """Vary one latent dimension at a time and show the decoded images (one row per dimension)."""
+    import torch
+
+    from vaekit import plots
+    from vaekit.inference import traverse as trav
+
+    def run() -> None:
+        model, x, cond = _test_images(run_dir, 1, offset=index)
+        d = model.encode(x, **cond).mean.shape[-1]
+        chosen = [int(s) for s in dims.split(",")] if dims else list(range(min(10, d)))
+        bad = [c for c in chosen if not 0 <= c < d]
+        if bad:
+            _fail(f"--dims {bad} out of range: the model has {d} latent dimensions")
+        values = torch.linspace(-limit, limit, steps)
+        grid = trav(model, x, chosen, values, **cond)
+        path = plots.save_figure(plots.traversals(grid, values.tolist(), chosen),
+                                 out or run_dir / "figures" / "traversals_cli.png")
+        console.print(f"figure: {path}")
+
+    _guard(run)
+
+
+@app.command()
+def models() -> None:
+    """List the registered models, likelihoods, priors and objectives."""
+    import vaekit.models  # noqa: F401  (registers)
+    import vaekit.objectives  # noqa: F401
+    from vaekit.registry import LIKELIHOODS, MODELS, OBJECTIVES, PRIORS
+
+    for title, reg in (("models", MODELS), ("likelihoods", LIKELIHOODS), ("priors", PRIORS),
+                       ("objectives", OBJECTIVES)):
+        table = Table(title=title)
+        table.add_column("name")
+        table.add_column("description")
+        for entry in reg:
+            table.add_row(entry.name, entry.description)
+        console.print(table)
+
+
+@app.command("data")
+def data_cmd(
+    path: Optional[str] = typer.Option(None, "--path", help="also look here"),
+) -> None:
+    """List the known data sets and where each was found (nothing is downloaded)."""
+    from vaekit.data import describe_datasets
+
+    table = Table(title="data sets")
+    table.add_column("name")
+    table.add_column("description")
+    table.add_column("found at")
+    for d in describe_datasets(path):
+        table.add_row(d["name"], d["description"], d["found"] or "[red]not found[/]")
+    console.print(table)
+    console.print("Searched: VAEKIT_DATA, ~/.cache/vaekit, /usr/share/datasets, /usr/local/share/datasets. "
+                  "Point --data PATH or VAEKIT_DATA at your files.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

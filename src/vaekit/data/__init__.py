@@ -1,0 +1,21 @@
+"""Data: image data sets with fixed splits, where to find their files, and batches for training.
+
+Importing this package registers the image data sets in :data:`vaekit.registry.DATASETS`.
+"""
+
+from vaekit.data.images import ImageData, ImageSplit, describe_datasets, load_images
+from vaekit.data.module import ImageDataModule, iterate_batches
+from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
+
+__all__ = [
+    "DataCorruptError",
+    "DataNotFoundError",
+    "ImageData",
+    "ImageDataModule",
+    "ImageSplit",
+    "describe_datasets",
+    "find_dataset_dir",
+    "iterate_batches",
+    "load_images",
+    "searched_places",
+]

@@ -1,0 +1,28 @@
+"""Models: one module per family, each registered in ``vaekit.registry.MODELS``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vaekit.config import from_dict, to_dict
+from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
+from vaekit.registry import MODELS
+
+
+def build_model(name: str, config: dict[str, Any] | Any | None = None) -> LatentVariableModel:
+    """Build the registered model ``name`` from a dict (validated, unknown keys refused) or a config."""
+    entry = MODELS.get(name)
+    cfg = config if isinstance(config, entry.config_cls) else from_dict(entry.config_cls, config or {}, where="model")
+    return entry.obj(cfg)
+
+
+def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
+    """The JSON-able description that rebuilds ``model``: ``{"name": ..., "config": {...}}``."""
+    return {"name": name, "config": to_dict(model.config)}
+
+
+__all__ = [
+    "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
+    "CVAEConfig", "VAEConfig", "num_parameters", "build_model", "model_spec",
+]

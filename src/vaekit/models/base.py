@@ -1,0 +1,108 @@
+"""The model contract every vaekit model keeps (see docs/architecture.md).
+
+``forward(batch) -> ModelOutput`` holds, per latent layer, the posterior, the prior and the sample,
+plus the likelihood over the data; ``encode``/``decode``/``sample`` work in the data's own space, and
+``log_importance_weights(batch, k)`` gives ``log p(x, z_i) - log q(z_i|x)`` as ``[k, B]`` for the IWAE
+bound and the importance-sampled log-likelihood. Models hold no loss, optimiser or data-set name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+
+@dataclass
+class LatentLayer:
+    """One stochastic layer: q(z|.), p(z|.) and the reparameterised sample ``z`` (``[B, D]``)."""
+
+    posterior: Distribution
+    prior: Distribution
+    z: Tensor
+    name: str = "z"
+
+
+@dataclass
+class ModelOutput:
+    """What ``forward`` returns: the likelihood p(x|z) and the latent layers, bottom (closest to x) first."""
+
+    likelihood: Distribution
+    latents: list[LatentLayer]
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model config has. ``data_shape``, ``levels`` and ``num_classes`` come from the data
+    when a run is built; they are stored so that a saved model rebuilds without the data."""
+
+    data_shape: list[int] = field(default_factory=lambda: [1, 28, 28])  # (C, H, W)
+    levels: int | None = 2  # discrete values per element (2 binary, 256 8-bit), None = continuous
+    num_classes: int | None = None  # label count, for conditional models
+
+
+class BatchError(ValueError):
+    """A batch does not fit the model (shape, dtype, range)."""
+
+
+class LatentVariableModel(nn.Module):
+    """Base class of all models. Subclasses set ``config`` and implement the contract."""
+
+    config: ModelConfig
+    conditional: bool = False
+
+    # -- contract -------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode(self, x: Tensor, **cond: Tensor) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, **cond: Tensor) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, n: int, temperature: float = 1.0, *, use_mean: bool = False,
+               **cond: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- shared helpers -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.config.data_shape)
+
+    def check_batch(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Validate a batch and split it into ``x`` and the condition (``{"y": labels}`` if conditional).
+
+        Raises :class:`BatchError` for a missing ``x``, wrong shape or dtype, or missing labels.
+        Non-finite values are not checked here (that would synchronise the device every step); the
+        training loop's guard skips and counts such steps, and evaluation checks them.
+        """
+        if not isinstance(batch, dict) or "x" not in batch:
+            raise BatchError(f"a batch is a dict with key 'x' (and 'y' for labels), got {type(batch).__name__}")
+        x = batch["x"]
+        if not torch.is_tensor(x) or not x.is_floating_point():
+            raise BatchError(f"batch['x'] must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x))}")
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise BatchError(
+                f"batch['x'] has shape {list(x.shape)}, but this model was built for "
+                f"[B, {', '.join(map(str, self.data_shape))}]"
+            )
+        cond: dict[str, Tensor] = {}
+        if self.conditional:
+            y = batch.get("y")
+            if y is None:
+                raise BatchError(f"{type(self).__name__} is conditional and needs labels batch['y']")
+            if y.dtype != torch.long or y.shape != x.shape[:1]:
+                raise BatchError(f"batch['y'] must be int64 of shape [{x.shape[0]}], got {y.dtype} {list(y.shape)}")
+            cond["y"] = y
+        return x, cond

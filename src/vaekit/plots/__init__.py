@@ -1,0 +1,29 @@
+"""Plots of vaekit results. Every plot function takes results and returns a matplotlib Figure.
+
+Figures are built without pyplot (no window, no backend change); save them with
+:func:`save_figure`.
+"""
+
+from vaekit.plots.curves import active_units, kl_per_dim, training_curves
+from vaekit.plots.images import (
+    class_grid,
+    image_grid,
+    interpolations,
+    make_grid,
+    reconstructions,
+    traversals,
+)
+from vaekit.plots.io import save_figure
+
+__all__ = [
+    "make_grid",
+    "image_grid",
+    "reconstructions",
+    "interpolations",
+    "traversals",
+    "class_grid",
+    "training_curves",
+    "kl_per_dim",
+    "active_units",
+    "save_figure",
+]

@@ -1,0 +1,220 @@
+"""Run configuration and the run directory: what a run is, where it lives on disk, how it reloads.
+
+A run directory holds ``config.yaml``, ``checkpoints/last.ckpt`` (Lightning, for ``--resume``),
+``model.safetensors`` + ``model.json`` (the exported model: weights and the config that rebuilds it,
+no pickle), ``metrics.csv``, ``eval/*.json`` and ``figures/``. :func:`load` rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from safetensors.torch import load_file, save_file
+
+import vaekit
+from vaekit.config import Choice, ConfigError, choice_field, deep_merge, from_dict, to_dict
+from vaekit.models import LatentVariableModel, build_model
+from vaekit.registry import MODELS
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # AdamW; 1e-3 is the usual VAE rate (Kingma & Welling used Adagrad 0.01)
+    weight_decay: float = 0.0  # VAEs are regularised by the KL term already
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "cosine", "warmup_cosine"] = "cosine"  # decay to lr * min_lr_ratio
+    warmup_steps: int = 0  # linear LR warm-up (for warmup_cosine)
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 100.0  # clip the global grad norm to this (vdvae uses 200)
+    skip_threshold: float = 1e6  # skip an update whose grad norm exceeds this (vdvae's skip_threshold)
+    ema: float = 0.0  # EMA decay of the evaluation weights, e.g. 0.999 (0 = off)
+
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"train.optim.lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"train.optim.ema must be in [0, 1), got {self.ema}")
+        if self.grad_clip <= 0 or self.skip_threshold <= 0:
+            raise ConfigError("train.optim.grad_clip and skip_threshold must be > 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("train.optim.min_lr_ratio must be in [0, 1]")
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"  # a registered data set (``vaekit data``) or a path to images / .npy / .npz
+    path: str | None = None  # where the files are (else VAEKIT_DATA, then the standard locations)
+    binarize: Literal["none", "dynamic"] = "none"  # dynamic: fresh Bernoulli draws each batch
+    subset: int | None = None  # keep only the first N examples of each split (quick runs)
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    num_workers: int = 0  # in-memory tensors: worker processes only add overhead
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1")
+        if self.subset is not None and self.subset < 1:
+            raise ConfigError(f"data.subset must be >= 1, got {self.subset}")
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 10
+    max_steps: int = -1  # -1: no step limit
+    seed: int = 0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: str = "auto"  # auto: bf16-mixed on GPUs that support it, else 32-true
+    accelerator: str = "auto"
+    devices: Any = "auto"  # passed to Lightning (an int, a list, or "auto")
+    strategy: str = "auto"  # e.g. "ddp" (gloo on CPU)
+    num_nodes: int = 1
+    logger: Literal["csv", "tensorboard", "mlflow"] = "csv"  # metrics.csv is always written
+    progress: bool = True  # a progress bar
+    val_every: int = 1  # epochs between validation passes
+    limit_val_batches: Any = 1.0  # a fraction or a count, as in Lightning
+
+    def validate(self) -> None:
+        if self.max_epochs < 1 and self.max_steps < 1:
+            raise ConfigError("train.max_epochs or train.max_steps must be >= 1")
+        if self.precision not in ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"):
+            raise ConfigError(f"train.precision {self.precision!r} is not one of auto, 32-true, bf16-mixed, 16-mixed")
+
+
+@dataclass
+class EvalConfig:
+    num_samples: int = 1000  # importance samples for the test log-likelihood (IWAE paper: 5000)
+    subset: int | None = None  # evaluate on the first N test images only (stated in the results)
+    batch_size: int = 100
+    seed: int = 0
+    max_rows: int = 16384  # latent samples decoded at once: bounds memory
+
+    def validate(self) -> None:
+        if not 0 <= self.num_samples <= 100_000:
+            raise ConfigError(f"eval.num_samples must be in [0, 100000], got {self.num_samples}")
+
+
+@dataclass
+class RunConfig:
+    model: Choice = choice_field("MODELS", "vae", "the model and its config")
+    objective: Choice = choice_field("OBJECTIVES", "elbo", "the training objective")
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse a YAML config with ``yaml.safe_load`` (no code execution)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping, got {type(data).__name__}")
+    return data
+
+
+def resolve_config(model_or_config: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """``"vae"`` (a registered model) or ``"configs/x.yaml"`` plus ``--set`` overrides -> RunConfig."""
+    if model_or_config in MODELS:
+        base: dict[str, Any] = {"model": {"name": model_or_config}}
+    elif Path(model_or_config).is_file():
+        base = load_config_file(model_or_config)
+    else:
+        raise ConfigError(
+            f"{model_or_config!r} is neither a registered model ({', '.join(MODELS.names())}) "
+            f"nor a config file"
+        )
+    merged = deep_merge(base, overrides or {})
+    if isinstance(merged.get("model"), str):
+        merged["model"] = {"name": merged["model"]}
+    return from_dict(RunConfig, merged)
+
+
+def with_data_fields(model_cfg: Any, data_shape, levels, num_classes) -> Any:
+    """Copy the data's shape, levels and class count into a model config."""
+    return replace(model_cfg, data_shape=list(data_shape), levels=levels, num_classes=num_classes)
+
+
+# -- files ---------------------------------------------------------------------------------------
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_config(run_dir: Path, cfg: RunConfig) -> None:
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def export_model(run_dir: str | os.PathLike, name: str, model: LatentVariableModel,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` (weights + the config that rebuilds them)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".model.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        os.replace(tmp, run_dir / "model.safetensors")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    meta = {"name": name, "config": to_dict(model.config), "vaekit_version": vaekit.__version__, **(extra or {})}
+    atomic_write_text(run_dir / "model.json", json.dumps(meta, indent=2))
+    return run_dir / "model.safetensors"
+
+
+def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel:
+    """Rebuild an exported model from ``run_dir`` (``model.json`` + ``model.safetensors``), in eval mode.
+
+    Weights are read with safetensors (no code runs while loading). Raises ``FileNotFoundError`` with
+    what is missing and ``ValueError`` for a corrupt or mismatched file.
+    """
+    run_dir = Path(run_dir)
+    meta_path, weights_path = run_dir / "model.json", run_dir / "model.safetensors"
+    for p in (meta_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(
+                f"{p} not found: {run_dir} is not an exported vaekit run (train with `vaekit train`, "
+                f"which exports at the end of training)"
+            )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{meta_path} is not valid JSON ({e}); the file is corrupt") from None
+    model = build_model(meta["name"], meta["config"])
+    try:
+        state = load_file(str(weights_path), device=device)
+    except Exception as e:  # safetensors raises its own error types for truncated headers/data
+        raise ValueError(f"{weights_path} is corrupt or truncated ({e}); re-export it from "
+                         f"{run_dir / 'checkpoints'} or retrain") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights_path} does not match the model in {meta_path}: "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.model_name = meta["name"]
+    return model.to(device).eval()
+
+
+def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a vaekit run directory?")
+    return from_dict(RunConfig, load_config_file(path))

@@ -1,0 +1,179 @@
+"""Build a run from its config and train it with Lightning: data, model, objective, trainer, export.
+
+Checkpoints are written atomically at the end of every epoch to ``checkpoints/last.ckpt`` (temp file
+then ``os.replace``), so an interrupted run resumes with ``resume=True`` from its last full epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+
+from vaekit.data import ImageData, ImageDataModule, load_images
+from vaekit.models import LatentVariableModel, build_model
+from vaekit.objectives import build_objective
+from vaekit.run import RunConfig, atomic_write_text, export_model, save_config, with_data_fields
+from vaekit.training.system import VAESystem
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read (truncated, corrupt, or not a vaekit checkpoint)."""
+
+
+class AtomicCheckpoint(Callback):
+    """Save ``checkpoints/last.ckpt`` at the end of every training epoch, atomically."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.directory / "last.ckpt"
+        tmp = self.directory / ".last.ckpt.tmp"
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state (optimiser, loops) for --resume
+        if trainer.is_global_zero:
+            os.replace(tmp, final)
+        trainer.strategy.barrier()
+
+
+def _precision(name: str) -> str:
+    if name != "auto":
+        return name
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def _logger(cfg: RunConfig, run_dir: Path) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger
+
+    # One folder per attempt: Lightning's CSV writer deletes an existing metrics.csv, and a resumed
+    # run must lose nothing. merge_metrics() joins the attempts into run_dir/metrics.csv.
+    loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="logs")]
+    if cfg.train.logger == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard"))
+    elif cfg.train.logger == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        loggers.append(MLFlowLogger(tracking_uri=f"file:{run_dir / 'mlruns'}"))
+    return loggers
+
+
+def merge_metrics(run_dir: Path) -> Path | None:
+    """Concatenate ``logs/version_*/metrics.csv`` (in version order) into ``run_dir/metrics.csv``."""
+    parts = sorted((run_dir / "logs").glob("version_*/metrics.csv"),
+                   key=lambda p: int(p.parent.name.split("_")[-1]))
+    rows: list[dict[str, str]] = []
+    keys: list[str] = []
+    for part in parts:
+        with open(part, newline="") as f:
+            reader = csv.DictReader(f)
+            for name in reader.fieldnames or []:
+                if name not in keys:
+                    keys.append(name)
+            rows.extend(reader)
+    if not rows:
+        return None
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+    return run_dir / "metrics.csv"
+
+
+def check_checkpoint(path: Path) -> None:
+    """Read ``path`` without executing code (``weights_only=True``); raise :class:`CheckpointError`."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:200]}); it is truncated or "
+            f"corrupt. Nothing was changed; delete it to start over or restore a copy."
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint of a vaekit run")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: LatentVariableModel
+    data: ImageData
+    seconds: float
+    epochs: int
+    skipped_steps: int
+
+
+def prepare(cfg: RunConfig) -> tuple[ImageData, LatentVariableModel]:
+    """Load the data named by ``cfg.data`` and build the model for it (checking the likelihood fits)."""
+    d = cfg.data
+    data = load_images(d.name, root=d.path, binarize=d.binarize, subset=d.subset, seed=cfg.train.seed)
+    model_cfg = with_data_fields(cfg.model.params, data.shape, data.levels, data.num_classes)
+    model = build_model(cfg.model.name, model_cfg)
+    model.likelihood.check_data(data.levels, f"{data.name} ({data.binarization} binarization)"
+                                if data.binarization != "none" else data.name)
+    return data, model
+
+
+def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -> TrainResult:
+    """Train ``cfg`` into ``run_dir``; with ``resume`` continue from ``checkpoints/last.ckpt``."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+        check_checkpoint(ckpt)
+    elif ckpt.exists():
+        raise FileExistsError(f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
+                              f"or choose another --out")
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    data, model = prepare(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run_dir, cfg)
+    dm = ImageDataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
+                         num_workers=cfg.data.num_workers, seed=cfg.train.seed)
+    steps_per_epoch = -(-len(data.train) // cfg.data.batch_size)
+    total = cfg.train.max_steps if cfg.train.max_steps > 0 else steps_per_epoch * cfg.train.max_epochs
+    system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total)
+    t = cfg.train
+    callbacks: list[Callback] = [AtomicCheckpoint(run_dir / "checkpoints")]
+    if t.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, num_nodes=t.num_nodes, precision=_precision(t.precision),
+        logger=_logger(cfg, run_dir), callbacks=callbacks, enable_checkpointing=False,
+        enable_progress_bar=t.progress, enable_model_summary=False, check_val_every_n_epoch=t.val_every,
+        limit_val_batches=t.limit_val_batches, log_every_n_steps=20, default_root_dir=str(run_dir),
+        deterministic=False,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*Experiment logs directory.*")
+        trainer.fit(system, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
+    seconds = time.perf_counter() - start
+    final = system.exported_model()
+    if trainer.is_global_zero:
+        merge_metrics(run_dir)
+        export_model(run_dir, cfg.model.name, final, extra={
+            "data": {"name": data.name, "source": data.source, "binarization": data.binarization,
+                     "levels": data.levels, "split": data.split_note},
+            "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+            "skipped_steps": int(system.skipped_steps), "ema": cfg.train.optim.ema,
+        })
+    return TrainResult(run_dir, final, data, seconds, trainer.current_epoch, int(system.skipped_steps))

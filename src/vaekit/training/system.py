@@ -1,0 +1,113 @@
+"""The one LightningModule: a model plus an objective, and nothing model-specific.
+
+Each step computes the objective's per-example terms, logs every term as ``stage/name`` (mean over
+the batch), and, in training, takes an AdamW step with gradient clipping. A guard (as in openai/vdvae)
+skips and counts any update whose loss is not finite or whose gradient norm exceeds a threshold.
+Validation also reports the true ELBO, rate and distortion whatever the training objective is, and
+uses the EMA weights when EMA is on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from vaekit.models.base import LatentVariableModel
+from vaekit.objectives import elbo_terms
+from vaekit.run import OptimConfig
+
+
+class VAESystem(L.LightningModule):
+    """Trains ``model`` on ``objective``; knows nothing of the model's internals."""
+
+    def __init__(self, model: LatentVariableModel, objective: Any, optim: OptimConfig, total_steps: int = 0):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.optim = optim
+        self.total_steps = max(int(total_steps), 1)
+        self.automatic_optimization = False  # the skip guard needs control over the update
+        self.ema = (
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema), use_buffers=True)
+            if optim.ema > 0 else None
+        )
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+
+    # -- helpers --------------------------------------------------------------------------------
+    @property
+    def eval_model(self) -> LatentVariableModel:
+        """The weights used for validation, testing and export (the EMA copy when EMA is on)."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _log_terms(self, stage: str, terms: dict[str, Tensor], batch_size: int, prog: tuple[str, ...]) -> None:
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value.mean(), batch_size=batch_size,
+                     prog_bar=name in prog, on_step=stage == "train", on_epoch=stage != "train",
+                     sync_dist=stage != "train")
+
+    # -- training -------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        terms = self.objective(self.model, batch, self.global_step)
+        loss = terms["loss"].mean()
+        skip = not torch.isfinite(loss).item()
+        if not skip:
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.grad_clip)
+            skip = not (math.isfinite(grad_norm.item()) and grad_norm.item() < self.optim.skip_threshold)
+            self.log("train/grad_norm", grad_norm, batch_size=batch["x"].shape[0], on_step=True)
+        if skip:
+            opt.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+        else:
+            opt.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+        if sched is not None:
+            sched.step()
+        self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, prog_bar=bool(self.skipped_steps))
+        if not skip:
+            self._log_terms("train", {k: v.detach() for k, v in terms.items()}, batch["x"].shape[0], ("loss",))
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
+        model = self.eval_model
+        terms, _ = elbo_terms(model(batch), batch["x"])  # the true ELBO, whatever is trained
+        objective_terms = self.objective(model, batch, self.global_step)
+        terms.update({k: v for k, v in objective_terms.items() if k not in terms})
+        self._log_terms(stage, terms, batch["x"].shape[0], ("elbo",))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    # -- optimiser ------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        o = self.optim
+        opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        if o.schedule == "constant":
+            return opt
+        total, warm = self.total_steps, max(o.warmup_steps, 0) if o.schedule == "warmup_cosine" else 0
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = min(1.0, (step - warm) / max(total - warm, 1))
+            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def exported_model(self) -> LatentVariableModel:
+        """A detached copy of the evaluation weights for export."""
+        return copy.deepcopy(self.eval_model).cpu().eval()

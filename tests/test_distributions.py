@@ -1,0 +1,143 @@
+"""Known answers for the probabilistic core: KL, likelihoods, priors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Independent, Normal, StudentT
+
+from vaekit.config import Choice
+from vaekit.distributions import (
+    ConditionalGaussianPrior,
+    DiscretizedLogisticMixture,
+    LearnedGaussianPrior,
+    LikelihoodDataError,
+    QuantizedCategorical,
+    StandardNormalPrior,
+    build_likelihood,
+    diag_gaussian,
+    kl_per_dim,
+    kl_total,
+)
+from vaekit.distributions.likelihoods import GaussianConfig, LikelihoodConfig, LogisticMixtureConfig
+
+
+def test_closed_form_kl_matches_monte_carlo():
+    torch.manual_seed(1)
+    q = diag_gaussian(torch.randn(4, 6), torch.randn(4, 6) * 0.5)
+    p = diag_gaussian(torch.randn(4, 6) * 0.3, torch.randn(4, 6) * 0.3)
+    closed = kl_total(q, p)  # [4]
+    z = q.sample(torch.Size([200_000]))  # [N, 4, 6]
+    mc = (q.log_prob(z) - p.log_prob(z)).mean(0)
+    assert torch.allclose(closed, mc, atol=0.05, rtol=0.01)
+    # and the standard-normal closed form 0.5 * sum(mu^2 + s^2 - 1 - log s^2)
+    mu, lv = torch.randn(3, 5), torch.randn(3, 5)
+    expected = 0.5 * (mu**2 + lv.exp() - 1 - lv).sum(1)
+    std = StandardNormalPrior(5)(3)
+    assert torch.allclose(kl_total(diag_gaussian(mu, lv), std), expected, atol=1e-5)
+    assert torch.allclose(kl_per_dim(diag_gaussian(mu, lv), std).sum(1), expected, atol=1e-5)
+
+
+def test_monte_carlo_kl_where_no_closed_form():
+    q = Independent(Normal(torch.zeros(2, 3), torch.ones(2, 3)), 1)
+    p = Independent(StudentT(3.0, torch.zeros(2, 3), torch.ones(2, 3)), 1)
+    z = q.sample()
+    got = kl_per_dim(q, p, z)
+    assert torch.allclose(got, q.base_dist.log_prob(z) - p.base_dist.log_prob(z))
+    with pytest.raises(ValueError, match="Monte Carlo"):
+        kl_total(q, p)
+
+
+def _head(name, params, shape=(1, 2, 2), levels=256):
+    return build_likelihood(Choice(name, params), shape, levels)
+
+
+def test_bernoulli_matches_hand_computation():
+    head = _head("bernoulli", LikelihoodConfig(), levels=2)
+    logits = torch.tensor([[[[0.5, -1.0], [2.0, 0.0]]]])
+    x = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    s = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    expected = math.log(s(0.5)) + math.log(1 - s(-1.0)) + math.log(1 - s(2.0)) + math.log(s(0.0))
+    assert head(logits).log_prob(x).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_gaussian_fixed_variance_matches_formula():
+    head = _head("gaussian", GaussianConfig(variance="fixed", fixed_variance=0.25))
+    mean = torch.rand(3, 1, 2, 2)
+    x = torch.rand(3, 1, 2, 2)
+    expected = (-0.5 * (x - mean) ** 2 / 0.25 - 0.5 * math.log(2 * math.pi * 0.25)).flatten(1).sum(1)
+    assert torch.allclose(head(mean).log_prob(x), expected, atol=1e-5)
+
+
+def _logistic_cdf(t, m, s):
+    return 1 / (1 + math.exp(-(t - m) / s))
+
+
+def test_discretized_logistic_matches_hand_computation():
+    levels = 256
+    means, log_scales = torch.tensor([[0.1, -0.5]]), torch.tensor([[-2.0, -3.0]])
+    logits = torch.tensor([[0.3, -0.2]])
+    d = DiscretizedLogisticMixture(logits.expand(4, 2), means.expand(4, 2), log_scales.expand(4, 2), levels)
+    ks = [0, 100, 140, 255]
+    x = torch.tensor(ks, dtype=torch.float32) / 255
+    pi = torch.softmax(logits[0].double(), 0)
+    h = 1 / 255
+    for i, k in enumerate(ks):
+        v = 2 * k / 255 - 1
+        mass = 0.0
+        for j in range(2):
+            m, s = means[0, j].item(), math.exp(log_scales[0, j].item())
+            hi = 1.0 if k == 255 else _logistic_cdf(v + h, m, s)
+            lo = 0.0 if k == 0 else _logistic_cdf(v - h, m, s)
+            mass += pi[j].item() * (hi - lo)
+        assert d.log_prob(x)[i].item() == pytest.approx(math.log(mass), abs=1e-4)
+
+
+@pytest.mark.parametrize("levels", [2 + 1, 17, 256])
+def test_discrete_likelihoods_normalise(levels):
+    grid = torch.arange(levels, dtype=torch.float32) / (levels - 1)
+    d = DiscretizedLogisticMixture(torch.randn(1, 3).expand(levels, 3), torch.rand(1, 3).expand(levels, 3) * 2 - 1,
+                                   torch.randn(1, 3).expand(levels, 3) - 1, levels)
+    assert d.log_prob(grid).exp().sum().item() == pytest.approx(1.0, abs=1e-4)
+    c = QuantizedCategorical(torch.randn(1, levels).expand(levels, levels))
+    assert c.log_prob(grid).exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert set((c.sample() * (levels - 1)).round().tolist()) <= set(range(levels))
+
+
+def test_categorical_log_prob_is_log_softmax_at_the_value():
+    logits = torch.randn(2, 1, 2, 2, 256)
+    head = _head("categorical", LikelihoodConfig())
+    x = torch.randint(0, 256, (2, 1, 2, 2)).float() / 255
+    expected = F.log_softmax(logits, -1).gather(-1, (x * 255).round().long().unsqueeze(-1)).flatten(1).sum(1)
+    params = logits.permute(0, 4, 1, 2, 3).reshape(2, 256, 2, 2)  # [B, P*C, H, W]
+    assert torch.allclose(head(params).log_prob(x), expected, atol=1e-5)
+
+
+def test_likelihood_refuses_wrong_data_unless_asked():
+    with pytest.raises(LikelihoodDataError, match="allow_any_data"):
+        _head("bernoulli", LikelihoodConfig(), levels=256).check_data(256, "fashion_mnist")
+    _head("bernoulli", LikelihoodConfig(allow_any_data=True), levels=256).check_data(256)
+    with pytest.raises(LikelihoodDataError):
+        _head("dlogistic", LogisticMixtureConfig(), levels=2).check_data(None)
+    _head("dlogistic", LogisticMixtureConfig(), levels=256).check_data(256)
+
+
+def test_likelihood_rejects_wrong_decoder_shape():
+    head = _head("dlogistic", LogisticMixtureConfig(num_mixtures=2))
+    with pytest.raises(ValueError, match="expects decoder output"):
+        head(torch.zeros(2, 5, 2, 2))
+
+
+def test_priors():
+    learned = LearnedGaussianPrior(4)
+    assert learned(3).batch_shape == (3,) and learned(3).event_shape == (4,)
+    cond = ConditionalGaussianPrior(4, num_classes=10)
+    d = cond(2, torch.tensor([1, 7]))
+    assert d.batch_shape == (2,)
+    with pytest.raises(ValueError, match="needs labels"):
+        cond(2)
+    with pytest.raises(ValueError, match="num_classes"):
+        ConditionalGaussianPrior(4, None)

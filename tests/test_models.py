@@ -1,0 +1,127 @@
+"""Contract tests over every registered model: shapes, finite loss, gradients, save/load, samples."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vaekit.models import BatchError, build_model
+from vaekit.nn import ImageSizeError
+from vaekit.objectives import ELBO, IWAE
+from vaekit.registry import MODELS
+from vaekit.run import export_model, load
+
+# One or more small configurations per registered model. A registered model without an entry here
+# fails test_every_registered_model_has_a_contract_case.
+CASES: dict[str, list[dict]] = {
+    "vae": [
+        {"hidden": [32], "latent_dim": 4, "data_shape": [1, 12, 12], "levels": 2},
+        {"arch": "conv", "channels": [8, 16], "latent_dim": 3, "data_shape": [3, 16, 12], "levels": 256,
+         "likelihood": {"name": "dlogistic", "num_mixtures": 2}, "prior": "learned"},
+        {"arch": "conv", "channels": [8], "latent_dim": 2, "data_shape": [1, 8, 8], "levels": 17,
+         "likelihood": "categorical"},
+        {"hidden": [16, 8], "activation": "tanh", "latent_dim": 2, "data_shape": [1, 8, 8], "levels": None,
+         "likelihood": {"name": "gaussian", "variance": "per_dim"}},
+    ],
+    "cvae": [
+        {"hidden": [32], "latent_dim": 4, "data_shape": [1, 12, 12], "levels": 2, "num_classes": 3},
+        {"arch": "conv", "channels": [8, 16], "latent_dim": 3, "data_shape": [1, 16, 16], "levels": 256,
+         "num_classes": 4, "prior": "conditional", "likelihood": "dlogistic"},
+    ],
+}
+PARAMS = [(name, i) for name, cases in CASES.items() for i in range(len(cases))]
+
+
+def test_every_registered_model_has_a_contract_case():
+    assert set(MODELS.names()) <= set(CASES), f"no contract case for {set(MODELS.names()) - set(CASES)}"
+
+
+def _make(name, i):
+    torch.manual_seed(0)
+    model = build_model(name, CASES[name][i])
+    cfg = model.config
+    b = 5
+    x = torch.rand(b, *cfg.data_shape)
+    if cfg.levels is not None:
+        x = (x * (cfg.levels - 1)).round() / (cfg.levels - 1)
+    batch = {"x": x}
+    if model.conditional:
+        batch["y"] = torch.arange(b) % cfg.num_classes
+    return model, batch
+
+
+@pytest.mark.parametrize("name,i", PARAMS)
+def test_forward_shapes_and_finite_loss(name, i):
+    model, batch = _make(name, i)
+    out = model(batch)
+    b = batch["x"].shape[0]
+    assert out.likelihood.batch_shape == (b,)
+    assert tuple(out.likelihood.event_shape) == tuple(model.config.data_shape)
+    for layer in out.latents:
+        assert layer.z.shape[0] == b and layer.posterior.batch_shape == (b,)
+    terms = ELBO()(model, batch, 0)
+    for key in ("loss", "elbo", "rate", "distortion", "kl/layer_1"):
+        assert terms[key].shape == (b,) and torch.isfinite(terms[key]).all(), key
+    assert (terms["rate"] >= 0).all()
+    assert model.log_importance_weights(batch, 3).shape == (3, b)
+
+
+@pytest.mark.parametrize("name,i", PARAMS)
+def test_gradients_reach_every_parameter(name, i):
+    model, batch = _make(name, i)
+    loss = ELBO()(model, batch, 0)["loss"].mean() + IWAE(k=2)(model, batch, 0)["loss"].mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient for {missing}"
+
+
+@pytest.mark.parametrize("name,i", PARAMS)
+def test_save_load_round_trip_gives_identical_outputs(name, i, tmp_path):
+    model, batch = _make(name, i)
+    ELBO()(model, batch, 0)  # touch BN running stats
+    model.eval()
+    export_model(tmp_path, name, model)
+    again = load(tmp_path)
+    z = torch.randn(4, model.config.latent_dim)
+    cond = {"y": torch.arange(4) % model.config.num_classes} if model.conditional else {}
+    assert torch.equal(model.decode(z, **cond).mean, again.decode(z, **cond).mean)
+    assert torch.equal(model.encode(batch["x"], **{k: v for k, v in batch.items() if k == "y"}).mean,
+                       again.encode(batch["x"], **{k: v for k, v in batch.items() if k == "y"}).mean)
+
+
+@pytest.mark.parametrize("name,i", PARAMS)
+def test_samples_lie_in_the_data_space(name, i):
+    model, _ = _make(name, i)
+    model.eval()
+    levels = model.config.levels
+    for use_mean in (False, True):
+        x = model.sample(6, temperature=0.7, use_mean=use_mean)
+        assert x.shape == (6, *model.config.data_shape)
+        assert x.min() >= 0 and x.max() <= 1
+    if levels is not None and model.config.likelihood.name != "gaussian":
+        drawn = model.sample(6) * (levels - 1)
+        assert torch.allclose(drawn, drawn.round(), atol=1e-4)  # draws are data values
+
+
+def test_bad_batches_get_clear_errors():
+    model, batch = _make("vae", 0)
+    with pytest.raises(BatchError, match=r"built for \[B, 1, 12, 12\]"):
+        model({"x": torch.rand(2, 1, 28, 28)})
+    with pytest.raises(BatchError, match="float"):
+        model({"x": torch.zeros(2, 1, 12, 12, dtype=torch.uint8)})
+    with pytest.raises(BatchError, match="dict"):
+        model(torch.rand(2, 1, 12, 12))
+    cmodel, _ = _make("cvae", 0)
+    with pytest.raises(BatchError, match="labels"):
+        cmodel({"x": torch.rand(2, 1, 12, 12)})
+
+
+def test_image_too_small_for_the_conv_stack():
+    with pytest.raises(ImageSizeError, match="too small"):
+        build_model("vae", {"arch": "conv", "channels": [8, 16, 32, 64], "data_shape": [1, 8, 8]})
+
+
+def test_conv_stack_handles_odd_sizes():
+    for shape in ([1, 28, 28], [3, 7, 9], [1, 33, 20]):
+        model = build_model("vae", {"arch": "conv", "channels": [4, 8], "data_shape": shape, "levels": 2})
+        assert model.sample(2).shape == (2, *shape)

@@ -1,0 +1,104 @@
+"""The training system: NaN guard, atomic checkpoints, resume, export, and bad checkpoints."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from vaekit.models import build_model
+from vaekit.objectives import ELBO
+from vaekit.run import OptimConfig, load, resolve_config
+from vaekit.training import CheckpointError, VAESystem, train
+
+
+def _cfg(**over):
+    base = {"data": {"name": "digits", "batch_size": 64},
+            "model": {"name": "vae", "hidden": [32], "latent_dim": 3, "likelihood": {"name": "dlogistic", "num_mixtures": 1}},
+            "train": {"max_epochs": 2, "progress": False}}
+    for k, v in over.items():
+        base.setdefault(k, {}).update(v)
+    return resolve_config("vae", base)
+
+
+class _Trainer:
+    global_step = 0
+
+
+def test_nan_batch_is_skipped_and_counted():
+    model = build_model("vae", {"hidden": [8], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": 2})
+    system = VAESystem(model, ELBO(), OptimConfig(schedule="constant"))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    system.optimizers = lambda: opt
+    system.lr_schedulers = lambda: None
+    system.log = lambda *a, **k: None
+    system.manual_backward = lambda loss: loss.backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.bernoulli(torch.rand(4, 1, 4, 4))
+    x[0, 0, 0, 0] = float("nan")
+    system.training_step({"x": x}, 0)
+    assert int(system.skipped_steps) == 1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    system.training_step({"x": torch.bernoulli(torch.rand(4, 1, 4, 4))}, 1)
+    assert int(system.skipped_steps) == 1
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_exploding_gradient_is_skipped():
+    model = build_model("vae", {"hidden": [8], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": 2})
+    system = VAESystem(model, ELBO(), OptimConfig(schedule="constant", skip_threshold=1e-9))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    system.optimizers, system.lr_schedulers = (lambda: opt), (lambda: None)
+    system.log = lambda *a, **k: None
+    system.manual_backward = lambda loss: loss.backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    system.training_step({"x": torch.bernoulli(torch.rand(4, 1, 4, 4))}, 0)
+    assert int(system.skipped_steps) == 1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_train_resume_export(tmp_path):
+    run = tmp_path / "run"
+    res = train(_cfg(), run)
+    assert res.epochs == 2
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert not list((run / "checkpoints").glob(".*tmp"))  # atomic: no temp file left
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_cfg(), run)
+    res2 = train(_cfg(train={"max_epochs": 4}), run, resume=True)
+    assert res2.epochs == 4
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    epochs = {int(float(r["epoch"])) for r in rows if r.get("epoch")}
+    assert epochs == {0, 1, 2, 3}  # both attempts kept
+    model = load(run)
+    assert model.sample(3).shape == (3, 1, 8, 8)
+
+
+def test_ema_weights_are_exported(tmp_path):
+    res = train(_cfg(train={"max_epochs": 1, "optim": {"ema": 0.9}}), tmp_path / "ema")
+    exported = load(tmp_path / "ema")
+    assert all(torch.equal(a, b) for a, b in zip(res.model.state_dict().values(), exported.state_dict().values()))
+
+
+def test_truncated_checkpoint_gives_a_clear_error_and_is_kept(tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(train={"max_epochs": 1}), run)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        train(_cfg(train={"max_epochs": 2}), run, resume=True)
+    assert ckpt.stat().st_size == len(data) // 2  # nothing overwritten
+
+
+def test_corrupt_export_gives_a_clear_error(tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(train={"max_epochs": 1}), run)
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load(run)
+    with pytest.raises(FileNotFoundError, match="not an exported vaekit run"):
+        load(tmp_path / "nothing")
