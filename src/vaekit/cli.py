@@ -281,7 +281,7 @@ def traverse(
             _fail(f"--dims {bad} out of range: the model has {d} latent dimensions")
         values = torch.linspace(-limit, limit, steps)
         grid = trav(model, x, chosen, values, **cond)
-        path = plots.save_figure(plots.traversals(grid, values.tolist(), chosen),
+        path = plots.save_figure(plots.traversals(grid, [round(v, 3) for v in values.tolist()], chosen),
                                  out or run_dir / "figures" / "traversals_cli.png")
         console.print(f"figure: {path}")
 

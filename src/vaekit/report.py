@@ -50,7 +50,7 @@ def make_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pat
     values = torch.linspace(-3, 3, 11)
     grid = traverse(model, x[:1], dims, values, **_cond(model, y[:1] if y is not None else None))
     paths.append(plots.save_figure(
-        plots.traversals(grid, values.tolist(), dims, kl=[kl[d] for d in dims] if kl else None,
+        plots.traversals(grid, [round(v, 3) for v in values.tolist()], dims, kl=[kl[d] for d in dims] if kl else None,
                          title="latent traversals (dimensions by KL)"),
         out / "traversals.png"))
     if model.conditional:

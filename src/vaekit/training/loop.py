@@ -7,6 +7,8 @@ then ``os.replace``), so an interrupted run resumes with ``resume=True`` from it
 from __future__ import annotations
 
 import csv
+import importlib.util
+import io
 import os
 import time
 import warnings
@@ -18,6 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
+from vaekit.config import ConfigError
 from vaekit.data import ImageData, ImageDataModule, load_images
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.objectives import build_objective
@@ -59,14 +62,16 @@ def _logger(cfg: RunConfig, run_dir: Path) -> list[Any]:
     # One folder per attempt: Lightning's CSV writer deletes an existing metrics.csv, and a resumed
     # run must lose nothing. merge_metrics() joins the attempts into run_dir/metrics.csv.
     loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="logs")]
-    if cfg.train.logger == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
+    extra = {"tensorboard": ("tensorboard", "TensorBoardLogger", {"save_dir": str(run_dir), "name": "tensorboard"}),
+             "mlflow": ("mlflow", "MLFlowLogger", {"tracking_uri": f"file:{run_dir / 'mlruns'}"})}
+    if cfg.train.logger in extra:
+        package, cls, kwargs = extra[cfg.train.logger]
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"train.logger={cfg.train.logger} needs the {package} package: "
+                              f"pip install 'vaekit[{package}]'")
+        import lightning.pytorch.loggers as pl_loggers
 
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard"))
-    elif cfg.train.logger == "mlflow":
-        from lightning.pytorch.loggers import MLFlowLogger
-
-        loggers.append(MLFlowLogger(tracking_uri=f"file:{run_dir / 'mlruns'}"))
+        loggers.append(getattr(pl_loggers, cls)(**kwargs))
     return loggers
 
 
@@ -85,8 +90,6 @@ def merge_metrics(run_dir: Path) -> Path | None:
             rows.extend(reader)
     if not rows:
         return None
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
