@@ -109,6 +109,8 @@ def _train_and_report(cfg, run_dir: Path, resume: bool, evaluate: bool, figures:
 
     console.print(f"[bold]training[/] {cfg.model.name} on {cfg.data.name} -> {run_dir}")
     result = train_run(cfg, run_dir, resume=resume)
+    if not result.is_global_zero:
+        return  # under DDP, evaluation and figures run once, in the first process
     console.print(f"trained {result.epochs} epochs in {result.seconds:.1f} s "
                   f"({result.skipped_steps} skipped steps); model: {run_dir / 'model.safetensors'}")
     usage = None

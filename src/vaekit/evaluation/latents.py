@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vaekit.distributions import kl_per_dim
 from vaekit.models.base import LatentVariableModel
 
 
@@ -45,7 +44,7 @@ def latent_usage(
                 kls = [torch.zeros(layer.z.shape[1:], dtype=torch.float64) for layer in out.latents]
             for i, layer in enumerate(out.latents):
                 means[i].append(layer.posterior.mean.flatten(1).float().cpu())
-                kls[i] += kl_per_dim(layer.posterior, layer.prior, layer.z).double().sum(0).cpu()
+                kls[i] += layer.kl_per_dim().double().sum(0).cpu()
             n += batch["x"].shape[0]
     finally:
         model.train(was_training)

@@ -15,15 +15,32 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from vaekit.distributions import kl_per_dim
+
 
 @dataclass
 class LatentLayer:
-    """One stochastic layer: q(z|.), p(z|.) and the reparameterised sample ``z`` (``[B, D]``)."""
+    """One stochastic layer: q(z|.), p(z|.) and the reparameterised sample ``z`` (``[B, D]``).
+
+    ``analytic_kl`` says whether ``KL(q || p)`` may be taken in closed form. It may not when the
+    prior's condition was itself sampled *after* ``z`` and depends on it (bottom-up stacked inference:
+    p(z1|z2) with z2 ~ q(z2|z1)); then the single-sample estimate ``log q(z) - log p(z)`` keeps the
+    ELBO estimator unbiased.
+    """
 
     posterior: Distribution
     prior: Distribution
     z: Tensor
     name: str = "z"
+    analytic_kl: bool = True
+
+    def kl_per_dim(self) -> Tensor:
+        """``[B, D]`` KL per latent dimension in nats (closed form or single-sample Monte Carlo)."""
+        if self.analytic_kl:
+            return kl_per_dim(self.posterior, self.prior, self.z)
+        q = getattr(self.posterior, "base_dist", self.posterior)
+        p = getattr(self.prior, "base_dist", self.prior)
+        return q.log_prob(self.z) - p.log_prob(self.z)
 
 
 @dataclass

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from vaekit.config import ConfigError
-from vaekit.distributions import kl_per_dim
 from vaekit.models.base import LatentVariableModel, ModelOutput
 from vaekit.registry import OBJECTIVES
 
@@ -35,7 +34,7 @@ def elbo_terms(output: ModelOutput, x: Tensor) -> tuple[Terms, list[Tensor]]:
     Returns the terms and the per-dimension KL of each layer (``[B, D_l]``), which free bits need.
     """
     distortion = -output.likelihood.log_prob(x)  # [B]
-    kls = [kl_per_dim(layer.posterior, layer.prior, layer.z) for layer in output.latents]  # [B, D_l]
+    kls = [layer.kl_per_dim() for layer in output.latents]  # [B, D_l]
     terms: Terms = {"distortion": distortion}
     rate = torch.zeros_like(distortion)
     for i, kl in enumerate(kls, start=1):

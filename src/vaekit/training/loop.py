@@ -119,6 +119,7 @@ class TrainResult:
     seconds: float
     epochs: int
     skipped_steps: int
+    is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
 
 def prepare(cfg: RunConfig) -> tuple[ImageData, LatentVariableModel]:
@@ -179,4 +180,5 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
             "skipped_steps": int(system.skipped_steps), "ema": cfg.train.optim.ema,
         })
-    return TrainResult(run_dir, final, data, seconds, trainer.current_epoch, int(system.skipped_steps))
+    return TrainResult(run_dir, final, data, seconds, trainer.current_epoch, int(system.skipped_steps),
+                       trainer.is_global_zero)

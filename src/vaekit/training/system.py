@@ -80,9 +80,10 @@ class VAESystem(L.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
         model = self.eval_model
-        terms, _ = elbo_terms(model(batch), batch["x"])  # the true ELBO, whatever is trained
-        objective_terms = self.objective(model, batch, self.global_step)
-        terms.update({k: v for k, v in objective_terms.items() if k not in terms})
+        terms = self.objective(model, batch, self.global_step)
+        if "rate" not in terms:  # e.g. IWAE: add the true single-sample ELBO and its parts
+            elbo, _ = elbo_terms(model(batch), batch["x"])
+            terms = {**elbo, **{k: v for k, v in terms.items() if k != "elbo"}, "elbo_k": terms["elbo"]}
         self._log_terms(stage, terms, batch["x"].shape[0], ("elbo",))
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
