@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.vaekit-installed
 SHARED ?= $(abspath ../shared/data)
 export VAEKIT_DATA ?= $(SHARED)
 
-.PHONY: setup test demo fashion-mnist clean
+.PHONY: setup test demo bench bench-paper fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,14 @@ test: setup
 # figures; prints the numbers and the figures' paths. About 10 minutes on 2 CPU cores.
 demo: setup
 	$(VENV)/bin/vaekit train configs/fashion_conv_vae.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# Side-by-side benchmarks (vaekit vs pythae 0.1.2 in its own venv, and the machine's matmul roofline);
+# results in benchmarks/results/. The IWAE paper table is a separate, longer target.
+bench: setup
+	$(VENV)/bin/vaekit bench
+
+bench-paper: setup
+	$(VENV)/bin/vaekit bench iwae_table1
 
 clean:
 	rm -rf $(VENV) runs demo_run

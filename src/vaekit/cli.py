@@ -325,6 +325,24 @@ def data_cmd(
                   "Point --data PATH or VAEKIT_DATA at your files.")
 
 
+@app.command()
+def bench(
+    names: Optional[list[str]] = typer.Argument(None, help="benchmarks to run (file names in benchmarks/ without "
+                                                "bench_ and .py); default: all but the paper tables"),
+    directory: Path = typer.Option(Path("benchmarks"), "--dir", help="where the benchmark files are"),
+    repeats: int = typer.Option(3, "--repeats", help="side-by-side repeats per measurement (median and spread)"),
+    quick: bool = typer.Option(False, "--quick", help="tiny sizes: checks that each benchmark runs"),
+) -> None:
+    """Run benchmarks side by side and write JSON + Markdown results to benchmarks/results/."""
+    from vaekit.bench import run_benchmarks
+
+    def run() -> None:
+        for path in run_benchmarks(names or None, directory=directory, repeats=repeats, quick=quick):
+            console.print(f"results: {path}")
+
+    _guard(run)
+
+
 def main() -> None:
     app()
 
