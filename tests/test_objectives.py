@@ -143,6 +143,19 @@ def test_stacked_elbo_estimator_is_unbiased():
     assert torch.allclose(elbo, log_w, atol=0.5), (elbo, log_w)
 
 
+def test_k_sample_elbo_is_the_mean_log_weight_and_below_iwae():
+    from vaekit.objectives import MultiSampleELBO
+
+    model = build_model("vae", {"hidden": [16], "latent_dim": 3})
+    x = torch.bernoulli(torch.rand(4, 1, 28, 28))
+    torch.manual_seed(5)
+    e = MultiSampleELBO(k=7)(model, {"x": x}, 0)
+    torch.manual_seed(5)
+    i = IWAE(k=7)(model, {"x": x}, 0)
+    assert torch.allclose(e["elbo"], i["elbo"])  # same samples
+    assert (i["iwae"] >= e["elbo"] - 1e-5).all()  # Jensen: log mean exp >= mean log
+
+
 def test_iwae_bound_is_logmeanexp():
     log_w = torch.tensor([[0.0, 1.0], [math.log(3.0), -1.0]])
     expected = torch.tensor([math.log(2.0), math.log((math.e + math.exp(-1)) / 2)])

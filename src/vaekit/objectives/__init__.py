@@ -6,7 +6,7 @@ from typing import Any
 
 from vaekit.config import Choice, from_dict
 from vaekit.objectives.elbo import ELBO, BetaVAE, CapacityVAE, Terms, elbo_terms, linear_warmup
-from vaekit.objectives.iwae import IWAE, iwae_bound
+from vaekit.objectives.iwae import IWAE, MultiSampleELBO, iwae_bound
 from vaekit.registry import OBJECTIVES
 
 
@@ -23,5 +23,5 @@ def build_objective(choice: Choice | str | dict[str, Any]) -> Any:
     return from_dict(entry.config_cls, choice, where="objective")
 
 
-__all__ = ["ELBO", "BetaVAE", "CapacityVAE", "IWAE", "Terms", "elbo_terms", "iwae_bound",
+__all__ = ["ELBO", "BetaVAE", "CapacityVAE", "IWAE", "MultiSampleELBO", "Terms", "elbo_terms", "iwae_bound",
            "linear_warmup", "build_objective"]

@@ -44,3 +44,25 @@ class IWAE:
 
 
 OBJECTIVES.register("iwae", config=IWAE, description="importance-weighted bound with k samples (Burda et al. 2015)")(IWAE)
+
+
+@dataclass
+class MultiSampleELBO:
+    """The k-sample ELBO estimate ``(1/k) sum_i log w_i`` (the "VAE" rows of Burda et al. 2015, Table 1):
+    the same k samples as IWAE, averaged outside the log instead of inside. ``k = 1`` is the
+    single-sample Monte Carlo ELBO."""
+
+    k: int = 5
+
+    def validate(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"objective.k (samples) must be >= 1, got {self.k}")
+
+    def __call__(self, model: LatentVariableModel, batch: dict[str, Tensor], step: int) -> Terms:
+        log_w = model.log_importance_weights(batch, self.k)  # [k, B]
+        elbo = log_w.mean(0)
+        return {"loss": -elbo, "elbo": elbo}
+
+
+OBJECTIVES.register("elbo_k", config=MultiSampleELBO,
+                    description="k-sample Monte Carlo ELBO, the VAE column of the IWAE paper")(MultiSampleELBO)
