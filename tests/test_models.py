@@ -28,6 +28,11 @@ CASES: dict[str, list[dict]] = {
         {"latent_dims": [5, 4, 2], "hidden": [[16], [8], [8]], "data_shape": [1, 8, 8], "levels": 17,
          "activation": "relu", "likelihood": {"name": "dlogistic", "num_mixtures": 1}},
     ],
+    "ladder_vae": [
+        {"latent_dims": [6, 4, 2], "hidden": [[16], [8], [8]], "data_shape": [1, 12, 12], "levels": 2},
+        {"latent_dims": [5, 3], "hidden": [[16], [8, 8]], "data_shape": [1, 16, 16], "levels": 256, "arch": "conv",
+         "channels": [8, 16], "batch_norm": False, "likelihood": {"name": "dlogistic", "num_mixtures": 1}},
+    ],
     "cvae": [
         {"hidden": [32], "latent_dim": 4, "data_shape": [1, 12, 12], "levels": 2, "num_classes": 3},
         {"arch": "conv", "channels": [8, 16], "latent_dim": 3, "data_shape": [1, 16, 16], "levels": 256,

@@ -6,6 +6,7 @@ from typing import Any
 
 from vaekit.config import from_dict, to_dict
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.ladder import LadderVAE, LadderVAEConfig
 from vaekit.models.stacked import StackedVAE, StackedVAEConfig
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
 from vaekit.registry import MODELS
@@ -25,5 +26,5 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 
 __all__ = [
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
-    "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "num_parameters", "build_model", "model_spec",
+    "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "num_parameters", "build_model", "model_spec",
 ]

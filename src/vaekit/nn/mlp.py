@@ -22,14 +22,30 @@ def activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
 
 
-def mlp(sizes: list[int], act: str, final_activation: bool = False) -> nn.Sequential:
-    """``Linear(sizes[0], sizes[1]) -> act -> ... -> Linear(.., sizes[-1])`` (+ act if asked)."""
+def mlp(sizes: list[int], act: str, final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:
+    """``Linear(sizes[0], sizes[1]) -> [BN] -> act -> ... -> Linear(.., sizes[-1])`` (+ act if asked)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2 or final_activation:
+        hidden = i < len(sizes) - 2 or final_activation
+        layers.append(nn.Linear(a, b, bias=not (hidden and batch_norm)))
+        if hidden:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(b))
             layers.append(activation(act))
     return nn.Sequential(*layers)
+
+
+class FlatMLP(nn.Module):
+    """An :func:`mlp` applied over the last dimension of ``[*lead, d]`` inputs (batch norm included)."""
+
+    def __init__(self, sizes: list[int], act: str, final_activation: bool = False, batch_norm: bool = False):
+        super().__init__()
+        self.net = mlp(sizes, act, final_activation, batch_norm)
+        self.out_features = sizes[-1]
+
+    def forward(self, h: Tensor) -> Tensor:
+        lead = h.shape[:-1]
+        return self.net(h.reshape(-1, h.shape[-1])).view(*lead, self.out_features)
 
 
 class MLPEncoder(nn.Module):
