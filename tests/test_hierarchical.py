@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from vaekit.models import build_model
@@ -59,3 +60,27 @@ def test_warmup_matters_only_through_the_objective():
     torch.manual_seed(0)
     t = ELBO(warmup_steps=10)(model, {"x": x}, 5)
     assert torch.allclose(t["loss"], t["distortion"] + 0.5 * t["rate"])
+
+
+def test_provlae_progressive_schedule_and_fade_in():
+    model = build_model("provlae", {"latent_dims": [2, 2, 2], "hidden": 16, "arch": "mlp", "mlp_hidden": [32],
+                                    "steps_per_stage": 100, "fade_in_steps": 50, "pre_kl_weight": 0.5})
+    expected = {0: [0.0, 0.0, 1.0], 99: [0.0, 0.0, 1.0], 125: [0.0, 0.5, 1.0], 150: [0.0, 1.0, 1.0],
+                210: [0.2, 1.0, 1.0], 1000: [1.0, 1.0, 1.0]}
+    for step, alphas in expected.items():
+        model.set_step(step)
+        assert model.alphas() == pytest.approx(alphas), step
+    model.set_step(0)
+    x = torch.bernoulli(torch.rand(3, 1, 28, 28))
+    out = model({"x": x})
+    assert [layer.kl_weight for layer in out.latents] == [0.5, 0.5, 1.0]  # pre-KL on unused levels
+    t = ELBO()(model, {"x": x}, 0)
+    assert torch.allclose(t["loss"], t["distortion"] + t["kl/layer_3"] + 0.5 * (t["kl/layer_1"] + t["kl/layer_2"]))
+    assert torch.allclose(t["elbo"], -(t["distortion"] + t["rate"]))  # the true ELBO counts every KL
+    # unused levels do not reach the generator
+    z = [torch.randn(4, 2) for _ in range(3)]
+    z_other = [torch.randn(4, 2), torch.randn(4, 2), z[2]]
+    model.eval()
+    assert torch.equal(model.generate(z).mean, model.generate(z_other).mean)
+    model.set_step(1000)
+    assert not torch.equal(model.generate(z).mean, model.generate(z_other).mean)

@@ -33,6 +33,12 @@ CASES: dict[str, list[dict]] = {
         {"latent_dims": [5, 3], "hidden": [[16], [8, 8]], "data_shape": [1, 16, 16], "levels": 256, "arch": "conv",
          "channels": [8, 16], "batch_norm": False, "likelihood": {"name": "dlogistic", "num_mixtures": 1}},
     ],
+    "provlae": [
+        {"latent_dims": [2, 2, 2], "hidden": 16, "arch": "mlp", "mlp_hidden": [32], "data_shape": [1, 12, 12],
+         "levels": 2, "steps_per_stage": 0},
+        {"latent_dims": [3, 2], "hidden": 16, "channels": [8, 16], "data_shape": [1, 16, 16], "levels": 2,
+         "steps_per_stage": 0, "batch_norm": True},
+    ],
     "cvae": [
         {"hidden": [32], "latent_dim": 4, "data_shape": [1, 12, 12], "levels": 2, "num_classes": 3},
         {"arch": "conv", "channels": [8, 16], "latent_dim": 3, "data_shape": [1, 16, 16], "levels": 256,

@@ -7,6 +7,7 @@ from typing import Any
 from vaekit.config import from_dict, to_dict
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.models.ladder import LadderVAE, LadderVAEConfig
+from vaekit.models.provlae import ProVLAE, ProVLAEConfig
 from vaekit.models.stacked import StackedVAE, StackedVAEConfig
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
 from vaekit.registry import MODELS
@@ -26,5 +27,5 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 
 __all__ = [
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
-    "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "num_parameters", "build_model", "model_spec",
+    "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
 ]

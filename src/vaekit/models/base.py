@@ -33,6 +33,7 @@ class LatentLayer:
     z: Tensor
     name: str = "z"
     analytic_kl: bool = True
+    kl_weight: float = 1.0  # weight of this layer's KL in a training loss (e.g. pro-VLAE's pre-KL); the ELBO uses 1
 
     def kl_per_dim(self) -> Tensor:
         """``[B, D]`` KL per latent dimension in nats (closed form or single-sample Monte Carlo)."""
@@ -87,6 +88,10 @@ class LatentVariableModel(nn.Module):
 
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def set_step(self, step: int) -> None:
+        """Called by the trainer before every training step; models whose architecture follows a
+        schedule (pro-VLAE's progressive growth) override it. Most models ignore it."""
 
     # -- shared helpers -------------------------------------------------------------------------
     @property

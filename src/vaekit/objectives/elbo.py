@@ -27,6 +27,13 @@ def linear_warmup(step: int, warmup_steps: int) -> float:
     return min(1.0, step / warmup_steps)
 
 
+def weighted_rate(output: ModelOutput, terms: Terms) -> Tensor:
+    """``sum_l w_l KL_l``: the rate as a training loss sees it (layer weights, e.g. pro-VLAE's pre-KL)."""
+    if all(layer.kl_weight == 1.0 for layer in output.latents):
+        return terms["rate"]
+    return sum(layer.kl_weight * terms[f"kl/layer_{i}"] for i, layer in enumerate(output.latents, start=1))
+
+
 def elbo_terms(output: ModelOutput, x: Tensor) -> tuple[Terms, list[Tensor]]:
     """The ELBO's parts per example (Kingma & Welling 2014, eq. 7):
     ``elbo = log p(x|z) - sum_l KL(q(z_l|.) || p(z_l|.))``, with one reparameterised ``z``.
@@ -71,9 +78,10 @@ class ELBO:
     def __call__(self, model: LatentVariableModel, batch: dict[str, Tensor], step: int) -> Terms:
         output = model(batch)
         terms, kls = elbo_terms(output, batch["x"])
-        penalised = terms["rate"]
+        penalised = weighted_rate(output, terms)
         if self.free_bits > 0:
-            penalised = sum(_free_bits(kl.flatten(1), self.free_bits) for kl in kls)
+            penalised = sum(layer.kl_weight * _free_bits(kl.flatten(1), self.free_bits)
+                            for layer, kl in zip(output.latents, kls))
         terms["loss"] = terms["distortion"] + self.kl_weight(step) * penalised
         return terms
 
@@ -116,8 +124,9 @@ class CapacityVAE:
         return self.capacity * linear_warmup(step, self.anneal_steps)
 
     def __call__(self, model: LatentVariableModel, batch: dict[str, Tensor], step: int) -> Terms:
-        terms, _ = elbo_terms(model(batch), batch["x"])
-        terms["loss"] = terms["distortion"] + self.gamma * (terms["rate"] - self.target(step)).abs()
+        output = model(batch)
+        terms, _ = elbo_terms(output, batch["x"])
+        terms["loss"] = terms["distortion"] + self.gamma * (weighted_rate(output, terms) - self.target(step)).abs()
         return terms
 
 

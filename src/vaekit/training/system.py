@@ -55,6 +55,7 @@ class VAESystem(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt = self.optimizers()
         sched = self.lr_schedulers()
+        self.model.set_step(self.global_step)
         terms = self.objective(self.model, batch, self.global_step)
         loss = terms["loss"].mean()
         skip = not torch.isfinite(loss).item()
@@ -80,6 +81,7 @@ class VAESystem(L.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
         model = self.eval_model
+        model.set_step(self.global_step)
         terms = self.objective(model, batch, self.global_step)
         if "rate" not in terms:  # e.g. IWAE: add the true single-sample ELBO and its parts
             elbo, _ = elbo_terms(model(batch), batch["x"])
@@ -111,4 +113,6 @@ class VAESystem(L.LightningModule):
 
     def exported_model(self) -> LatentVariableModel:
         """A detached copy of the evaluation weights for export."""
-        return copy.deepcopy(self.eval_model).cpu().eval()
+        model = copy.deepcopy(self.eval_model).cpu().eval()
+        model.set_step(self.global_step)
+        return model
