@@ -141,6 +141,57 @@ def _print_eval(res: dict) -> None:
 
 
 @app.command()
+def sweep(
+    model_or_config: str = typer.Argument(..., help="a registered model or a YAML config"),
+    param: str = typer.Option("objective.beta", "--param", help="the config key to sweep"),
+    values: str = typer.Option("0.25,1,4,16", "--values", help="comma-separated values"),
+    data: Optional[str] = typer.Option(None, "--data", help="data set name or path"),
+    set_: list[str] = typer.Option([], "--set", help="other overrides, key=value"),
+    out: Optional[Path] = typer.Option(None, "--out", help="sweep directory (one run per value inside)"),
+    samples: int = typer.Option(100, "-k", "--samples", help="importance samples for each run's evaluation"),
+) -> None:
+    """Train one run per value of a config key (e.g. beta) and plot the rate-distortion curve (seed 004)."""
+    import yaml
+
+    from vaekit import plots
+    from vaekit.api import evaluate_run
+    from vaekit.config import deep_merge, parse_overrides
+    from vaekit.run import atomic_write_text, resolve_config
+    from vaekit.training import train as train_run
+
+    def run() -> None:
+        root = out or _default_out(f"sweep-{param.split('.')[-1]}")
+        points = []
+        for raw in values.split(","):
+            overrides = deep_merge(parse_overrides(set_), parse_overrides([f"{param}={raw.strip()}"]))
+            if data:
+                overrides = deep_merge(overrides, {"data": {"name": data}})
+            cfg = resolve_config(model_or_config, overrides)
+            run_dir = root / f"{param.split('.')[-1]}={raw.strip()}"
+            console.print(f"[bold]{param}={raw.strip()}[/] -> {run_dir}")
+            result = train_run(cfg, run_dir)
+            if not result.is_global_zero:
+                return
+            res = evaluate_run(run_dir, num_samples=samples, data=result.data)
+            points.append({param.split(".")[-1]: yaml.safe_load(raw), "run": str(run_dir),
+                           **{k: res[k] for k in ("rate_nats", "distortion_nats", "neg_elbo_nats", "nll_nats",
+                                                  "active_units") if k in res}})
+        atomic_write_text(root / "sweep.json", json.dumps({"param": param, "points": points}, indent=2))
+        fig = plots.rate_distortion(points, label_key=param.split(".")[-1])
+        console.print(f"figure: {plots.save_figure(fig, root / 'rate_distortion.png')}")
+        table = Table(title=f"sweep over {param}")
+        for col in (param.split(".")[-1], "rate_nats", "distortion_nats", "neg_elbo_nats", "active_units"):
+            table.add_column(col)
+        for p in points:
+            table.add_row(*(f"{p[c]:.2f}" if isinstance(p.get(c), float) else str(p.get(c))
+                            for c in (param.split(".")[-1], "rate_nats", "distortion_nats", "neg_elbo_nats",
+                                      "active_units")))
+        console.print(table)
+
+    _guard(run)
+
+
+@app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory written by `vaekit train`"),
     samples: Optional[int] = typer.Option(None, "-k", "--samples", help="importance samples (default: the run's eval.num_samples, 1000)"),
@@ -150,14 +201,34 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="data points per batch"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    metrics: str = typer.Option("likelihood", "--metrics",
+                                help="likelihood (ELBO, IS-NLL, bits/dim, active units) or disentanglement "
+                                     "(beta-VAE, FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites)"),
+    num_train: int = typer.Option(10000, "--num-train", help="disentanglement: training points per metric"),
+    num_test: int = typer.Option(5000, "--num-test", help="disentanglement: evaluation points per metric"),
+    fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
 ) -> None:
-    """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units; saved as JSON."""
-    from vaekit.api import evaluate_run
+    """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units (or, with
+    --metrics disentanglement, the dSprites disentanglement scores); saved as JSON in RUN/eval/."""
+    from vaekit.api import evaluate_disentanglement_run, evaluate_run
 
     if split not in ("test", "val", "train"):
         _fail(f"--split must be test, val or train, got {split!r}")
+    if metrics not in ("likelihood", "disentanglement"):
+        _fail(f"--metrics must be likelihood or disentanglement, got {metrics!r}")
 
     def run() -> None:
+        if metrics == "disentanglement":
+            res = evaluate_disentanglement_run(run_dir, num_train=num_train, num_test=num_test,
+                                               seed=seed or 0, device=device, fast_dci=fast_dci)
+            scores = {k: v for k, v in res.items() if isinstance(v, float) and not k.endswith("seconds")}
+            if as_json:
+                print(json.dumps(scores, indent=2))
+            else:
+                for k, v in scores.items():
+                    console.print(f"{k}: {v:.4f}")
+                console.print(f"results: {res['path']}")
+            return
         res = evaluate_run(run_dir, num_samples=samples, subset=subset, split=split, seed=seed,
                            batch_size=batch_size, device=device)
         if as_json:

@@ -49,7 +49,7 @@ def choice_field(registry: str, default: str, doc: str = "") -> Any:
     """A dataclass field holding a :class:`Choice` from ``registry`` (e.g. ``"LIKELIHOODS"``)."""
     return field(
         default_factory=lambda: Choice(default, None),
-        metadata={"registry": registry, "doc": doc},
+        metadata={"registry": registry, "doc": doc, "default": default},
     )
 
 
@@ -114,6 +114,8 @@ def _build_choice(value: Any, meta: dict, where: str) -> Choice:
         value = value.to_dict()
     if isinstance(value, str):
         value = {"name": value}
+    if isinstance(value, dict) and "name" not in value and "default" in meta:
+        value = {"name": meta["default"], **value}  # options of the default choice, e.g. objective.beta=4
     if not isinstance(value, dict) or "name" not in value:
         raise ConfigError(f"{where}: expected a name or a mapping with a 'name' key, got {value!r}")
     reg = _registry_for(meta)

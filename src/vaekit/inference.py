@@ -51,3 +51,19 @@ def traverse(model: LatentVariableModel, x: Tensor, dims: list[int], values: Ten
     flat = z.reshape(-1, z.shape[-1])
     cond = {k: v.expand(flat.shape[0]) for k, v in cond.items()}
     return _mean(model.decode(flat, **cond)).view(len(dims), len(values), *x.shape[1:])
+
+
+@torch.no_grad()
+def traverse_layer(model: LatentVariableModel, x: Tensor, layer: int, dims: list[int], values: Tensor,
+                   **cond: Tensor) -> Tensor:
+    """Per-layer traversal (seed 003's figure): around the codes of one image ``x [1, C, H, W]``, set
+    dimension ``dims[i]`` of latent layer ``layer`` (0 = bottom) to each of ``values``, infer or keep the
+    other layers as the model defines (:meth:`decode_with_layer`), decode. ``[len(dims), S, C, H, W]``."""
+    z0 = model.layer_codes(x, **cond)[layer][0]  # [D_l]
+    values = values.to(z0.device, z0.dtype)
+    z = z0.expand(len(dims), len(values), -1).clone()  # [R, S, D_l]
+    for i, d in enumerate(dims):
+        z[i, :, d] = values
+    flat = z.reshape(-1, z.shape[-1])
+    dist = model.decode_with_layer(x.expand(flat.shape[0], *x.shape[1:]), layer, flat, **cond)
+    return _mean(dist).view(len(dims), len(values), *x.shape[1:])

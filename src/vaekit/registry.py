@@ -58,6 +58,10 @@ class Registry(Generic[T]):
             known = ", ".join(sorted(self._entries)) or "(none)"
             raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}") from None
 
+    def registered(self, name: str) -> bool:
+        """Whether ``name`` is registered now, without importing the built-in modules (for use at import)."""
+        return name in self._entries
+
     def __contains__(self, name: str) -> bool:
         _load_builtins()
         return name in self._entries

@@ -12,7 +12,7 @@ import torch
 
 from vaekit import plots
 from vaekit.data import ImageData
-from vaekit.inference import interpolate, reconstruct, traverse
+from vaekit.inference import interpolate, reconstruct, traverse, traverse_layer
 from vaekit.models.base import LatentVariableModel
 
 
@@ -42,10 +42,11 @@ def make_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pat
     inter = interpolate(model, x[:rows], x[rows:2 * rows], steps=10, **_cond(model, ya))
     paths.append(plots.save_figure(plots.interpolations(inter, title="interpolations between posterior means"),
                                    out / "interpolations.png"))
-    kl = None
-    if usage is not None:
-        kl = usage["layers"][0]["kl_per_dim_nats"]
     latent_dim = model.encode(x[:1], **_cond(model, y[:1] if y is not None else None)).mean.shape[-1]
+    kl = None
+    if usage is not None:  # order the traversal by KL where encode() is the first layer's posterior
+        kl = usage["layers"][0]["kl_per_dim_nats"]
+        kl = kl if len(kl) == latent_dim else None
     dims = sorted(range(latent_dim), key=lambda d: -kl[d])[:10] if kl else list(range(min(10, latent_dim)))
     values = torch.linspace(-3, 3, 11)
     grid = traverse(model, x[:1], dims, values, **_cond(model, y[:1] if y is not None else None))
@@ -65,10 +66,37 @@ def make_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pat
         paths.append(plots.save_figure(plots.kl_per_dim(layer["kl_per_dim_nats"]), out / "kl_per_dim.png"))
         paths.append(plots.save_figure(plots.active_units(layer["posterior_mean_variance"], usage["threshold"]),
                                        out / "active_units.png"))
+    codes = model.layer_codes(x, **_cond(model, y))
+    if len(codes) > 1 or y is not None:
+        big = min(len(data.test), 2000)
+        xb = data.to_float(data.test.x[:big].to(device), data.levels_of(data.test))
+        yb = data.test.y[:big] if data.test.y is not None else None
+        with torch.no_grad():
+            layer_codes = model.layer_codes(xb, **_cond(model, yb.to(device) if yb is not None else None))
+        paths.append(plots.save_figure(
+            plots.latent_pca([c.cpu() for c in layer_codes], yb, title="PCA of posterior means per layer"),
+            out / "latent_pca.png"))
+    if len(codes) > 1:
+        paths.extend(layer_traversals(model, x[:1], out, **_cond(model, y[:1] if y is not None else None)))
     metrics = Path(run_dir) / "metrics.csv"
     if metrics.is_file():
-        try:
-            paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
-        except ValueError:
-            pass  # a run too short to have logged curves
+        paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
+        if len(codes) > 1:
+            paths.append(plots.save_figure(plots.kl_per_layer_curves(metrics), out / "kl_per_layer.png"))
+    return paths
+
+
+def layer_traversals(model: LatentVariableModel, x: torch.Tensor, out: Path, *, max_dims: int = 8,
+                     limit: float = 3.0, steps: int = 9, **cond: torch.Tensor) -> list[Path]:
+    """One traversal figure per latent layer (``traversals_layer{l}.png``): seed 003's picture of what
+    each level of a hierarchy encodes."""
+    paths = []
+    values = torch.linspace(-limit, limit, steps)
+    for layer, code in enumerate(model.layer_codes(x, **cond)):
+        dims = list(range(min(max_dims, code.shape[-1])))
+        grid = traverse_layer(model, x, layer, dims, values, **cond)
+        paths.append(plots.save_figure(
+            plots.traversals(grid, [round(v, 3) for v in values.tolist()], dims,
+                             title=f"layer {layer + 1} traversals (other layers inferred from the image)"),
+            out / f"traversals_layer{layer + 1}.png"))
     return paths

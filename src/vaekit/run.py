@@ -67,6 +67,7 @@ class DataConfig:
 class TrainConfig:
     max_epochs: int = 10
     max_steps: int = -1  # -1: no step limit
+    max_time: float | None = None  # seconds of training after which to stop (at the end of a step)
     seed: int = 0
     optim: OptimConfig = field(default_factory=OptimConfig)
     precision: str = "auto"  # auto: bf16-mixed on GPUs that support it, else 32-true

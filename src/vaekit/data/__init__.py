@@ -4,10 +4,13 @@ Importing this package registers the image data sets in :data:`vaekit.registry.D
 """
 
 from vaekit.data.images import ImageData, ImageSplit, describe_datasets, load_images
+from vaekit.data.dsprites import DSprites, load_dsprites  # registers "dsprites"
 from vaekit.data.module import ImageDataModule, iterate_batches
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
 
 __all__ = [
+    "DSprites",
+    "load_dsprites",
     "DataCorruptError",
     "DataNotFoundError",
     "ImageData",

@@ -89,6 +89,16 @@ class LatentVariableModel(nn.Module):
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def layer_codes(self, x: Tensor, **cond: Tensor) -> list[Tensor]:
+        """Posterior means of every latent layer, bottom first (``[B, D_l]`` each). Hierarchical models
+        override this; a single-layer model has one."""
+        return [self.encode(x, **cond).mean]
+
+    def decode_with_layer(self, x: Tensor, layer: int, z: Tensor, **cond: Tensor) -> Distribution:
+        """``p(x|...)`` with latent layer ``layer`` (0 = bottom) set to ``z`` and the others inferred from
+        ``x``: the basis of per-layer traversals. Single-layer models decode ``z`` directly."""
+        return self.decode(z, **cond)
+
     def set_step(self, step: int) -> None:
         """Called by the trainer before every training step; models whose architecture follows a
         schedule (pro-VLAE's progressive growth) override it. Most models ignore it."""

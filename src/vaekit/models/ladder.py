@@ -143,6 +143,34 @@ class LadderVAE(LatentVariableModel):
             layers.append(LatentLayer(q, p, z, name=f"z_{l + 1}"))
         return layers[::-1]
 
+    def _top_down_means(self, x: Tensor, layer: int | None = None, z_set: Tensor | None = None) -> list[Tensor]:
+        """Posterior means top-down (no sampling); layer ``layer`` (0 = bottom) is forced to ``z_set``
+        and the layers below it combine the new prior with the data (precision weighting)."""
+        ups = self.bottom_up(x)
+        lead = z_set.shape[:-1] if z_set is not None else ups[-1][0].shape[:-1]
+        z = ups[-1][0].expand(*lead, -1)
+        if layer == self.num_layers - 1:
+            z = z_set
+        means = [z]
+        for l in range(self.num_layers - 2, -1, -1):
+            mu_p, var_p = self.prior_given(l, z)
+            z = precision_weighted(ups[l][0].expand_as(mu_p), ups[l][1].expand_as(var_p), mu_p, var_p)[0]
+            if l == layer:
+                z = z_set
+            means.append(z)
+        return means[::-1]
+
+    def layer_codes(self, x: Tensor, **cond: Tensor) -> list[Tensor]:
+        return self._top_down_means(x)
+
+    def decode_with_layer(self, x: Tensor, layer: int, z: Tensor, **cond: Tensor) -> Distribution:
+        """Set ``z_layer`` and generate below it with prior means (``E[z_{l-1}|z_l]``): the layers below
+        are not re-inferred from ``x``, since precision weighting with the data would wash out the
+        change (the data term dominates the lower posteriors)."""
+        for l in range(layer - 1, -1, -1):
+            z = self.prior_given(l, z)[0]
+        return self.decode_bottom(z)
+
     # -- contract -------------------------------------------------------------------------------
     def encode(self, x: Tensor, **cond: Tensor) -> Distribution:
         """The top layer's posterior ``q(z_L|x)``; lower layers depend on a sample of it (use forward)."""

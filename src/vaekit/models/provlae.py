@@ -140,6 +140,14 @@ class ProVLAE(LatentVariableModel):
         """``p(x|z)`` for the concatenated latent ``[*lead, sum(latent_dims)]``."""
         return self.generate(self.split(z))
 
+    def layer_codes(self, x: Tensor, **cond: Tensor) -> list[Tensor]:
+        return [q.mean for q in self.posteriors(x)]
+
+    def decode_with_layer(self, x: Tensor, layer: int, z: Tensor, **cond: Tensor) -> Distribution:
+        codes = [c.expand(*z.shape[:-1], -1) for c in self.layer_codes(x)]
+        codes[layer] = z
+        return self.generate(codes)
+
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         x, _ = self.check_batch(batch)
         qs = self.posteriors(x)

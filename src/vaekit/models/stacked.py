@@ -105,6 +105,19 @@ class StackedVAE(LatentVariableModel):
         """``[p(z_1|z_2), ..., p(z_{L-1}|z_L), p(z_L)]`` at the given samples."""
         return [down(z_above) for down, z_above in zip(self.p_down, zs[1:])] + [self.top_prior(zs[-1].shape[:-1])]
 
+    def layer_codes(self, x: Tensor, **cond: Tensor) -> list[Tensor]:
+        """Bottom-up posterior means: ``E[z_1|x]``, then ``E[z_{l+1}|E[z_l]]``."""
+        codes = [self.encode(x).mean]
+        for up in self.q_up:
+            codes.append(up(codes[-1]).mean)
+        return codes
+
+    def decode_with_layer(self, x: Tensor, layer: int, z: Tensor, **cond: Tensor) -> Distribution:
+        """Set ``z_layer``, then take prior means down to ``z_1`` (x depends on the rest only through z_1)."""
+        for l in range(layer - 1, -1, -1):
+            z = self.p_down[l](z).mean
+        return self.decode(z)
+
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         x, _ = self.check_batch(batch)
         qs, zs = self._infer(x, torch.Size())

@@ -4,7 +4,7 @@ Figures are built without pyplot (no window, no backend change); save them with
 :func:`save_figure`.
 """
 
-from vaekit.plots.curves import active_units, kl_per_dim, training_curves
+from vaekit.plots.curves import active_units, kl_per_dim, kl_per_layer_curves, rate_distortion, training_curves
 from vaekit.plots.images import (
     class_grid,
     image_grid,
@@ -14,6 +14,7 @@ from vaekit.plots.images import (
     traversals,
 )
 from vaekit.plots.io import save_figure
+from vaekit.plots.latents import latent_pca
 
 __all__ = [
     "make_grid",
@@ -25,5 +26,8 @@ __all__ = [
     "training_curves",
     "kl_per_dim",
     "active_units",
+    "kl_per_layer_curves",
+    "rate_distortion",
+    "latent_pca",
     "save_figure",
 ]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from vaekit.plots._utils import as_vector, new_figure
 
-__all__ = ["training_curves", "kl_per_dim", "active_units"]
+__all__ = ["training_curves", "kl_per_dim", "active_units", "kl_per_layer_curves", "rate_distortion"]
 
 # Default terms, in subplot order: the true ELBO first, then the (possibly surrogate) loss.
 _DEFAULT_TERMS = ("elbo", "loss", "rate", "distortion")
@@ -209,3 +209,52 @@ def _dim_ticks(ax: Any, d: int) -> None:
     if d <= 32:
         ax.set_xticks(np.arange(d))
     ax.set_xlim(-0.6, d - 0.4)
+
+
+def kl_per_layer_curves(metrics_csv: str | Path, stage: str = "val") -> Figure:
+    """KL of each latent layer (``{stage}/kl/layer_i`` columns) against the training step, one line per
+    layer on one axis: how a hierarchy's layers take up information during training (warm-up, fade-in)."""
+    path = Path(metrics_csv)
+    header, cols = _read_metrics(path)
+    keys = sorted((h for h in header if h.startswith(f"{stage}/kl/layer_")), key=lambda h: int(h.rsplit("_", 1)[1]))
+    if not keys:
+        raise ValueError(f"{path} has no {stage}/kl/layer_i columns")
+    if "step" not in cols:
+        raise ValueError(f"{path} has no 'step' column")
+    fig = new_figure(6.0, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for key in keys:
+        ok = np.isfinite(cols[key]) & np.isfinite(cols["step"])
+        order = np.argsort(cols["step"][ok])
+        ax.plot(cols["step"][ok][order], cols[key][ok][order], marker=".", label=key.split("/")[-1])
+    ax.set_xlabel("step")
+    ax.set_ylabel("KL (nats)")
+    ax.set_title(f"KL per latent layer ({stage})")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def rate_distortion(points: Sequence[dict[str, float]], *, label_key: str = "beta") -> Figure:
+    """Rate-distortion plane (seed 004; Alemi et al. 2018): one point per run, ``rate_nats`` on x,
+    ``distortion_nats`` on y, annotated with ``label_key``; the diagonal lines are constant -ELBO."""
+    if not points:
+        raise ValueError("rate_distortion needs at least one point")
+    r = np.array([p["rate_nats"] for p in points], dtype=float)
+    d = np.array([p["distortion_nats"] for p in points], dtype=float)
+    fig = new_figure(5.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    order = np.argsort(r)
+    ax.plot(r[order], d[order], "-o")
+    for p, ri, di in zip(points, r, d):
+        ax.annotate(f"{label_key}={p.get(label_key)}", (ri, di), textcoords="offset points", xytext=(4, 4),
+                    fontsize="small")
+    lo, hi = ax.get_xlim()
+    for total in np.linspace((r + d).min(), (r + d).max(), 4):
+        ax.plot([lo, hi], [total - lo, total - hi], color="0.85", lw=0.8, zorder=0)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("rate: KL(q(z|x) || p(z)) (nats)")
+    ax.set_ylabel("distortion: -log p(x|z) (nats)")
+    ax.set_title("rate-distortion (grey: constant -ELBO)")
+    ax.grid(alpha=0.3)
+    return fig

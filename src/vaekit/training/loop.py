@@ -158,7 +158,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     if t.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
     trainer = L.Trainer(
-        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        max_epochs=t.max_epochs, max_steps=t.max_steps,
+        max_time={"seconds": t.max_time} if t.max_time else None, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, num_nodes=t.num_nodes, precision=_precision(t.precision),
         logger=_logger(cfg, run_dir), callbacks=callbacks, enable_checkpointing=False,
         enable_progress_bar=t.progress, enable_model_summary=False, check_val_every_n_epoch=t.val_every,

@@ -1,0 +1,161 @@
+"""Disentanglement metrics: known answers on small synthetic factor grids, and the model wrapper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.ensemble import RandomForestClassifier
+from torch.distributions import Independent, Normal
+
+from vaekit.evaluation import disentanglement as dm
+
+SIZES = (4, 5, 6)
+N = 1500
+SMALL = {"num_train": 300, "num_eval": 200, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def factors() -> np.ndarray:
+    return dm.sample_factors(SIZES, N, np.random.default_rng(0))
+
+
+def identity(f: np.ndarray) -> np.ndarray:
+    return f + 0.01 * np.random.default_rng(len(f)).standard_normal(f.shape)
+
+
+def permuted_scaled(f: np.ndarray) -> np.ndarray:
+    return f[:, [2, 0, 1]] * np.array([3.0, -0.5, 10.0]) + np.array([1.0, 2.0, 3.0])
+
+
+def noise(f: np.ndarray) -> np.ndarray:
+    return np.random.default_rng(len(f) + int(f.sum())).standard_normal((len(f), 3))
+
+
+def constant(f: np.ndarray) -> np.ndarray:
+    return np.zeros((len(f), 3))
+
+
+def rotated(f: np.ndarray) -> np.ndarray:
+    """Factors 0 and 1 each spread over two codes (a 45 degree rotation)."""
+    return np.stack([f[:, 0] + f[:, 1], f[:, 0] - f[:, 1], f[:, 2]], axis=1).astype(float)
+
+
+def packed(f: np.ndarray) -> np.ndarray:
+    """Factors 0 and 1 packed into one code (invertibly), factor 2 alone, one unused code."""
+    return np.stack([5.0 * f[:, 0] + f[:, 1], f[:, 2], np.zeros(len(f))], axis=1)
+
+
+@pytest.mark.parametrize("represent", [identity, permuted_scaled], ids=["identity", "permuted_scaled"])
+def test_factor_aligned_codes_score_near_the_maximum(factors, represent):
+    codes = represent(factors)
+    assert dm.mig(codes, factors)["mig"] > 0.95
+    assert dm.mig_sup(codes, factors)["mig_sup"] > 0.95
+    d = dm.dci(codes, factors)
+    assert d["disentanglement"] > 0.95 and d["completeness"] > 0.95
+    assert d["informativeness_test_accuracy"] > 0.99
+    assert dm.sap(codes, factors)["sap"] > 0.9
+    assert dm.beta_vae_score(represent, SIZES, **SMALL)["eval_accuracy"] > 0.98
+    fv = dm.factor_vae_score(represent, SIZES, num_variance_estimate=1000, **SMALL)
+    assert fv["eval_accuracy"] > 0.98 and fv["num_active_dims"] == 3
+
+
+def test_noise_scores_near_zero_and_chance(factors):
+    codes = noise(factors)
+    assert dm.mig(codes, factors)["mig"] < 0.05
+    assert dm.mig_sup(codes, factors)["mig_sup"] < 0.05
+    d = dm.dci(codes, factors)
+    assert d["disentanglement"] < 0.2 and d["completeness"] < 0.2
+    assert dm.sap(codes, factors)["sap"] < 0.1
+    chance = 1 / len(SIZES)
+    assert dm.beta_vae_score(noise, SIZES, **SMALL)["eval_accuracy"] < chance + 0.15
+    fv = dm.factor_vae_score(noise, SIZES, num_variance_estimate=1000, **SMALL)
+    assert fv["eval_accuracy"] < chance + 0.15
+
+
+def test_constant_codes_score_zero_and_chance(factors):
+    codes = constant(factors)
+    assert dm.mig(codes, factors)["mig"] == 0.0
+    assert dm.beta_vae_score(constant, SIZES, **SMALL)["eval_accuracy"] < 1 / len(SIZES) + 0.15
+    fv = dm.factor_vae_score(constant, SIZES, num_variance_estimate=1000, **SMALL)
+    assert fv == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0}
+
+
+def test_factors_spread_over_two_codes_lower_mig(factors):
+    aligned, spread = dm.mig(identity(factors), factors), dm.mig(rotated(factors), factors)
+    assert spread["mig"] < aligned["mig"] - 0.3
+    assert spread["mig_per_factor"][2] > 0.95  # the untouched factor keeps its gap
+    assert dm.dci(rotated(factors), factors)["completeness"] < 0.9
+
+
+def test_two_factors_in_one_code_lower_mig_sup_but_not_mig(factors):
+    codes = packed(factors)
+    assert dm.mig(codes, factors)["mig"] > 0.9  # each factor still lives in one code
+    sup = dm.mig_sup(codes, factors)
+    assert sup["mig_sup"] < 0.5
+    assert sup["mig_sup_per_code"][1] > 0.95 and sup["mig_sup_per_code"][2] == 0.0
+    assert dm.dci(codes, factors)["disentanglement"] < 0.8
+
+
+def test_dci_from_known_importance_matrices():
+    assert dm.dci_from_importance(np.eye(3)) == {"disentanglement": 1.0, "completeness": 1.0}
+    uniform = dm.dci_from_importance(np.ones((3, 3)))
+    assert uniform["disentanglement"] == pytest.approx(0.0) and uniform["completeness"] == pytest.approx(0.0)
+    one_code = dm.dci_from_importance(np.array([[1.0, 1.0], [0.0, 0.0]]))
+    assert one_code["disentanglement"] == pytest.approx(0.0)
+    assert one_code["completeness"] == pytest.approx(1.0)
+
+
+def test_mutual_information_and_entropy_in_nats():
+    f = np.repeat(np.arange(4), 50)[:, None]
+    assert dm.factor_entropy(f)[0] == pytest.approx(np.log(4))
+    assert dm.mutual_information(f.astype(float) * 2.5, f)[0, 0] == pytest.approx(np.log(4))
+    binned = dm.discretize(np.linspace(0, 1, 200)[:, None])
+    assert binned.min() == 0 and binned.max() == dm.NUM_BINS - 1
+
+
+def test_bad_shapes_are_refused(factors):
+    with pytest.raises(ValueError):
+        dm.mig(identity(factors)[:, :1], factors)  # MIG needs two codes
+    with pytest.raises(ValueError):
+        dm.mig(identity(factors)[:10], factors)
+
+
+class CentroidEncoder(torch.nn.Module):
+    """A stand-in model: posterior mean = (centroid column, centroid row, area, 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def encode(self, x: torch.Tensor) -> Independent:
+        grid = torch.arange(x.shape[-1], dtype=x.dtype) / x.shape[-1]
+        area = x.sum(dim=(1, 2, 3)).clamp_min(1.0)  # [B]
+        cols = (x.sum(dim=(1, 2)) @ grid) / area
+        rows = (x.sum(dim=(1, 3)) @ grid) / area
+        mean = torch.stack([cols, rows, area / 400.0, torch.zeros_like(area)], dim=1)  # [B, 4]
+        return Independent(Normal(mean, torch.ones_like(mean)), 1)
+
+
+def test_disentanglement_metrics_on_dsprites_with_a_stand_in_encoder():
+    from vaekit.data.dsprites import load_dsprites
+
+    data = load_dsprites(subset=8)  # images rendered on demand; factors sampled from the whole grid
+    model = CentroidEncoder().train()
+
+    def small_forest(seed: int) -> RandomForestClassifier:
+        return RandomForestClassifier(n_estimators=10, max_depth=6, random_state=seed)
+
+    out = dm.disentanglement_metrics(
+        model, data, num_train=240, num_test=120, seed=0, batch_size=16, dci_classifier=small_forest
+    )
+    assert model.training  # restored
+    for key in ("mig", "mig_sup", "dci/disentanglement", "dci/completeness", "sap",
+                "beta_vae/eval_accuracy", "factor_vae/eval_accuracy"):
+        assert 0.0 <= out[key] <= 1.0, key
+        assert out[f"{key.split('/')[0]}/seconds"] >= 0.0
+    assert out["config"]["num_train"] == 240 and out["elapsed_s"] > 0
+    # posX and posY each live in their own code: their MIG gaps are large
+    per_factor = out["mig/mig_per_factor"]
+    assert min(per_factor[3], per_factor[4]) > 0.3 and per_factor[2] < 0.1  # orientation: in no code
+    assert out["factor_vae/num_active_dims"] == 3  # the constant fourth code is pruned
