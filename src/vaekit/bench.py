@@ -1,10 +1,506 @@
-"""Benchmark runner: discovers ``benchmarks/bench_*.py`` and writes results (owned by the benchmarks work)."""
+"""Benchmark harness: runs ``benchmarks/bench_<name>.py`` files and writes their results.
+
+A benchmark file defines ``run(ctx: Context) -> None`` (and optionally ``DEFAULT = False`` to be run only
+when named, as the paper tables are). Inside, it measures things side by side through worker scripts,
+each run by the interpreter of one *side* (``"vaekit"``: this Python; ``"pythae"``: the peer's own
+virtual environment ``benchmarks/.venv-pythae``), and records tables. The harness then writes
+
+- ``<results>/<name>.json``: every raw repeat, medians, spreads and the machine's metadata;
+- ``<results>/<name>.md``: the Markdown tables with the same metadata;
+- ``<results>/README.md``: an index of every result file present.
+
+all atomically. ``<results>`` is ``benchmarks/results`` (``benchmarks/results/quick`` with ``quick``).
+The public API is documented in ``benchmarks/README.md``: :class:`Context` (``worker``,
+``side_by_side``, ``record``, ``table``, ``note``, ``peer_available``, ``data_npz``, ``cache``),
+:func:`stats`, :func:`ratio_stats`, :func:`fmt_stat`, :func:`gemm_shapes`, :func:`gemm_flops` and
+:func:`matmul_gflops`.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+RESULT_PREFIX = "BENCH_RESULT "  # a worker's one result line on stdout starts with this
+PEER = "pythae"
+PEER_VERSION = "0.1.2"
+PEER_TORCH = "2.13.0"
+THREADS = 2  # torch threads in every worker and in the matmul roofline (the machine has 2 cores)
+# OpenMP threads that sleep instead of spinning while they wait: on a machine shared with other jobs a
+# spinning thread whose partner was descheduled burns its core, and 2-thread training ran 2-5x slower
+# (and up to 30x on a busy machine) with the default policy than with PASSIVE; every worker gets it.
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+DATA_SEED = 0  # the fixed numpy seed of the one-off binarisation of Fashion-MNIST
+
+
+class BenchError(RuntimeError):
+    """A benchmark or one of its workers failed; the message says which and shows its output."""
+
+
+# -- statistics ------------------------------------------------------------------------------------
+def stats(values: Sequence[float]) -> dict[str, Any]:
+    """Median and spread of repeated measurements.
+
+    Returns:
+        ``{"median", "min", "max", "spread", "n", "values"}`` where ``spread = (max - min) / median``
+        (the relative range; 0 for one value).
+    """
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("stats() of no values")
+    med = statistics.median(vals)
+    spread = (max(vals) - min(vals)) / abs(med) if med else float("nan")
+    return {"median": med, "min": min(vals), "max": max(vals), "spread": spread, "n": len(vals), "values": vals}
+
+
+def ratio_stats(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, Any]:
+    """Per-repeat ratios ``numerator[i] / denominator[i]`` (pairs measured side by side) and their stats."""
+    if len(numerator) != len(denominator):
+        raise ValueError(f"ratio of {len(numerator)} values over {len(denominator)}")
+    return stats([a / b for a, b in zip(numerator, denominator)])
+
+
+def fmt_stat(s: dict[str, Any], digits: int = 3) -> str:
+    """``median [min, max]`` for a Markdown cell."""
+    return f"{s['median']:.{digits}g} [{s['min']:.{digits}g}, {s['max']:.{digits}g}]"
+
+
+# -- the machine's limit ------------------------------------------------------------------------
+def gemm_shapes(layers: Iterable[tuple[int, int, int]], backward: bool = True) -> list[tuple[int, int, int]]:
+    """The ``(m, k, n)`` GEMMs ([m, k] x [k, n]) of dense layers, in forward and (with ``backward``)
+    backward order.
+
+    Args:
+        layers: ``(rows, fan_in, fan_out)`` of each dense layer, e.g. ``(128, 784, 512)`` for a batch of
+            128 through ``Linear(784, 512)``; the first layer is the one that reads the data.
+        backward: Add the weight gradient ``[in, rows] x [rows, out]`` of every layer and the input
+            gradient ``[rows, out] x [out, in]`` of every layer but the first (autograd skips it: the
+            data needs no gradient).
+    """
+    layers = list(layers)
+    shapes = [(r, i, o) for r, i, o in layers]
+    if backward:
+        for j, (r, i, o) in enumerate(reversed(layers)):
+            shapes.append((i, r, o))
+            if j < len(layers) - 1:
+                shapes.append((r, o, i))
+    return shapes
+
+
+def gemm_flops(shapes: Iterable[tuple[int, int, int]]) -> float:
+    """``sum 2 m k n`` over GEMM shapes ``(m, k, n)``."""
+    return float(sum(2.0 * m * k * n for m, k, n in shapes))
+
+
+def matmul_gflops(shapes: Iterable[tuple[int, int, int]], threads: int = THREADS, seconds: float = 0.3,
+                  repeats: int = 3) -> dict[str, Any]:
+    """fp32 ``torch.mm`` GFLOP/s at each ``(m, k, n)`` shape ([m, k] x [k, n]), best of ``repeats``
+    timings of ~``seconds`` each, on ``threads`` threads.
+
+    Returns:
+        ``{"threads", "shapes": [{"m", "k", "n", "gflops"}], "gflops_weighted"}`` where the weighted
+        figure is total FLOPs / total time over one call of each shape (the roofline of a step that
+        does exactly these GEMMs once each).
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows, total_flops, total_time = [], 0.0, 0.0
+        for m, k, n in shapes:
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            out = torch.empty(m, n)
+            for _ in range(3):
+                torch.mm(a, b, out=out)
+            flops = 2.0 * m * k * n
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=out)
+            one = max(time.perf_counter() - t0, 1e-7)
+            calls = max(1, int(seconds / one))
+            best = math.inf
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    torch.mm(a, b, out=out)
+                best = min(best, (time.perf_counter() - t0) / calls)
+            rows.append({"m": m, "k": k, "n": n, "gflops": flops / best / 1e9})
+            total_flops += flops
+            total_time += best
+        return {"threads": threads, "shapes": rows, "gflops_weighted": total_flops / total_time / 1e9}
+    finally:
+        torch.set_num_threads(old)
+
+
+# -- metadata -------------------------------------------------------------------------------------
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=cwd)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=cwd)
+        commit = out.stdout.strip() or None
+        return f"{commit}+dirty" if commit and dirty.stdout.strip() else commit
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(directory: Path, threads: int = THREADS) -> dict[str, Any]:
+    """Date, git commit, device, torch version, thread count, core count and load of this machine."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else _cpu_model()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git_commit(directory),
+        "device": device,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "worker_env": WORKER_ENV,
+        "python": platform.python_version(),
+        "loadavg_at_start": list(load) if load else None,
+    }
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and ``os.replace``."""
+    from vaekit.run import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+# -- the peer's environment ----------------------------------------------------------------------
+def peer_python(directory: Path) -> Path:
+    return directory / ".venv-pythae" / "bin" / "python"
+
+
+def _peer_ok(python: Path) -> bool:
+    if not python.exists():
+        return False
+    probe = subprocess.run([str(python), "-c", "import pythae, torch; print(pythae.__version__ if hasattr("
+                            "pythae, '__version__') else '', torch.__version__)"],
+                           capture_output=True, text=True, timeout=120)
+    return probe.returncode == 0
+
+
+def ensure_peer(directory: Path, log: Any = print) -> Path:
+    """Create ``benchmarks/.venv-pythae`` with CPU ``torch==2.13.0`` then ``pythae==0.1.2`` (once)."""
+    python = peer_python(directory)
+    if _peer_ok(python):
+        return python
+    venv = python.parent.parent
+    log(f"creating the peer's environment {venv} (torch=={PEER_TORCH}, {PEER}=={PEER_VERSION}) ...")
+    steps = [[shutil.which("python3") or sys.executable, "-m", "venv", str(venv)],
+             [str(python), "-m", "pip", "install", "-q", f"torch=={PEER_TORCH}"],
+             [str(python), "-m", "pip", "install", "-q", f"{PEER}=={PEER_VERSION}"]]
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"setting up the peer failed: {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    if not _peer_ok(python):
+        raise BenchError(f"{python} cannot import {PEER} after installing it")
+    return python
+
+
+# -- the context a benchmark runs in ----------------------------------------------------------------
+@dataclass
+class Context:
+    """What a benchmark's ``run(ctx)`` gets. Attributes are read-only by convention.
+
+    Attributes:
+        name: The benchmark's name (``bench_<name>.py``).
+        directory: The benchmarks folder (where worker scripts live).
+        results_dir: Where the results are written.
+        repeats: Side-by-side repeats per measurement (>= 1; the issue asks for >= 3).
+        quick: Tiny sizes: only checks that the benchmark runs.
+        threads: torch threads of every worker (``torch.set_num_threads``, ``OMP_NUM_THREADS``).
+        peer_python: The peer's interpreter, or None when the peer is skipped.
+        peer_skip_reason: Why the peer is skipped (recorded in the results), else None.
+    """
+
+    name: str
+    directory: Path
+    results_dir: Path
+    repeats: int
+    quick: bool
+    threads: int = THREADS
+    peer_python: Path | None = None
+    peer_skip_reason: str | None = None
+    machine: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    log: Any = print
+
+    @property
+    def peer_available(self) -> bool:
+        return self.peer_python is not None
+
+    @property
+    def cache(self) -> Path:
+        """``benchmarks/.cache`` (git-ignored): data files and run directories."""
+        path = self.directory / ".cache"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def data_npz(self) -> Path:
+        """Fashion-MNIST binarised once with numpy seed :data:`DATA_SEED` (the same arrays for every side):
+        ``x_train`` [55000, 28, 28], ``x_val`` [5000, ...], ``x_test`` [10000, ...] uint8 in {0, 1}
+        (vaekit's train/val/test split of Fashion-MNIST), plus ``y_*`` labels."""
+        return binarized_fashion_mnist(self.cache)
+
+    def worker(self, side: str, script: str, args: dict[str, Any] | None = None, *,
+               timeout: float | None = None) -> dict[str, Any]:
+        """Run ``benchmarks/<script>`` with ``side``'s interpreter and return the JSON dict it emitted.
+
+        ``args`` reaches the worker as JSON (``_workerlib.args()``); the worker prints one line
+        ``BENCH_RESULT {json}`` (``_workerlib.emit``). The wall time of the whole subprocess is added
+        as ``"process_seconds"``. Raises :class:`BenchError` when it fails or emits nothing.
+        """
+        python = self._interpreter(side)
+        payload = {"threads": self.threads, "quick": self.quick, "cache": str(self.cache), **(args or {})}
+        env = {**os.environ, **WORKER_ENV, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
+               "PYTHONPATH": os.pathsep.join([str(self.directory), os.environ.get("PYTHONPATH", "")]),
+               "PYTHONUNBUFFERED": "1"}
+        t0 = time.perf_counter()
+        done = subprocess.run([str(python), str(self.directory / script), json.dumps(payload)],
+                              capture_output=True, text=True, env=env, timeout=timeout, cwd=self.directory.parent)
+        elapsed = time.perf_counter() - t0
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+        if done.returncode != 0 or not lines:
+            raise BenchError(f"{self.name}: worker {script} ({side}) failed with exit code {done.returncode}\n"
+                             f"--- stdout (tail)\n{done.stdout[-3000:]}\n--- stderr (tail)\n{done.stderr[-5000:]}")
+        result = json.loads(lines[-1][len(RESULT_PREFIX):])
+        result["process_seconds"] = elapsed
+        return result
+
+    def side_by_side(self, jobs: dict[str, tuple[str, str, dict[str, Any]]],
+                     repeats: int | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Run several jobs ``repeats`` times, alternating: A B A B ... (order rotated each round so
+        no job always goes first).
+
+        Args:
+            jobs: ``{label: (side, script, args)}``; jobs whose side is the peer are left out (and the
+                reason recorded) when the peer is skipped.
+            repeats: Defaults to ``ctx.repeats``. Each call gets ``args["repeat"] = r`` unless ``args``
+                already has a ``"repeat"`` (a caller running one repeat at a time passes its own).
+
+        Returns:
+            ``{label: [result of repeat 1, result of repeat 2, ...]}`` (absent labels were skipped).
+        """
+        repeats = self.repeats if repeats is None else repeats
+        labels = [lb for lb, (side, _, _) in jobs.items() if side != PEER or self.peer_available]
+        out: dict[str, list[dict[str, Any]]] = {lb: [] for lb in labels}
+        for r in range(repeats):
+            order = labels[r % len(labels):] + labels[: r % len(labels)] if labels else []
+            for lb in order:
+                side, script, args = jobs[lb]
+                self.log(f"  [{self.name}] {lb} ({r + 1}/{repeats}) ...")
+                res = self.worker(side, script, {"repeat": r, **args})
+                out[lb].append(res)
+        return out
+
+    def record(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON-serialisable) under ``key`` in ``<name>.json``."""
+        self.records[key] = value
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Add a Markdown table (cells are formatted with ``str``) to ``<name>.md`` and ``<name>.json``."""
+        self.tables.append({"title": title, "columns": list(columns), "rows": [[str(c) for c in r] for r in rows]})
+
+    def note(self, text: str) -> None:
+        """Add a paragraph under the tables (what was measured, how, what limits it)."""
+        self.notes.append(text)
+
+    def _interpreter(self, side: str) -> Path:
+        if side == "vaekit":
+            return Path(sys.executable)
+        if side == PEER:
+            if self.peer_python is None:
+                raise BenchError(f"the peer is skipped: {self.peer_skip_reason}")
+            return self.peer_python
+        raise ValueError(f"unknown side {side!r}; expected 'vaekit' or {PEER!r}")
+
+
+# -- the shared data --------------------------------------------------------------------------------
+def binarized_fashion_mnist(cache: Path) -> Path:
+    """Write (once) and return ``cache/fashion_mnist_binarized_seed0.npz``; see :meth:`Context.data_npz`."""
+    import numpy as np
+
+    path = cache / f"fashion_mnist_binarized_seed{DATA_SEED}.npz"
+    if path.is_file():
+        return path
+    from vaekit.data import load_images
+
+    data = load_images("fashion_mnist")
+    rng = np.random.default_rng(DATA_SEED)
+    arrays: dict[str, np.ndarray] = {}
+    for split in ("train", "val", "test"):
+        part = getattr(data, split)
+        grey = part.x.numpy()[:, 0].astype(np.float32) / 255.0  # [N, 28, 28]
+        arrays[f"x_{split}"] = (rng.random(grey.shape, dtype=np.float32) < grey).astype(np.uint8)
+        arrays[f"y_{split}"] = part.y.numpy().astype(np.int64)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+# -- discovery and running --------------------------------------------------------------------------
+def discover(directory: Path) -> dict[str, Path]:
+    """``{name: path}`` of every ``bench_<name>.py`` in ``directory``."""
+    return {p.stem[len("bench_"):]: p for p in sorted(directory.glob("bench_*.py"))}
+
+
+def _load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"vaekit_bench_{name}", path)
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    if not callable(getattr(module, "run", None)):
+        raise BenchError(f"{path} defines no run(ctx) function")
+    return module
+
+
+def _peer_state(directory: Path, quick: bool, log: Any) -> tuple[Path | None, str | None]:
+    if os.environ.get("VAEKIT_BENCH_NO_PEER") == "1":
+        return None, "VAEKIT_BENCH_NO_PEER=1"
+    python = peer_python(directory)
+    if quick:
+        if _peer_ok(python):
+            return python, None
+        return None, f"quick mode and no peer environment at {python.parent.parent}"
+    return ensure_peer(directory, log), None
+
+
+def _markdown(ctx: Context, seconds: float) -> str:
+    m = ctx.machine
+    lines = [f"# Benchmark `{ctx.name}`{' (quick: sizes too small to mean anything)' if ctx.quick else ''}", "",
+             f"{m['date']} · commit `{m['commit']}` · {m['device']} ({m['cpu_count']} cores) · torch {m['torch']} · "
+             f"{m['threads']} threads · {ctx.repeats} repeats · {seconds:.0f} s", ""]
+    if ctx.peer_skip_reason:
+        lines += [f"**Peer ({PEER}) skipped:** {ctx.peer_skip_reason}.", ""]
+    for t in ctx.tables:
+        lines += [f"## {t['title']}", "", "| " + " | ".join(t["columns"]) + " |",
+                  "|" + "|".join("---" for _ in t["columns"]) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in t["rows"]]
+        lines.append("")
+    if ctx.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in ctx.notes] + [""]
+    lines += ["Cells are `median [min, max]` over the repeats; a ratio's repeats pair runs measured side by "
+              "side (alternating). Raw values: the `.json` file beside this one.", ""]
+    return "\n".join(lines)
+
+
+def write_index(results_dir: Path) -> Path:
+    """``results_dir/README.md``: one line per result file with its date, commit and device."""
+    rows = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        m = meta.get("machine", {})
+        headline = "; ".join(meta.get("headline", [])) or "-"
+        rows.append(f"| [{path.stem}]({path.stem}.md) | {m.get('date', '?')} | `{m.get('commit')}` | "
+                    f"{m.get('device', '?')} | {headline} |")
+    text = "\n".join(["# Benchmark results", "",
+                      "Written by `make bench` / `vaekit bench` (see ../README.md). Each row links to its table; "
+                      "the JSON beside it has every raw repeat.", "",
+                      "| benchmark | date | commit | device | headline (medians; spreads in each table) |", "|---|---|---|---|---|",
+                      *rows, ""])
+    atomic_write(results_dir / "README.md", text)
+    return results_dir / "README.md"
+
+
+def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeats: int, quick: bool,
+            peer: tuple[Path | None, str | None], log: Any = print) -> list[Path]:
+    """Run one benchmark file and write ``<name>.json`` and ``<name>.md``; returns their paths."""
+    module = _load_module(name, path)
+    ctx = Context(name=name, directory=directory, results_dir=results_dir, repeats=repeats, quick=quick,
+                  peer_python=peer[0], peer_skip_reason=peer[1], machine=machine_info(directory), log=log)
+    log(f"[{name}] running ({'quick, ' if quick else ''}{repeats} repeats) ...")
+    t0 = time.perf_counter()
+    module.run(ctx)
+    seconds = time.perf_counter() - t0
+    payload = {"name": name, "quick": quick, "repeats": repeats, "seconds": seconds, "machine": ctx.machine,
+               "peer": {"name": PEER, "version": PEER_VERSION, "python": str(ctx.peer_python) if ctx.peer_python
+                        else None, "skipped": ctx.peer_skip_reason},
+               "headline": ctx.records.pop("headline", []), "records": ctx.records, "tables": ctx.tables,
+               "notes": ctx.notes}
+    json_path, md_path = results_dir / f"{name}.json", results_dir / f"{name}.md"
+    atomic_write(json_path, json.dumps(payload, indent=2, default=str))
+    atomic_write(md_path, _markdown(ctx, seconds))
+    return [json_path, md_path]
 
 
 def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmarks"), repeats: int = 3,
-                   quick: bool = False) -> list[Path]:
-    raise NotImplementedError("the benchmark harness is being built (issue 3)")
+                   quick: bool = False, results_dir: Path | None = None, log: Any = print) -> list[Path]:
+    """Run the named benchmarks (default: every ``bench_*.py`` whose ``DEFAULT`` is not False).
+
+    Args:
+        names: Benchmark names (``bench_<name>.py``), or None for the default set.
+        directory: The benchmarks folder.
+        repeats: Side-by-side repeats per measurement.
+        quick: Tiny sizes; results go to ``<directory>/results/quick`` unless ``results_dir`` is given.
+        results_dir: Where to write the results.
+
+    Returns:
+        The paths written: ``<name>.json`` and ``<name>.md`` per benchmark, then the index README.md.
+    """
+    directory = Path(directory).resolve()
+    found = discover(directory)
+    if not found:
+        raise BenchError(f"no bench_*.py files in {directory}")
+    if names:
+        unknown = [n for n in names if n not in found]
+        if unknown:
+            raise BenchError(f"unknown benchmark(s) {unknown}; known: {sorted(found)}")
+        chosen = list(names)
+    else:
+        chosen = [n for n, p in found.items() if getattr(_load_module(n, p), "DEFAULT", True) is not False]
+    if repeats < 1:
+        raise BenchError(f"repeats must be >= 1, got {repeats}")
+    results_dir = Path(results_dir) if results_dir else directory / "results" / ("quick" if quick else "")
+    results_dir = results_dir.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    peer = _peer_state(directory, quick, log)
+    written: list[Path] = []
+    for name in chosen:
+        written += run_one(name, found[name], directory=directory, results_dir=results_dir, repeats=repeats,
+                           quick=quick, peer=peer, log=log)
+    written.append(write_index(results_dir))
+    return written

