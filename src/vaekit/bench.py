@@ -160,13 +160,11 @@ def _git_commit(cwd: Path) -> str | None:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from vaekit.api import device_name  # one place that names the device
+
+    import torch
+
+    return device_name(torch.device("cpu"))
 
 
 def machine_info(directory: Path, threads: int = THREADS) -> dict[str, Any]:

@@ -62,6 +62,20 @@ class ModelConfig:
     num_classes: int | None = None  # label count, for conditional models
 
 
+def check_layer_sizes(latent_dims: list[int], hidden: list[list[int]]) -> None:
+    """Shared validation of hierarchical configs: one positive latent size and one non-empty list of
+    positive widths per layer."""
+    from vaekit.config import ConfigError
+
+    if not latent_dims or min(latent_dims) < 1:
+        raise ConfigError(f"model.latent_dims must be positive sizes, got {latent_dims}")
+    if len(hidden) != len(latent_dims):
+        raise ConfigError(f"model.hidden needs one list of widths per latent layer "
+                          f"({len(latent_dims)}), got {len(hidden)}")
+    if any(not h or min(h) < 1 for h in hidden):
+        raise ConfigError(f"model.hidden lists must be non-empty positive widths, got {hidden}")
+
+
 class BatchError(ValueError):
     """A batch does not fit the model (shape, dtype, range)."""
 

@@ -24,7 +24,7 @@ from torch.distributions import Distribution, Independent, Normal
 
 from vaekit.config import Choice, ConfigError, choice_field
 from vaekit.distributions import build_likelihood
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput, check_layer_sizes
 from vaekit.nn import ConvDecoder, ConvEncoder, FlatMLP, MLPDecoder
 from vaekit.registry import MODELS
 
@@ -41,13 +41,7 @@ class LadderVAEConfig(ModelConfig):
     likelihood: Choice = choice_field("LIKELIHOODS", "bernoulli", "p(x|z_1)")
 
     def validate(self) -> None:
-        if not self.latent_dims or min(self.latent_dims) < 1:
-            raise ConfigError(f"model.latent_dims must be positive sizes, got {self.latent_dims}")
-        if len(self.hidden) != len(self.latent_dims):
-            raise ConfigError(f"model.hidden needs one list of widths per latent layer "
-                              f"({len(self.latent_dims)}), got {len(self.hidden)}")
-        if any(not h or min(h) < 1 for h in self.hidden):
-            raise ConfigError(f"model.hidden lists must be non-empty positive widths, got {self.hidden}")
+        check_layer_sizes(self.latent_dims, self.hidden)
         if self.arch not in ("mlp", "conv"):
             raise ConfigError(f"model.arch must be mlp or conv, got {self.arch!r}")
 

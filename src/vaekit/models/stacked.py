@@ -15,9 +15,9 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from vaekit.config import Choice, ConfigError, choice_field
+from vaekit.config import Choice, choice_field
 from vaekit.distributions import build_likelihood, diag_gaussian
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput, check_layer_sizes
 from vaekit.nn import MLPDecoder, MLPEncoder, mlp
 from vaekit.registry import MODELS
 
@@ -30,13 +30,7 @@ class StackedVAEConfig(ModelConfig):
     likelihood: Choice = choice_field("LIKELIHOODS", "bernoulli", "p(x|z_1)")
 
     def validate(self) -> None:
-        if not self.latent_dims or min(self.latent_dims) < 1:
-            raise ConfigError(f"model.latent_dims must be positive sizes, got {self.latent_dims}")
-        if len(self.hidden) != len(self.latent_dims):
-            raise ConfigError(f"model.hidden needs one list of widths per latent layer "
-                              f"({len(self.latent_dims)}), got {len(self.hidden)}")
-        if any(not h or min(h) < 1 for h in self.hidden):
-            raise ConfigError(f"model.hidden lists must be non-empty positive widths, got {self.hidden}")
+        check_layer_sizes(self.latent_dims, self.hidden)
 
 
 class GaussianMLP(nn.Module):
