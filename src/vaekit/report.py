@@ -97,6 +97,6 @@ def layer_traversals(model: LatentVariableModel, x: torch.Tensor, out: Path, *, 
         grid = traverse_layer(model, x, layer, dims, values, **cond)
         paths.append(plots.save_figure(
             plots.traversals(grid, [round(v, 3) for v in values.tolist()], dims,
-                             title=f"layer {layer + 1} traversals (other layers inferred from the image)"),
+                             title=f"layer {layer + 1} traversals (around one test image; see decode_with_layer)"),
             out / f"traversals_layer{layer + 1}.png"))
     return paths
