@@ -118,6 +118,21 @@ class LatentVariableModel(nn.Module):
         schedule (pro-VLAE's progressive growth) override it. Most models ignore it."""
 
     # -- shared helpers -------------------------------------------------------------------------
+    def likelihood_from(self, h: Tensor) -> Distribution:
+        """Run ``self.decoder`` on ``h [*lead, F]`` (flattened to one batch axis) and wrap its raw output
+        in ``self.likelihood``: a distribution with batch shape ``lead`` (e.g. ``[k, B]``)."""
+        lead = h.shape[:-1]
+        params = self.decoder(h.reshape(-1, h.shape[-1]))  # [N, P*C, H, W]
+        return self.likelihood(params.view(*lead, *params.shape[1:]))
+
+    @staticmethod
+    def joint_log_weight(likelihood: Distribution, x: Tensor, layers: list[tuple[Distribution, Distribution, Tensor]]) -> Tensor:
+        """``log p(x|z) + sum_l [log p(z_l|.) - log q(z_l|.)]`` for ``(q, p, z)`` per layer, ``[k, B]``."""
+        log_w = likelihood.log_prob(x)
+        for q, p, z in layers:
+            log_w = log_w + p.log_prob(z) - q.log_prob(z)
+        return log_w
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

@@ -179,9 +179,7 @@ class LadderVAE(LatentVariableModel):
 
     def decode_bottom(self, z1: Tensor) -> Distribution:
         """``p(x|z_1)`` for ``z_1 [*lead, D_1]``."""
-        lead = z1.shape[:-1]
-        params = self.decoder(z1.reshape(-1, z1.shape[-1]))
-        return self.likelihood(params.view(*lead, *params.shape[1:]))
+        return self.likelihood_from(z1)
 
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         x, _ = self.check_batch(batch)
@@ -191,10 +189,8 @@ class LadderVAE(LatentVariableModel):
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:
         x, _ = self.check_batch(batch)
         layers = self._top_down(x, torch.Size([k]))
-        log_w = self.decode_bottom(layers[0].z).log_prob(x)  # [k, B]
-        for layer in layers:
-            log_w = log_w + layer.prior.log_prob(layer.z) - layer.posterior.log_prob(layer.z)
-        return log_w
+        return self.joint_log_weight(self.decode_bottom(layers[0].z), x,
+                                     [(layer.posterior, layer.prior, layer.z) for layer in layers])
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, *, use_mean: bool = False, **cond: Tensor) -> Tensor:

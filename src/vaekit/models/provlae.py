@@ -120,9 +120,7 @@ class ProVLAE(LatentVariableModel):
         t = self.g[top](self.u[top](zs[top]) * alphas[top])
         for l in range(top - 1, -1, -1):
             t = self.g[l](torch.cat([t, alphas[l] * self.u[l](zs[l])], dim=-1))
-        lead = t.shape[:-1]
-        params = self.decoder(t.reshape(-1, t.shape[-1]))
-        return self.likelihood(params.view(*lead, *params.shape[1:]))
+        return self.likelihood_from(t)
 
     # -- contract -------------------------------------------------------------------------------
     def encode(self, x: Tensor, **cond: Tensor) -> Distribution:
@@ -162,10 +160,8 @@ class ProVLAE(LatentVariableModel):
         x, _ = self.check_batch(batch)
         qs = self.posteriors(x)
         zs = [q.rsample(torch.Size([k])) for q in qs]
-        log_w = self.generate(zs).log_prob(x)
-        for q, p, z in zip(qs, self.priors, zs):
-            log_w = log_w + p(x.shape[0]).log_prob(z) - q.log_prob(z)
-        return log_w
+        priors = [p(x.shape[0]) for p in self.priors]
+        return self.joint_log_weight(self.generate(zs), x, list(zip(qs, priors, zs)))
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, *, use_mean: bool = False, **cond: Tensor) -> Tensor:

@@ -81,9 +81,7 @@ class StackedVAE(LatentVariableModel):
 
     def decode(self, z: Tensor, **cond: Tensor) -> Distribution:
         """p(x|z_1) for ``z_1 [*lead, D_1]``."""
-        lead = z.shape[:-1]
-        params = self.decoder(z.reshape(-1, z.shape[-1]))
-        return self.likelihood(params.view(*lead, *params.shape[1:]))
+        return self.likelihood_from(z)
 
     def _infer(self, x: Tensor, sample_shape: torch.Size) -> tuple[list[Distribution], list[Tensor]]:
         """Sample bottom-up: ``z_1 ~ q(z_1|x)`` with ``sample_shape``, then ``z_{l+1} ~ q(.|z_l)``."""
@@ -125,11 +123,7 @@ class StackedVAE(LatentVariableModel):
         """``log p(x|z_1) + sum_l [log p(z_l|z_{l+1}) - log q(z_l|z_{l-1})]``, ``[k, B]``."""
         x, _ = self.check_batch(batch)
         qs, zs = self._infer(x, torch.Size([k]))
-        ps = self._priors(zs)
-        log_w = self.decode(zs[0]).log_prob(x)
-        for q, p, z in zip(qs, ps, zs):
-            log_w = log_w + p.log_prob(z) - q.log_prob(z)
-        return log_w
+        return self.joint_log_weight(self.decode(zs[0]), x, list(zip(qs, self._priors(zs), zs)))
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, *, use_mean: bool = False, **cond: Tensor) -> Tensor:

@@ -102,12 +102,10 @@ class VAE(LatentVariableModel):
 
     def decode(self, z: Tensor, **cond: Tensor) -> Distribution:
         """p(x|z[,y]) for ``z`` of shape ``[*lead, D]``; the distribution has batch shape ``lead``."""
-        lead = z.shape[:-1]
-        y = self._one_hot(cond, lead[:-1])
+        y = self._one_hot(cond, z.shape[:-2])
         if y is not None:
             z = torch.cat([z, y], dim=-1)
-        params = self.decoder(z.reshape(-1, z.shape[-1]))  # [N, P*C, H, W]
-        return self.likelihood(params.view(*lead, *params.shape[1:]))
+        return self.likelihood_from(z)
 
     def prior_dist(self, batch_size: int, **cond: Tensor) -> Distribution:
         return self.prior(batch_size, cond.get("y"))
