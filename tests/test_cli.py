@@ -30,7 +30,8 @@ def run_dir(tmp_path_factory):
 
 
 def test_every_command_has_help():
-    for cmd in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse", "models", "data", "sweep", "bench"):
+    for cmd in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse", "models", "data", "sweep", "bench",
+                "fit-prior"):
         assert "Usage" in _ok([cmd, "--help"])
 
 
@@ -100,6 +101,8 @@ SMOKE: dict[str, list[str]] = {
                    "--set", "objective.warmup_steps=20"],
     "provlae": ["--set", "model.latent_dims=[2,2]", "--set", "model.arch=mlp", "--set", "model.hidden=16",
                 "--set", "model.steps_per_stage=10", "--set", "model.fade_in_steps=5"],
+    "vqvae": ["--set", "model.num_down=1", "--set", "model.hidden=16", "--set", "model.num_codes=32"],
+    "vqvae2": ["--set", "model.num_down=1", "--set", "model.hidden=16", "--set", "model.num_codes=32"],
 }
 
 
@@ -114,6 +117,10 @@ def test_cli_smoke_per_model(name, tmp_path):
     out = tmp_path / name
     text = _ok(["train", name, "--data", "digits", "--set", "model.likelihood=dlogistic", "--set", "train.max_epochs=2",
                 "--set", "train.progress=false", "--set", "eval.num_samples=10", *SMOKE[name], "--out", str(out)])
+    if name.startswith("vqvae"):  # discrete codes: the rate-distortion bound; samples need a fitted prior
+        assert "bound_uniform_bpd" in text and "codes used, level 1" in text
+        assert (out / "figures" / "codebook_usage.png").is_file()
+        return
     assert "nll_nats" in text
     assert (out / "figures" / "samples.png").is_file()
     if name in ("stacked_vae", "ladder_vae", "provlae"):

@@ -130,11 +130,17 @@ def _print_eval(res: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("neg_elbo_nats", "nll_nats", "nll_stderr_nats", "nll_bpd", "neg_elbo_bpd", "rate_nats",
-                "distortion_nats", "active_units", "seconds_likelihood"):
-        if key in res:
+                "distortion_nats", "active_units", "mse", "rate_uniform_bits", "rate_prior_bits",
+                "bound_uniform_bpd", "bound_prior_bpd", "compression_uniform", "compression_prior",
+                "seconds_likelihood"):
+        if res.get(key) is not None:
             v = res[key]
             table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
-    table.add_row("importance samples k", str(res["num_importance_samples"]))
+    for level in res["latent_usage"].get("codebook", []):
+        table.add_row(f"codes used, level {level['level']}",
+                      f"{level['codes_used']}/{level['num_codes']} (perplexity {level['perplexity']:.1f})")
+    if res["num_importance_samples"]:
+        table.add_row("importance samples k", str(res["num_importance_samples"]))
     console.print(table)
     if "path" in res:
         console.print(f"results: {res['path']}")
@@ -202,11 +208,15 @@ def evaluate(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
     metrics: str = typer.Option("likelihood", "--metrics",
-                                help="likelihood (ELBO, IS-NLL, bits/dim, active units) or disentanglement "
-                                     "(beta-VAE, FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites)"),
+                                help="likelihood (ELBO, IS-NLL, bits/dim, active units; for VQ models the "
+                                     "rate-distortion bound and codebook usage), disentanglement (beta-VAE, "
+                                     "FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites) or cas (classification "
+                                     "accuracy score of class-conditional samples)"),
     num_train: int = typer.Option(10000, "--num-train", help="disentanglement: training points per metric"),
     num_test: int = typer.Option(5000, "--num-test", help="disentanglement: evaluation points per metric"),
     fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
+    cas_per_class: int = typer.Option(1000, "--cas-per-class", help="cas: samples per class to train the classifier on"),
+    cas_epochs: int = typer.Option(5, "--cas-epochs", help="cas: classifier training epochs"),
 ) -> None:
     """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units (or, with
     --metrics disentanglement, the dSprites disentanglement scores); saved as JSON in RUN/eval/."""
@@ -214,10 +224,22 @@ def evaluate(
 
     if split not in ("test", "val", "train"):
         _fail(f"--split must be test, val or train, got {split!r}")
-    if metrics not in ("likelihood", "disentanglement"):
-        _fail(f"--metrics must be likelihood or disentanglement, got {metrics!r}")
+    if metrics not in ("likelihood", "disentanglement", "cas"):
+        _fail(f"--metrics must be likelihood, disentanglement or cas, got {metrics!r}")
 
     def run() -> None:
+        if metrics == "cas":
+            from vaekit.api import evaluate_cas_run
+
+            res = evaluate_cas_run(run_dir, per_class=cas_per_class, epochs=cas_epochs, seed=seed or 0,
+                                   device=device)
+            if as_json:
+                print(json.dumps(res, indent=2))
+            else:
+                console.print(f"CAS (classifier trained on {res['num_train_images']} samples): "
+                              f"{res['cas_accuracy']:.4f}; trained on as many real images: {res['real_accuracy']:.4f}")
+                console.print(f"results: {res['path']}")
+            return
         if metrics == "disentanglement":
             res = evaluate_disentanglement_run(run_dir, num_train=num_train, num_test=num_test,
                                                seed=seed or 0, device=device, fast_dci=fast_dci)
@@ -268,8 +290,9 @@ def sample(
         torch.manual_seed(seed)
         cond = {}
         if label is not None:
-            if not model.conditional:
-                _fail("--label needs a conditional model (cvae)")
+            prior = getattr(model, "code_prior", None)
+            if not (model.conditional or (prior is not None and prior.num_classes)):
+                _fail("--label needs a conditional model (cvae, or a VQ model with a class-conditional prior)")
             cond = {"y": torch.full((n,), label, dtype=torch.long)}
         x = model.sample(n, temperature, use_mean=mean, **cond)
         path = plots.save_figure(plots.image_grid(x, title=f"samples (T={temperature})"),
@@ -357,6 +380,46 @@ def traverse(
         path = plots.save_figure(plots.traversals(grid, [round(v, 3) for v in values.tolist()], chosen),
                                  out or run_dir / "figures" / "traversals_cli.png")
         console.print(f"figure: {path}")
+
+    _guard(run)
+
+
+@app.command("fit-prior")
+def fit_prior_cmd(
+    run_dir: Path = typer.Argument(..., help="a VQ run directory (vqvae, vqvae2) written by `vaekit train`"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="training epochs of the prior (default 10)"),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="stop after this many seconds"),
+    set_: list[str] = typer.Option([], "--set", help="prior settings, e.g. prior.num_layers=12, "
+                                   "prior.class_conditional=false, batch_size=64, optim.lr=3e-4"),
+    resume: bool = typer.Option(False, "--resume", help="continue from RUN/prior/checkpoints/last.ckpt"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="write prior samples afterwards"),
+) -> None:
+    """Phase II: fit a gated PixelCNN prior to the codes of the training set (RUN/prior/), then
+    `vaekit sample RUN` draws codes from it and decodes them."""
+    from vaekit.config import from_dict, parse_overrides
+
+    def run() -> None:
+        from vaekit.api import evaluate_run, load_run_data
+        from vaekit.report import make_figures
+        from vaekit.run import load, read_run_config
+        from vaekit.training.prior import PriorFitConfig, fit_prior
+
+        overrides = parse_overrides(set_)
+        if epochs is not None:
+            overrides["max_epochs"] = epochs
+        if max_time is not None:
+            overrides["max_time"] = max_time
+        cfg = from_dict(PriorFitConfig, overrides, where="fit-prior")
+        console.print(f"[bold]fitting the code prior[/] of {run_dir} -> {run_dir / 'prior'}")
+        res = fit_prior(run_dir, cfg, resume=resume)
+        data = load_run_data(read_run_config(run_dir))
+        console.print(f"fitted in {res.seconds:.1f} s ({res.epochs} epochs): validation NLL of the codes "
+                      f"{res.val_nll_nats:.2f} nats = {res.val_bits_per_code:.3f} bits per code")
+        evaluation = evaluate_run(run_dir, data=data)
+        _print_eval(evaluation)
+        if figures:
+            for p in make_figures(load(run_dir), data, run_dir, usage=evaluation["latent_usage"]):
+                console.print(f"figure: {p}")
 
     _guard(run)
 

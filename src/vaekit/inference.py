@@ -19,8 +19,7 @@ def _mean(dist) -> Tensor:
 @torch.no_grad()
 def reconstruct(model: LatentVariableModel, x: Tensor, **cond: Tensor) -> Tensor:
     """``x [B, C, H, W]`` -> the likelihood's mean at the posterior mean, ``[B, C, H, W]``."""
-    q = model.encode(x, **cond)
-    return _mean(model.decode(q.mean, **cond))
+    return _mean(model.reconstruction(x, **cond))
 
 
 @torch.no_grad()

@@ -23,6 +23,8 @@ def _cond(model: LatentVariableModel, y: torch.Tensor | None) -> dict[str, torch
 def make_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Path, *,
                  usage: dict[str, Any] | None = None, seed: int = 0, num: int = 64) -> list[Path]:
     """Write every figure that applies to ``model`` and return the paths."""
+    if model.latent_kind == "discrete":
+        return vq_figures(model, data, run_dir, usage=usage, seed=seed, num=num)
     out = Path(run_dir) / "figures"
     device = model.device
     model.eval()
@@ -99,4 +101,42 @@ def layer_traversals(model: LatentVariableModel, x: torch.Tensor, out: Path, *, 
             plots.traversals(grid, [round(v, 3) for v in values.tolist()], dims,
                              title=f"layer {layer + 1} traversals (around one test image; see decode_with_layer)"),
             out / f"traversals_layer{layer + 1}.png"))
+    return paths
+
+
+def vq_figures(model: Any, data: ImageData, run_dir: str | Path, *, usage: dict[str, Any] | None = None,
+               seed: int = 0, num: int = 64) -> list[Path]:
+    """A VQ run's figures: reconstructions, codebook usage, and, once a prior is fitted, prior samples
+    (a grid, and one row per class for a class-conditional prior)."""
+    from vaekit.evaluation.vq import evaluate_codes
+    from vaekit.data import iterate_batches
+
+    out = Path(run_dir) / "figures"
+    device = model.device
+    model.eval()
+    n = min(num, len(data.test))
+    x = data.to_float(data.test.x[:n].to(device), data.levels_of(data.test))
+    paths = [plots.save_figure(plots.reconstructions(x[:32], reconstruct(model, x[:32]),
+                                                     title="test images and reconstructions from their codes"),
+                               out / "reconstructions.png")]
+    levels = (usage or {}).get("codebook")
+    if levels is None:
+        part = data.test
+        levels = evaluate_codes(model, iterate_batches(part, data, 500, device=device))["codebook"]
+    paths.append(plots.save_figure(plots.codebook_usage(levels, title="codebook usage on the test set"),
+                                   out / "codebook_usage.png"))
+    prior = model.code_prior
+    if prior is not None:
+        torch.manual_seed(seed)
+        paths.append(plots.save_figure(plots.image_grid(model.sample(n), title="samples: codes ~ fitted prior"),
+                                       out / "samples.png"))
+        if prior.num_classes:
+            k, per = prior.num_classes, 10
+            labels = torch.arange(k, device=device).repeat_interleave(per)
+            imgs = model.sample(k * per, y=labels).view(k, per, *model.data_shape)
+            paths.append(plots.save_figure(plots.class_grid(imgs, title="class-conditional prior samples"),
+                                           out / "class_samples.png"))
+    metrics = Path(run_dir) / "metrics.csv"
+    if metrics.is_file():
+        paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
     return paths

@@ -137,6 +137,15 @@ def resolve_config(model_or_config: str, overrides: dict[str, Any] | None = None
     merged = deep_merge(base, overrides or {})
     if isinstance(merged.get("model"), str):
         merged["model"] = {"name": merged["model"]}
+    model_name = (merged.get("model") or {}).get("name", "vae")
+    required = MODELS.get(model_name).extra.get("objective") if model_name in MODELS else None
+    if required is not None:  # e.g. VQ models train only with 'vq'; it is their default
+        merged.setdefault("objective", {"name": required})
+        objective = merged["objective"]
+        name = objective if isinstance(objective, str) else objective.get("name", required)
+        if name != required:
+            raise ConfigError(f"model {model_name!r} trains with objective {required!r}, not {name!r} "
+                              f"(set objective.name={required} or leave the objective out)")
     return from_dict(RunConfig, merged)
 
 
@@ -211,6 +220,12 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel
         raise ValueError(f"{weights_path} does not match the model in {meta_path}: "
                          f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.model_name = meta["name"]
+    if getattr(model, "latent_kind", "") == "discrete":  # a VQ model: attach its fitted code prior, if any
+        from vaekit.training.prior import load_code_prior
+
+        prior = load_code_prior(run_dir, device)
+        if prior is not None:
+            model.set_code_prior(prior)
     return model.to(device).eval()
 
 

@@ -50,6 +50,7 @@ class ModelOutput:
 
     likelihood: Distribution
     latents: list[LatentLayer]
+    aux: dict[str, Tensor] = field(default_factory=dict)  # other per-example terms, e.g. the VQ losses
 
 
 @dataclass
@@ -85,6 +86,7 @@ class LatentVariableModel(nn.Module):
 
     config: ModelConfig
     conditional: bool = False
+    latent_kind: str = "continuous"  # "discrete" for VQ models (codes, a fitted prior, no IS-NLL)
 
     # -- contract -------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:  # pragma: no cover - abstract
@@ -102,6 +104,10 @@ class LatentVariableModel(nn.Module):
 
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def reconstruction(self, x: Tensor, **cond: Tensor) -> Distribution:
+        """``p(x | z)`` at the posterior's mean (VQ models: at the nearest codes)."""
+        return self.decode(self.encode(x, **cond).mean, **cond)
 
     def layer_codes(self, x: Tensor, **cond: Tensor) -> list[Tensor]:
         """Posterior means of every latent layer, bottom first (``[B, D_l]`` each). Hierarchical models

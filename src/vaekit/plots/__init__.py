@@ -4,6 +4,7 @@ Figures are built without pyplot (no window, no backend change); save them with
 :func:`save_figure`.
 """
 
+from vaekit.plots.codes import codebook_usage
 from vaekit.plots.curves import active_units, kl_per_dim, kl_per_layer_curves, rate_distortion, training_curves
 from vaekit.plots.images import (
     class_grid,
@@ -30,4 +31,5 @@ __all__ = [
     "rate_distortion",
     "latent_pca",
     "save_figure",
+    "codebook_usage",
 ]

@@ -50,6 +50,10 @@ class VAESystem(L.LightningModule):
         """The weights used for validation, testing and export (the EMA copy when EMA is on)."""
         return self.ema.module if self.ema is not None else self.model
 
+    @staticmethod
+    def _batch_size(batch: dict[str, Tensor]) -> int:
+        return next(iter(batch.values())).shape[0]
+
     def _log_terms(self, stage: str, terms: dict[str, Tensor], batch_size: int, prog: tuple[str, ...]) -> None:
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value.mean(), batch_size=batch_size,
@@ -75,7 +79,7 @@ class VAESystem(L.LightningModule):
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.grad_clip)
             skip = not (math.isfinite(grad_norm.item()) and grad_norm.item() < self.optim.skip_threshold)
             if self._log_now():
-                self.log("train/grad_norm", grad_norm, batch_size=batch["x"].shape[0], on_step=True)
+                self.log("train/grad_norm", grad_norm, batch_size=self._batch_size(batch), on_step=True)
         if skip:
             opt.zero_grad(set_to_none=True)
             self.skipped_steps += 1
@@ -89,17 +93,17 @@ class VAESystem(L.LightningModule):
             return  # per-step logging costs ~9% of a small model's step; the CSV only keeps every n-th
         self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, prog_bar=bool(self.skipped_steps))
         if not skip:
-            self._log_terms("train", {k: v.detach() for k, v in terms.items()}, batch["x"].shape[0], ("loss",))
+            self._log_terms("train", {k: v.detach() for k, v in terms.items()}, self._batch_size(batch), ("loss",))
 
     # -- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
         model = self.eval_model
         model.set_step(self.global_step)
         terms = self.objective(model, batch, self.global_step)
-        if "rate" not in terms:  # e.g. IWAE: add the true single-sample ELBO and its parts
+        if "elbo" in terms and "rate" not in terms:  # e.g. IWAE: add the true single-sample ELBO and its parts
             elbo, _ = elbo_terms(model(batch), batch["x"])
             terms = {**elbo, **{k: v for k, v in terms.items() if k != "elbo"}, "elbo_k": terms["elbo"]}
-        self._log_terms(stage, terms, batch["x"].shape[0], ("elbo",))
+        self._log_terms(stage, terms, self._batch_size(batch), ("elbo",))
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)

@@ -1,0 +1,105 @@
+"""Phase II of the VQ-VAE: an autoregressive prior over the code maps (van den Oord et al. 2017, sec. 3.2;
+Razavi et al. 2019, sec. 3.3; seed 000's "symbolic image").
+
+``p(c) = prod_l p(c_l | c_{>l}, y)`` with one gated PixelCNN (:class:`vaekit.nn.pixelcnn.GatedPixelCNN`)
+per level of codes: the top level is modelled alone (optionally given the class ``y``), every lower level
+is conditioned on the level above it, embedded and upsampled to its own size (VQ-VAE-2's bottom prior
+"conditioned on the top codes"). Levels are listed bottom first, like the codes of the VQ model, and
+sampled top first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaekit.config import ConfigError
+from vaekit.nn.pixelcnn import GatedPixelCNN
+
+
+@dataclass
+class CodePriorConfig:
+    channels: int = 64  # feature maps of each gated layer
+    num_layers: int = 8  # gated layers (receptive field grows by (kernel_size - 1) / 2 per layer)
+    kernel_size: int = 5
+    out_hidden: int = 256  # the 1x1 output network's width
+    cond_channels: int = 32  # embedding of the upper level's codes, for the lower levels' priors
+    class_conditional: bool = True  # p(c | y) when the data have labels (needed for CAS)
+
+    def validate(self) -> None:
+        for name in ("channels", "num_layers", "out_hidden", "cond_channels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"prior.{name} must be >= 1, got {getattr(self, name)}")
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            raise ConfigError(f"prior.kernel_size must be odd and >= 3, got {self.kernel_size}")
+
+
+class CodePrior(nn.Module):
+    """One gated PixelCNN per code level; ``num_codes`` and ``shapes`` list the levels bottom first."""
+
+    def __init__(self, config: CodePriorConfig, num_codes: list[int], shapes: list[tuple[int, int]],
+                 num_classes: int | None = None):
+        super().__init__()
+        if len(num_codes) != len(shapes) or not shapes:
+            raise ValueError(f"one code count per level: got {num_codes} for shapes {shapes}")
+        self.config = config
+        self.num_codes = list(num_codes)
+        self.shapes = [tuple(s) for s in shapes]
+        self.num_classes = num_classes if config.class_conditional else None
+        top = len(shapes) - 1
+        self.nets = nn.ModuleList([
+            GatedPixelCNN(num_codes[l], config.channels, config.num_layers, config.kernel_size,
+                          num_classes=self.num_classes, cond_channels=None if l == top else config.cond_channels,
+                          out_hidden=config.out_hidden)
+            for l in range(len(shapes))
+        ])
+        # the upper level's codes, embedded, condition each lower level
+        self.cond_embed = nn.ModuleList([nn.Embedding(num_codes[l + 1], config.cond_channels)
+                                         for l in range(len(shapes) - 1)])
+
+    def set_step(self, step: int) -> None:
+        """The trainer's per-step hook (nothing follows a schedule here)."""
+
+    def _cond(self, level: int, codes: list[Tensor]) -> Tensor | None:
+        if level == len(self.nets) - 1:
+            return None
+        upper = self.cond_embed[level](codes[level + 1]).movedim(-1, 1)  # [B, Cc, h_{l+1}, w_{l+1}]
+        return F.interpolate(upper, size=self.shapes[level], mode="nearest")  # [B, Cc, h_l, w_l]
+
+    def _check(self, codes: list[Tensor], y: Tensor | None) -> None:
+        if len(codes) != len(self.nets):
+            raise ValueError(f"this prior has {len(self.nets)} code levels, got {len(codes)} maps")
+        for c, shape in zip(codes, self.shapes):
+            if tuple(c.shape[1:]) != shape:
+                raise ValueError(f"code map {list(c.shape)} does not fit the prior's {list(shape)}")
+        if self.num_classes and y is None:
+            raise ValueError("this prior is class-conditional: pass the labels y")
+
+    def log_prob_levels(self, codes: list[Tensor], y: Tensor | None = None) -> list[Tensor]:
+        """``log p(c_l | c_{>l}, y)`` per level, ``[B]`` each, in nats (bottom first)."""
+        self._check(codes, y)
+        y = y if self.num_classes else None
+        return [net.log_prob(codes[l], y=y, cond=self._cond(l, codes)) for l, net in enumerate(self.nets)]
+
+    def log_prob(self, codes: list[Tensor], y: Tensor | None = None) -> Tensor:
+        """``log p(c | y)`` summed over levels, ``[B]`` nats."""
+        return sum(self.log_prob_levels(codes, y))
+
+    @torch.no_grad()
+    def sample(self, n: int, shapes: list[tuple[int, int]] | None = None, y: Tensor | None = None,
+               temperature: float = 1.0, generator: torch.Generator | None = None) -> list[Tensor]:
+        """Ancestral sampling, top level first: ``[n, h_l, w_l]`` int64 per level, bottom first."""
+        if shapes is not None and [tuple(s) for s in shapes] != self.shapes:
+            raise ValueError(f"the prior was fitted to code maps {self.shapes}, not {shapes}")
+        if self.num_classes and y is None:
+            raise ValueError("this prior is class-conditional: pass the labels y")
+        y = y if self.num_classes else None
+        codes: list[Tensor | None] = [None] * len(self.nets)
+        for level in reversed(range(len(self.nets))):
+            cond = self._cond(level, codes)  # type: ignore[arg-type]
+            codes[level] = self.nets[level].sample(n, self.shapes[level], y=y, cond=cond,
+                                                   temperature=temperature, generator=generator)
+        return codes  # type: ignore[return-value]
