@@ -89,3 +89,19 @@ class EpochClock:
                 "epoch_wall_seconds": [e - s for s, e in zip(self.starts, self.ends)],
                 "epoch_train_cpu_seconds": [e - s for s, e in zip(self.cpu_starts, self.cpu_last_step_end)],
                 "epoch_steps": self.steps}
+
+
+def step_flops(step) -> float:
+    """FLOPs that torch's ``FlopCounterMode`` counts (matmuls and convolutions, forward and backward) in one
+    call of ``step()``; the RNG state is restored afterwards, so the caller's training draws are unchanged."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    state = torch.get_rng_state()
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+        return float(counter.get_total_flops())
+    finally:
+        torch.set_rng_state(state)

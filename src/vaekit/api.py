@@ -130,10 +130,11 @@ def evaluate_run(
         result["note"] = "Gaussian density of continuous values: not a discrete log-likelihood, no bits/dim"
     if save:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = run_dir / "eval" / f"{split}_k{k}_{stamp}.json"
+        tag = "codes" if model.latent_kind == "discrete" else f"k{k}"
+        path = run_dir / "eval" / f"{split}_{tag}_{stamp}.json"
         i = 1
         while path.exists():
-            path = run_dir / "eval" / f"{split}_k{k}_{stamp}_{i}.json"
+            path = run_dir / "eval" / f"{split}_{tag}_{stamp}_{i}.json"
             i += 1
         atomic_write_text(path, json.dumps(result, indent=2))
         result["path"] = str(path)

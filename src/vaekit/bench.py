@@ -39,6 +39,9 @@ RESULT_PREFIX = "BENCH_RESULT "  # a worker's one result line on stdout starts w
 PEER = "pythae"
 PEER_VERSION = "0.1.2"
 PEER_TORCH = "2.13.0"
+# Other libraries that benchmarks import in the peer's environment (pinned pip requirements), installed
+# after pythae: vector-quantize-pytorch, the quantiser that bench_vq.py times vaekit's against.
+PEER_EXTRAS = ("vector-quantize-pytorch==1.32.0",)
 THREADS = 2  # torch threads in every worker and in the matmul roofline (the machine has 2 cores)
 # OpenMP threads that sleep instead of spinning while they wait: on a machine shared with other jobs a
 # spinning thread whose partner was descheduled burns its core, and 2-thread training ran 2-5x slower
@@ -208,16 +211,31 @@ def _peer_ok(python: Path) -> bool:
     return probe.returncode == 0
 
 
+def _extras_ok(python: Path) -> bool:
+    """Whether the peer's environment has every :data:`PEER_EXTRAS` at its pinned version."""
+    check = "; ".join(f"assert version({req.split('==')[0]!r}) == {req.split('==')[1]!r}" for req in PEER_EXTRAS)
+    probe = subprocess.run([str(python), "-c", f"from importlib.metadata import version; {check}"],
+                           capture_output=True, text=True, timeout=120)
+    return probe.returncode == 0
+
+
 def ensure_peer(directory: Path, log: Any = print) -> Path:
-    """Create ``benchmarks/.venv-pythae`` with CPU ``torch==2.13.0`` then ``pythae==0.1.2`` (once)."""
+    """Create ``benchmarks/.venv-pythae`` with CPU ``torch==2.13.0``, then ``pythae==0.1.2``, then
+    :data:`PEER_EXTRAS` (once; an environment made before an extra was added just gets the extra)."""
     python = peer_python(directory)
+    extras = [str(python), "-m", "pip", "install", "-q", *PEER_EXTRAS]
     if _peer_ok(python):
-        return python
-    venv = python.parent.parent
-    log(f"creating the peer's environment {venv} (torch=={PEER_TORCH}, {PEER}=={PEER_VERSION}) ...")
-    steps = [[shutil.which("python3") or sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "-q", f"torch=={PEER_TORCH}"],
-             [str(python), "-m", "pip", "install", "-q", f"{PEER}=={PEER_VERSION}"]]
+        if _extras_ok(python):
+            return python
+        log(f"adding {', '.join(PEER_EXTRAS)} to the peer's environment ...")
+        steps = [extras]
+    else:
+        venv = python.parent.parent
+        log(f"creating the peer's environment {venv} (torch=={PEER_TORCH}, {PEER}=={PEER_VERSION}, "
+            f"{', '.join(PEER_EXTRAS)}) ...")
+        steps = [[shutil.which("python3") or sys.executable, "-m", "venv", str(venv)],
+                 [str(python), "-m", "pip", "install", "-q", f"torch=={PEER_TORCH}"],
+                 [str(python), "-m", "pip", "install", "-q", f"{PEER}=={PEER_VERSION}"], extras]
     for cmd in steps:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:

@@ -24,7 +24,7 @@ from vaekit.nn.pixelcnn import GatedPixelCNN
 class CodePriorConfig:
     channels: int = 64  # feature maps of each gated layer
     num_layers: int = 8  # gated layers (receptive field grows by (kernel_size - 1) / 2 per layer)
-    kernel_size: int = 5
+    kernel_size: int = 3  # 8 layers of 3x3 reach 8 rows up: the whole 7x7 code map of a 28x28 image
     out_hidden: int = 256  # the 1x1 output network's width
     cond_channels: int = 32  # embedding of the upper level's codes, for the lower levels' priors
     class_conditional: bool = True  # p(c | y) when the data have labels (needed for CAS)
