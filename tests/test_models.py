@@ -26,7 +26,7 @@ CASES: dict[str, list[dict]] = {
     "stacked_vae": [
         {"latent_dims": [6, 3], "hidden": [[16, 16], [8]], "data_shape": [1, 12, 12], "levels": 2},
         {"latent_dims": [5, 4, 2], "hidden": [[16], [8], [8]], "data_shape": [1, 8, 8], "levels": 17,
-         "activation": "relu", "likelihood": {"name": "dlogistic", "num_mixtures": 1}},
+         "activation": "relu", "likelihood": {"name": "dlogistic", "num_mixtures": 1}, "batch_norm": True},
     ],
     "ladder_vae": [
         {"latent_dims": [6, 4, 2], "hidden": [[16], [8], [8]], "data_shape": [1, 12, 12], "levels": 2},

@@ -27,6 +27,7 @@ class StackedVAEConfig(ModelConfig):
     latent_dims: list[int] = field(default_factory=lambda: [100, 50])  # z_1 (bottom) ... z_L (top)
     hidden: list[list[int]] = field(default_factory=lambda: [[200, 200], [100, 100]])  # per layer
     activation: str = "tanh"  # the IWAE paper's non-linearity
+    batch_norm: bool = False  # BN in the deterministic layers, as the Ladder VAE's (off in the IWAE paper)
     likelihood: Choice = choice_field("LIKELIHOODS", "bernoulli", "p(x|z_1)")
 
     def validate(self) -> None:
@@ -36,12 +37,13 @@ class StackedVAEConfig(ModelConfig):
 class GaussianMLP(nn.Module):
     """``h [.., in] -> N(mu, diag sigma^2)`` over ``out`` dimensions through an MLP."""
 
-    def __init__(self, d_in: int, hidden: list[int], d_out: int, act: str):
+    def __init__(self, d_in: int, hidden: list[int], d_out: int, act: str, batch_norm: bool = False):
         super().__init__()
-        self.net = mlp([d_in, *hidden, 2 * d_out], act)
+        self.net = mlp([d_in, *hidden, 2 * d_out], act, batch_norm=batch_norm)
 
     def forward(self, h: Tensor) -> Distribution:
-        mean, log_var = self.net(h).chunk(2, dim=-1)
+        lead = h.shape[:-1]  # [*lead, in]: batch norm needs one batch axis, so flatten the sample dims
+        mean, log_var = self.net(h.reshape(-1, h.shape[-1])).view(*lead, -1).chunk(2, dim=-1)
         return diag_gaussian(mean, log_var)
 
 
@@ -53,17 +55,17 @@ class StackedVAE(LatentVariableModel):
     def __init__(self, config: StackedVAEConfig):
         super().__init__()
         self.config = config
-        dims, hid, act = config.latent_dims, config.hidden, config.activation
+        dims, hid, act, bn = config.latent_dims, config.hidden, config.activation, config.batch_norm
         shape = tuple(config.data_shape)
         self.likelihood = build_likelihood(config.likelihood, shape, config.levels)
         # q(z_1|x): the MLP encoder then a Gaussian head; q(z_{l+1}|z_l): Gaussian MLPs
-        self.x_encoder = MLPEncoder(shape, hid[0], act)
+        self.x_encoder = MLPEncoder(shape, hid[0], act, bn)
         self.q_first = GaussianMLP(self.x_encoder.out_features, [], dims[0], act)
-        self.q_up = nn.ModuleList(GaussianMLP(dims[i], hid[i + 1], dims[i + 1], act) for i in range(len(dims) - 1))
+        self.q_up = nn.ModuleList(GaussianMLP(dims[i], hid[i + 1], dims[i + 1], act, bn) for i in range(len(dims) - 1))
         # p(z_l|z_{l+1}): Gaussian MLPs mirroring q; p(x|z_1): the MLP decoder
-        self.p_down = nn.ModuleList(GaussianMLP(dims[i + 1], hid[i + 1][::-1], dims[i], act)
+        self.p_down = nn.ModuleList(GaussianMLP(dims[i + 1], hid[i + 1][::-1], dims[i], act, bn)
                                     for i in range(len(dims) - 1))
-        self.decoder = MLPDecoder(dims[0], shape, self.likelihood.num_params, hid[0][::-1], act)
+        self.decoder = MLPDecoder(dims[0], shape, self.likelihood.num_params, hid[0][::-1], act, bn)
         self.register_buffer("top_loc", torch.zeros(dims[-1]))
 
     @property

@@ -51,9 +51,9 @@ class FlatMLP(nn.Module):
 class MLPEncoder(nn.Module):
     """``x [B, *data_shape]`` -> features ``[B, hidden[-1]]``."""
 
-    def __init__(self, data_shape: tuple[int, ...], hidden: list[int], act: str):
+    def __init__(self, data_shape: tuple[int, ...], hidden: list[int], act: str, batch_norm: bool = False):
         super().__init__()
-        self.net = mlp([math.prod(data_shape), *hidden], act, final_activation=True)
+        self.net = mlp([math.prod(data_shape), *hidden], act, final_activation=True, batch_norm=batch_norm)
         self.out_features = hidden[-1]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -64,10 +64,10 @@ class MLPDecoder(nn.Module):
     """``z [B, in_features]`` -> raw likelihood parameters ``[B, out_channels, *data_shape[1:]]``."""
 
     def __init__(self, in_features: int, data_shape: tuple[int, ...], out_channels: int,
-                 hidden: list[int], act: str):
+                 hidden: list[int], act: str, batch_norm: bool = False):
         super().__init__()
         self.out_shape = (out_channels, *data_shape[1:])
-        self.net = mlp([in_features, *hidden, math.prod(self.out_shape)], act)
+        self.net = mlp([in_features, *hidden, math.prod(self.out_shape)], act, batch_norm=batch_norm)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z).view(z.shape[0], *self.out_shape)
