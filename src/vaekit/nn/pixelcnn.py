@@ -149,11 +149,15 @@ class GatedPixelCNN(nn.Module):
             raster order (rows above, and the columns to the left in row ``i``).
         """
         self._check_inputs(codes, y, cond)
+        return self.head(self._stacks(codes, y, cond))  # [B, C, H, W] -> [B, K, H, W]
+
+    def _stacks(self, codes: Tensor, y: Tensor | None, cond: Tensor | None) -> Tensor:
+        """The horizontal stack's output features ``[B, C, H, W]`` (inputs already checked)."""
         x = self.embedding(codes).permute(0, 3, 1, 2)  # [B, H, W, C] -> [B, C, H, W]
         v, h = x, x
         for layer in self.layers:
             v, h = layer(v, h, y, cond)
-        return self.head(h)  # [B, C, H, W] -> [B, K, H, W]
+        return h
 
     def log_prob(self, codes: Tensor, y: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
         """``log p(c | y, s) = sum_ij log p(c_ij | c_<ij, y, s)`` (eq. 1) in nats, ``[B]``."""
@@ -187,8 +191,14 @@ class GatedPixelCNN(nn.Module):
         codes = torch.zeros(n, height, width, dtype=torch.long, device=device)
         self._check_inputs(codes, y, cond)  # fail before the loop, not in its first step
         for i in range(height):
+            # Row i depends only on rows <= i (the vertical convs pad the top, never the bottom), so the
+            # stacks run on rows 0..i only, and the output head on the one position drawn: the same
+            # logits as a full forward pass at about half the cost on small maps.
+            rows = codes[:, : i + 1]  # a view: draws written into codes show in it
+            rows_cond = cond[:, :, : i + 1] if cond is not None else None
             for j in range(width):
-                logits = self(codes, y, cond)[:, :, i, j] / temperature  # [n, K]
+                h = self._stacks(rows, y, rows_cond)[:, :, i:, j:j + 1]  # [n, C, 1, 1]
+                logits = self.head(h)[:, :, 0, 0] / temperature  # [n, K]
                 probs = logits.float().softmax(dim=1)
                 codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         return codes
