@@ -35,10 +35,11 @@ def test_vae_on_fashion_mnist_beats_threshold(tmp_path):
 
 @needs_fashion
 def test_vqvae_on_fashion_mnist_uses_its_codebook_and_beats_threshold(tmp_path):
-    """A small VQ-VAE (K=64) on 5000 Fashion-MNIST images for 3 epochs, with EMA + restarts and with the
-    codebook loss alone. Measured on 2 CPU cores (2026-11-22, seeds 0 and 1, about 5 s per run): with
-    EMA + restarts 30 and 35 of 64 codes used on the first 1000 test images, distortion 2514 and 2418 nats;
-    without them 6 and 6 codes, 2798 and 2750 nats. Thresholds leave room for seed and platform noise."""
+    """A small VQ-VAE (K=64) on 5000 Fashion-MNIST images for 6 epochs, with EMA + restarts and with the
+    codebook loss alone. Measured on 2 CPU cores (2026-11-22, seeds 0 and 1, about 16 s per run on one
+    busy thread): with EMA + restarts 33 and 40 of 64 codes used on the first 1000 test images, distortion
+    2258 and 2212 nats; without them 7 and 7 codes, 2543 and 2500 nats. Thresholds leave room for seed and
+    platform noise."""
     from vaekit.evaluation.vq import evaluate_codes
 
     used, distortion = {}, {}
@@ -47,12 +48,12 @@ def test_vqvae_on_fashion_mnist_uses_its_codebook_and_beats_threshold(tmp_path):
             "data": {"name": "fashion_mnist", "subset": 5000, "batch_size": 128},
             "model": {"num_codes": 64, "code_dim": 16, "hidden": 32, "res_hidden": 16, "ema": ema,
                       "restart_threshold": 1.0 if ema else 0.0, "likelihood": {"name": "dlogistic", "num_mixtures": 1}},
-            "train": {"max_epochs": 3, "progress": False, "seed": 0},
+            "train": {"max_epochs": 6, "progress": False, "seed": 0},
         })
         res = train(cfg, tmp_path / f"ema={ema}")
         part = ImageSplit(res.data.test.x[:1000], res.data.test.y[:1000])
         out = evaluate_codes(res.model, iterate_batches(part, res.data, 500), levels=256)
         used[ema], distortion[ema] = out["codebook"][0]["codes_used"], out["distortion_nats"]
         assert out["rate_uniform_bits"] == 49 * 6  # 7x7 codes of log2 64 = 6 bits
-    assert used[True] >= 20 and used[True] >= 3 * used[False], used
-    assert distortion[True] < 2650 and distortion[True] < distortion[False], distortion
+    assert used[True] >= 25 and used[True] >= 3 * used[False], used
+    assert distortion[True] < 2400 and distortion[True] < distortion[False], distortion

@@ -143,6 +143,30 @@ def test_dead_codes_restart_on_data_and_nothing_changes_outside_training_steps()
     assert len(vq.codes(z).unique()) > 8
 
 
+def test_quantized_output_uses_the_codes_chosen_before_this_steps_update():
+    """A restart or EMA step moves codes after the lookup; the step's output must be the codes it chose."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 2, ema=True, restart_threshold=3.0).train()
+    z = torch.randn(1, 2, 300, requires_grad=True)
+    before = vq.codebook.clone()
+    out = vq(z)
+    assert vq.restarts > 0 and not torch.equal(vq.codebook, before)
+    assert torch.allclose(out.quantized.detach(), before[out.indices].movedim(-1, 1), atol=1e-6)
+    assert torch.equal(out.indices[0], torch.cdist(z[0].T.detach(), before).argmin(1))
+
+
+def test_quantizer_under_bf16_autocast_searches_and_updates_in_fp32():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(64, 8, ema=True, restart_threshold=1.0).train()
+    z = torch.randn(4, 8, 7, 7)
+    expected = nearest_codes(z.movedim(1, -1).reshape(-1, 8).bfloat16().float(), vq.codebook)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vq(z.bfloat16().requires_grad_())
+    assert torch.equal(out.indices.flatten(), expected)
+    assert vq.codebook.dtype == torch.float32 and vq.ema_count.dtype == torch.float32
+    assert torch.isfinite(out.codebook_loss).all() and out.counts.sum() == 4 * 49
+
+
 def test_perplexity_known_values():
     assert math.isclose(float(perplexity(torch.tensor([5, 5, 5, 5]))), 4.0, rel_tol=1e-6)
     assert math.isclose(float(perplexity(torch.tensor([7, 0, 0]))), 1.0, rel_tol=1e-6)
@@ -215,6 +239,15 @@ def test_sampling_needs_a_fitted_prior_and_then_uses_it(tmp_path):
     assert "_code_prior" not in dict(model.named_modules()) and not any("prior" in k for k in model.state_dict())
     x = model.sample(4, y=torch.tensor([0, 1, 2, 0]))
     assert x.shape == (4, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
+
+
+def test_unconditional_prior_refuses_labels():
+    model, _ = _make("vqvae", 0)
+    model.set_code_prior(CodePrior(CodePriorConfig(channels=8, num_layers=2, out_hidden=8), [16],
+                                   model.code_shapes))
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(2, y=torch.tensor([0, 1]))
+    assert model.sample(2).shape == (2, 1, 12, 12)
 
 
 def test_decode_codes_refuses_wrong_maps():
@@ -317,3 +350,21 @@ def test_fit_prior_sample_evaluate_and_cas_from_the_cli(tmp_path):
     assert 0 <= cas["cas_accuracy"] <= 1 and 0 <= cas["real_accuracy"] <= 1 and cas["num_train_images"] == 200
     again = runner.invoke(app, ["fit-prior", str(out)])
     assert again.exit_code == 2 and "already holds a fitted prior" in again.output
+    # --resume keeps the saved architecture (prior.num_layers=2) and refuses to change it
+    ok(["fit-prior", str(out), "--resume", "--epochs", "2", "--no-figures"])
+    changed = runner.invoke(app, ["fit-prior", str(out), "--resume", "--epochs", "3", "--set", "prior.num_layers=3"])
+    assert changed.exit_code == 2 and "architecture cannot change" in changed.output
+    # a prior that no longer fits its model, or whose files are damaged, is refused with what to do
+    meta_path = out / "prior" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "vq_model_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="fitted to other weights"):
+        load(out)
+    meta_path.write_text(json.dumps({**meta, "shapes": [[2, 2], [1, 1]]}))
+    with pytest.raises(ValueError, match="does not match|models codes"):
+        load(out)
+    meta_path.write_text("{}")
+    with pytest.raises(ValueError, match="corrupt prior"):
+        load(out)
+    broken = runner.invoke(app, ["sample", str(out)])
+    assert broken.exit_code == 2 and "fit-prior" in broken.output

@@ -409,6 +409,11 @@ def fit_prior_cmd(
             overrides["max_epochs"] = epochs
         if max_time is not None:
             overrides["max_time"] = max_time
+        if resume and (run_dir / "prior" / "config.yaml").is_file():  # keep the saved settings
+            from vaekit.config import deep_merge, to_dict
+            from vaekit.training.prior import read_prior_config
+
+            overrides = deep_merge(to_dict(read_prior_config(run_dir)), overrides)
         cfg = from_dict(PriorFitConfig, overrides, where="fit-prior")
         console.print(f"[bold]fitting the code prior[/] of {run_dir} -> {run_dir / 'prior'}")
         res = fit_prior(run_dir, cfg, resume=resume)

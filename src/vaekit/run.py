@@ -223,7 +223,7 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel
     if getattr(model, "latent_kind", "") == "discrete":  # a VQ model: attach its fitted code prior, if any
         from vaekit.training.prior import load_code_prior
 
-        prior = load_code_prior(run_dir, device)
+        prior = load_code_prior(run_dir, device, model=model)
         if prior is not None:
             model.set_code_prior(prior)
     return model.to(device).eval()

@@ -70,6 +70,8 @@ def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, leve
     res["neg_elbo_uniform_nats"] = res["distortion_nats"] + res["rate_uniform_bits"] * ln2
     res["bound_uniform_bpd"] = (res["distortion_bits"] + res["rate_uniform_bits"]) / dim
     if prior is not None:
+        # a class-conditional prior gives -log p(c|y): then the bound is on -log p(x|y), said in the results
+        res["rate_prior_given"] = "the class label y" if prior.num_classes else "nothing (unconditional)"
         res["rate_prior_bits"] = sum(res[f"rate_prior_bits/level_{l}"] for l in range(1, len(uniform) + 1))
         res["neg_elbo_prior_nats"] = res["distortion_nats"] + res["rate_prior_bits"] * ln2
         res["bound_prior_bpd"] = (res["distortion_bits"] + res["rate_prior_bits"]) / dim

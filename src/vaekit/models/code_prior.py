@@ -75,13 +75,18 @@ class CodePrior(nn.Module):
         for c, shape in zip(codes, self.shapes):
             if tuple(c.shape[1:]) != shape:
                 raise ValueError(f"code map {list(c.shape)} does not fit the prior's {list(shape)}")
+        self._check_labels(y)
+
+    def _check_labels(self, y: Tensor | None) -> None:
         if self.num_classes and y is None:
             raise ValueError("this prior is class-conditional: pass the labels y")
+        if not self.num_classes and y is not None:
+            raise ValueError("this prior is unconditional (fitted with prior.class_conditional=false): "
+                             "it takes no labels y")
 
     def log_prob_levels(self, codes: list[Tensor], y: Tensor | None = None) -> list[Tensor]:
         """``log p(c_l | c_{>l}, y)`` per level, ``[B]`` each, in nats (bottom first)."""
         self._check(codes, y)
-        y = y if self.num_classes else None
         return [net.log_prob(codes[l], y=y, cond=self._cond(l, codes)) for l, net in enumerate(self.nets)]
 
     def log_prob(self, codes: list[Tensor], y: Tensor | None = None) -> Tensor:
@@ -94,9 +99,7 @@ class CodePrior(nn.Module):
         """Ancestral sampling, top level first: ``[n, h_l, w_l]`` int64 per level, bottom first."""
         if shapes is not None and [tuple(s) for s in shapes] != self.shapes:
             raise ValueError(f"the prior was fitted to code maps {self.shapes}, not {shapes}")
-        if self.num_classes and y is None:
-            raise ValueError("this prior is class-conditional: pass the labels y")
-        y = y if self.num_classes else None
+        self._check_labels(y)
         codes: list[Tensor | None] = [None] * len(self.nets)
         for level in reversed(range(len(self.nets))):
             cond = self._cond(level, codes)  # type: ignore[arg-type]

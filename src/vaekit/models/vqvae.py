@@ -137,8 +137,12 @@ class VQModel(LatentVariableModel):
     # -- the fitted prior (phase II) ------------------------------------------------------------
     @property
     def code_prior(self):
-        """The fitted :class:`~vaekit.models.code_prior.CodePrior`, or None (kept out of the state dict)."""
-        return self.__dict__.get("_code_prior")
+        """The fitted :class:`~vaekit.models.code_prior.CodePrior`, or None. It is kept out of the state dict
+        (it is fitted and saved apart) and follows the model to its device when used."""
+        prior = self.__dict__.get("_code_prior")
+        if prior is not None and next(prior.parameters()).device != self.device:
+            prior.to(self.device)
+        return prior
 
     def set_code_prior(self, prior) -> None:
         self.__dict__["_code_prior"] = prior
@@ -154,6 +158,8 @@ class VQModel(LatentVariableModel):
         y = cond.get("y")
         if prior.num_classes and y is None:
             y = torch.arange(n, device=self.device) % prior.num_classes
+        if y is not None and not prior.num_classes:
+            raise ValueError("the fitted prior is unconditional: it cannot sample a given class y")
         codes = prior.sample(n, self.code_shapes, y=y, temperature=temperature)
         px = self.decode_codes_dist(codes)
         return (px.mean if use_mean else px.sample()).clamp(0, 1)

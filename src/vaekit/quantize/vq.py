@@ -59,12 +59,15 @@ def nearest_codes(flat: Tensor, codebook: Tensor, chunk_size: int = 16384) -> Te
     of the argmin, so each chunk is one fused ``addmm`` (``[n, K]``) and an argmin. Chunks of rows bound
     the memory of the distance matrix.
     """
-    e_sq = codebook.pow(2).sum(1)  # [K]
     out = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
-    for start in range(0, flat.shape[0], chunk_size):
-        rows = flat[start:start + chunk_size]
-        dist_ = torch.addmm(e_sq, rows, codebook.t(), alpha=-2.0)  # [n, K], ||z||^2 omitted
-        out[start:start + chunk_size] = dist_.argmin(1)
+    # fp32 even under mixed precision: bf16 distances pick another code for ~1% of the vectors
+    with torch.autocast(flat.device.type, enabled=False):
+        codebook = codebook.float()
+        e_sq = codebook.pow(2).sum(1)  # [K]
+        for start in range(0, flat.shape[0], chunk_size):
+            rows = flat[start:start + chunk_size].float()
+            dist_ = torch.addmm(e_sq, rows, codebook.t(), alpha=-2.0)  # [n, K], ||z||^2 omitted
+            out[start:start + chunk_size] = dist_.argmin(1)
     return out
 
 
@@ -139,9 +142,11 @@ class VectorQuantizer(nn.Module):
         flat = self._flatten(z_e)  # [N, D]
         indices = nearest_codes(flat.detach(), self.codebook.detach(), self.chunk_size)  # [N]
         counts = torch.bincount(indices, minlength=self.num_codes)  # [K]
-        if self.training and torch.is_grad_enabled() and (self.ema or self.restart_threshold > 0):
-            self._update(flat.detach(), indices, counts)
+        # the codes this step chose, before the update below moves or restarts any of them (indexing copies)
         z_q = self.codebook[indices].view(z_e.shape[0], *z_e.shape[2:], self.dim).movedim(-1, 1)  # [B, D, *S]
+        if self.training and torch.is_grad_enabled() and (self.ema or self.restart_threshold > 0):
+            with torch.autocast(z_e.device.type, enabled=False):  # moving averages in the codebook's fp32
+                self._update(flat.detach().to(self.codebook.dtype), indices, counts)
         per_example = (1, *range(2, z_e.dim()))
         codebook_loss = (z_q - z_e.detach()).pow(2).sum(per_example)  # trains e (unless EMA)
         commitment_loss = (z_e - z_q.detach()).pow(2).sum(per_example)  # keeps z_e near its code
@@ -153,7 +158,7 @@ class VectorQuantizer(nn.Module):
     def _update(self, flat: Tensor, indices: Tensor, counts: Tensor) -> None:
         """EMA step (appendix A.1): ``N_i <- g N_i + (1-g) n_i``, ``m_i <- g m_i + (1-g) sum z_e``,
         ``e_i = m_i / N_i``; then restart codes whose ``N_i`` fell below the threshold."""
-        counts = counts.to(flat.dtype)
+        counts = counts.to(self.codebook.dtype)  # fp32: bf16 would round counts above 256
         sums = torch.zeros_like(self.codebook).index_add_(0, indices, flat)  # [K, D]
         if dist.is_available() and dist.is_initialized():  # every process keeps the same codebook
             dist.all_reduce(counts)

@@ -9,6 +9,7 @@ checkpointed atomically and exported to ``RUN/prior/`` (``model.safetensors`` + 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -104,21 +105,27 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
         check_checkpoint(ckpt)
     elif ckpt.exists():
         raise FileExistsError(f"{out} already holds a fitted prior; pass --resume to continue it or delete {out}")
+    if resume and (out / "config.yaml").is_file():
+        saved = read_prior_config(run_dir)
+        if saved.prior != cfg.prior:
+            raise ConfigError(f"--resume: the prior's architecture cannot change ({to_dict(saved.prior)} in "
+                              f"{out / 'config.yaml'}, got {to_dict(cfg.prior)})")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if data is None:  # the images the VQ model was trained on (its data.subset too)
+    if data is None:  # the images the VQ model was trained on (its data.subset, drawn with its seed)
         from vaekit.data import load_images
 
-        d = read_run_config(run_dir).data
-        data = load_images(d.name, root=d.path, binarize=d.binarize, subset=d.subset, seed=cfg.seed)
+        run_cfg = read_run_config(run_dir)
+        d = run_cfg.data
+        data = load_images(d.name, root=d.path, binarize=d.binarize, subset=d.subset, seed=run_cfg.train.seed)
+    if cfg.prior.class_conditional and data.num_classes is None:
+        raise ConfigError(f"{data.name} has no labels: set prior.class_conditional=false")
+    num_classes = data.num_classes if cfg.prior.class_conditional else None
     device = torch.device("cuda" if torch.cuda.is_available() and accelerator != "cpu" else "cpu")
     model = model.to(device)
     t0 = time.perf_counter()
     train_set = code_dataset(model, data, "train", seed=cfg.seed)
     val_set = code_dataset(model, data, "val", seed=cfg.seed)
     code_seconds = time.perf_counter() - t0
-    num_classes = data.num_classes if cfg.prior.class_conditional else None
-    if cfg.prior.class_conditional and data.num_classes is None:
-        raise ConfigError(f"{data.name} has no labels: set prior.class_conditional=false")
     prior = CodePrior(cfg.prior, [vq.num_codes for vq in model.quantizers], model.code_shapes, num_classes)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", json.dumps(to_dict(cfg), indent=2))
@@ -148,26 +155,55 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
     meta = {"num_codes": prior.num_codes, "shapes": [list(s) for s in prior.shapes], "num_classes": num_classes,
             "epochs": trainer.current_epoch, "seconds_train": seconds, "seconds_codes": code_seconds,
             "val_nll_nats": float(val["val/nll_nats"]), "val_bits_per_code": float(val["val/bits_per_code"]),
+            "vq_model_sha256": model_fingerprint(run_dir),
             "data": data.name}
     export_model(out, "code_prior", fitted, extra=meta)  # type: ignore[arg-type]
     return PriorResult(fitted, out, seconds, trainer.current_epoch, meta["val_nll_nats"], meta["val_bits_per_code"])
 
 
-def load_code_prior(run_dir: str | Path, device: str = "cpu") -> CodePrior | None:
-    """The prior exported to ``run_dir/prior`` (safetensors, no code runs), or None if there is none."""
+def model_fingerprint(run_dir: str | Path) -> str:
+    """sha256 of the exported VQ model's weights: a prior records the model it was fitted to."""
+    return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
+
+
+def read_prior_config(run_dir: str | Path) -> PriorFitConfig:
+    """The fit-prior settings saved in ``run_dir/prior/config.yaml``."""
+    from vaekit.run import load_config_file
+
+    return from_dict(PriorFitConfig, load_config_file(Path(run_dir) / "prior" / "config.yaml"), where="fit-prior")
+
+
+def load_code_prior(run_dir: str | Path, device: str = "cpu", model: VQModel | None = None) -> CodePrior | None:
+    """The prior exported to ``run_dir/prior`` (safetensors, no code runs), or None if there is none.
+
+    With ``model``, also checks that the prior fits it (levels, code counts, map shapes) and was fitted
+    to these weights; raises ``ValueError`` with what to do otherwise.
+    """
     out = Path(run_dir) / "prior"
     meta_path, weights = out / "model.json", out / "model.safetensors"
     if not meta_path.is_file():
         return None
+    refit = f"fit it again (delete {out}, then `vaekit fit-prior {run_dir}`)"
     try:
         meta = json.loads(meta_path.read_text())
         state = load_file(str(weights), device=device)
-    except Exception as e:
-        raise ValueError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); fit it again "
-                         f"(delete {out}, then `vaekit fit-prior {run_dir}`)") from None
-    prior = CodePrior(from_dict(CodePriorConfig, meta["config"], where="prior"), meta["num_codes"],
-                      [tuple(s) for s in meta["shapes"]], meta["num_classes"])
-    missing, unexpected = prior.load_state_dict(state, strict=False)
+        prior = CodePrior(from_dict(CodePriorConfig, meta["config"], where="prior"), meta["num_codes"],
+                          [tuple(s) for s in meta["shapes"]], meta["num_classes"])
+        missing, unexpected = prior.load_state_dict(state, strict=False)
+    except Exception as e:  # truncated files, missing keys, tensors of the wrong size
+        raise ValueError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); {refit}") from None
     if missing or unexpected:
-        raise ValueError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]}; {refit}")
+    if model is not None:
+        fits = (prior.num_codes == [vq.num_codes for vq in model.quantizers]
+                and prior.shapes == [tuple(s) for s in model.code_shapes])
+        if not fits:
+            raise ValueError(f"the prior in {out} models codes {prior.num_codes} x {prior.shapes}, but the model "
+                             f"in {run_dir} has {[vq.num_codes for vq in model.quantizers]} x {model.code_shapes}; "
+                             f"{refit}")
+        recorded = meta.get("vq_model_sha256")
+        if recorded is not None and recorded != model_fingerprint(run_dir):
+            raise ValueError(f"the prior in {out} was fitted to other weights than {run_dir}/model.safetensors "
+                             f"(was the model retrained or resumed since?); {refit}")
     return prior.to(device).eval()
