@@ -29,7 +29,7 @@ from vaekit.config import Choice, ConfigError, choice_field
 from vaekit.distributions import CodePointMass, build_likelihood, uniform_codes
 from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.nn.resnet import ResConvDecoder, ResConvEncoder
-from vaekit.quantize import Quantized, VectorQuantizer
+from vaekit.quantize import Quantized, VectorQuantizer, perplexity
 from vaekit.registry import MODELS
 
 
@@ -167,8 +167,6 @@ class VQModel(LatentVariableModel):
 
 def _perplexity_per_example(counts: Tensor, batch_size: int) -> Tensor:
     """The batch's code perplexity, repeated per example so that it logs like the other terms."""
-    from vaekit.quantize import perplexity
-
     return perplexity(counts).expand(batch_size)
 
 

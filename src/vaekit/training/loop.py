@@ -111,6 +111,17 @@ def check_checkpoint(path: Path) -> None:
         raise CheckpointError(f"{path} is not a Lightning checkpoint of a vaekit run")
 
 
+def check_resume(ckpt: Path, resume: bool, exists_message: str) -> None:
+    """Before training into a folder: with ``resume`` the checkpoint must exist and be readable;
+    without it, an existing checkpoint is never overwritten (``FileExistsError(exists_message)``)."""
+    if resume:
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+        check_checkpoint(ckpt)
+    elif ckpt.exists():
+        raise FileExistsError(exists_message)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -137,13 +148,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     """Train ``cfg`` into ``run_dir``; with ``resume`` continue from ``checkpoints/last.ckpt``."""
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        check_checkpoint(ckpt)
-    elif ckpt.exists():
-        raise FileExistsError(f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
-                              f"or choose another --out")
+    check_resume(ckpt, resume, f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
+                               f"or choose another --out")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     data, model = prepare(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from vaekit.data import ImageData, iterate_batches
 from vaekit.models.code_prior import CodePrior, CodePriorConfig
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
-from vaekit.training.loop import AtomicCheckpoint, _precision, check_checkpoint, merge_metrics
+from vaekit.training.loop import AtomicCheckpoint, _precision, check_resume, merge_metrics
 from vaekit.training.system import VAESystem
 
 
@@ -99,12 +99,7 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
         raise ConfigError(f"{run_dir} holds a {type(model).__name__}; fit-prior is for VQ models (vqvae, vqvae2)")
     out = run_dir / "prior"
     ckpt = out / "checkpoints" / "last.ckpt"
-    if resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        check_checkpoint(ckpt)
-    elif ckpt.exists():
-        raise FileExistsError(f"{out} already holds a fitted prior; pass --resume to continue it or delete {out}")
+    check_resume(ckpt, resume, f"{out} already holds a fitted prior; pass --resume to continue it or delete {out}")
     if resume and (out / "config.yaml").is_file():
         saved = read_prior_config(run_dir)
         if saved.prior != cfg.prior:
