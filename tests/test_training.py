@@ -102,3 +102,34 @@ def test_corrupt_export_gives_a_clear_error(tmp_path):
         load(run)
     with pytest.raises(FileNotFoundError, match="not an exported vaekit run"):
         load(tmp_path / "nothing")
+
+
+def test_trainer_drops_lightnings_advertisement_and_keeps_its_other_messages(tmp_path):
+    import logging
+    import warnings
+
+    from vaekit.training.loop import build_trainer, quiet_lightning
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    handler, level = Keep(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        build_trainer(tmp_path, max_epochs=1, max_time=None, progress=False, logger=False)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert seen and not any("litlogger" in m for m in seen)
+    assert any("GPU available" in m for m in seen)  # the filter is not a blanket mute
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_lightning():
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
+            warnings.warn("a real problem", UserWarning)
+    assert [str(w.message) for w in caught] == ["a real problem"]

@@ -6,14 +6,17 @@ then ``os.replace``), so an interrupted run resumes with ``resume=True`` from it
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import io
+import logging
 import os
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
@@ -54,6 +57,57 @@ def _precision(name: str) -> str:
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
+
+
+# Lightning's messages that say nothing about the run: its advertisement for a cloud logger (on every
+# Trainer), a deprecation inside its own pytree helper, and the data-loader advice that does not apply
+# to in-memory tensors (num_workers=0 is the fast choice for them, docs/architecture.md).
+_NOISE_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*Experiment logs directory.*",
+    r".*isinstance\(treespec, LeafSpec\).*",
+)
+_NOISE_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class _DropTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence the Lightning messages above (and only those) while building or fitting a Trainer."""
+    drop = _DropTip()
+    loggers = [logging.getLogger(name) for name in _NOISE_LOGGERS]
+    for log in loggers:
+        log.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            for pattern in _NOISE_WARNINGS:
+                warnings.filterwarnings("ignore", pattern)
+            yield
+    finally:
+        for log in loggers:
+            log.removeFilter(drop)
+
+
+def build_trainer(
+    out: Path, *, max_epochs: int, max_time: float | None, progress: bool, logger: Any,
+    precision: str = "auto", max_steps: int = -1, **kwargs: Any,
+) -> L.Trainer:
+    """The one Lightning Trainer of every vaekit fit (models and code priors): atomic checkpoints in
+    ``out/checkpoints``, optional progress bar, metrics every 20 steps; ``kwargs`` go to the Trainer."""
+    callbacks: list[Callback] = [AtomicCheckpoint(out / "checkpoints")]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    with quiet_lightning():
+        return L.Trainer(
+            max_epochs=max_epochs, max_steps=max_steps, max_time={"seconds": max_time} if max_time else None,
+            precision=_precision(precision), logger=logger, callbacks=callbacks, enable_checkpointing=False,
+            enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=20,
+            default_root_dir=str(out), deterministic=False, **kwargs,
+        )
 
 
 def _logger(cfg: RunConfig, run_dir: Path) -> list[Any]:
@@ -160,22 +214,14 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     total = cfg.train.max_steps if cfg.train.max_steps > 0 else steps_per_epoch * cfg.train.max_epochs
     system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total)
     t = cfg.train
-    callbacks: list[Callback] = [AtomicCheckpoint(run_dir / "checkpoints")]
-    if t.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=20))
-    trainer = L.Trainer(
-        max_epochs=t.max_epochs, max_steps=t.max_steps,
-        max_time={"seconds": t.max_time} if t.max_time else None, accelerator=t.accelerator, devices=t.devices,
-        strategy=t.strategy, num_nodes=t.num_nodes, precision=_precision(t.precision),
-        logger=_logger(cfg, run_dir), callbacks=callbacks, enable_checkpointing=False,
-        enable_progress_bar=t.progress, enable_model_summary=False, check_val_every_n_epoch=t.val_every,
-        limit_val_batches=t.limit_val_batches, log_every_n_steps=20, default_root_dir=str(run_dir),
-        deterministic=False,
+    trainer = build_trainer(
+        run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time, progress=t.progress,
+        precision=t.precision, logger=_logger(cfg, run_dir), accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, num_nodes=t.num_nodes, check_val_every_n_epoch=t.val_every,
+        limit_val_batches=None if t.limit_val_batches == 1.0 else t.limit_val_batches,  # None: all, no notice
     )
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*Experiment logs directory.*")
+    with quiet_lightning():
         trainer.fit(system, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
     final = system.exported_model()

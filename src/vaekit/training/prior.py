@@ -13,14 +13,12 @@ import hashlib
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import DataLoader, StackDataset
@@ -30,7 +28,7 @@ from vaekit.data import ImageData, iterate_batches
 from vaekit.models.code_prior import CodePrior, CodePriorConfig
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
-from vaekit.training.loop import AtomicCheckpoint, _precision, check_resume, merge_metrics
+from vaekit.training.loop import build_trainer, check_resume, merge_metrics, quiet_lightning
 from vaekit.training.system import VAESystem
 
 
@@ -128,23 +126,16 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
     system = VAESystem(prior, CodePriorNLL(), cfg.optim, total_steps=steps)  # type: ignore[arg-type]
     from lightning.pytorch.loggers import CSVLogger
 
-    callbacks: list[Any] = [AtomicCheckpoint(out / "checkpoints")]
-    if cfg.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=20))
-    trainer = L.Trainer(max_epochs=cfg.max_epochs, max_time={"seconds": cfg.max_time} if cfg.max_time else None,
-                        accelerator=accelerator, devices=1, precision=_precision("auto"),
-                        logger=CSVLogger(save_dir=str(out), name="logs"), callbacks=callbacks,
-                        enable_checkpointing=False, enable_progress_bar=cfg.progress, enable_model_summary=False,
-                        log_every_n_steps=20, default_root_dir=str(out))
+    trainer = build_trainer(out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, progress=cfg.progress,
+                            logger=CSVLogger(save_dir=str(out), name="logs"), accelerator=accelerator, devices=1)
     loaders = (DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True),
                DataLoader(val_set, batch_size=500))
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*Experiment logs directory.*")
+    with quiet_lightning():
         trainer.fit(system, *loaders, ckpt_path=str(ckpt) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
-    val = trainer.validate(system, loaders[1], verbose=False)[0]
+    with quiet_lightning():
+        val = trainer.validate(system, loaders[1], verbose=False)[0]
     merge_metrics(out)
     fitted = system.exported_model()
     meta = {"num_codes": prior.num_codes, "shapes": [list(s) for s in prior.shapes], "num_classes": num_classes,
