@@ -199,3 +199,25 @@ def test_objectives_from_registry_refuse_bad_values():
         build_objective({"name": "iwae", "k": 0})
     with pytest.raises(ConfigError, match="unknown config key"):
         build_objective({"name": "elbo", "betta": 2})
+
+
+def test_evaluations_run_in_eval_mode_repeat_with_their_seed_and_restore_the_mode():
+    from vaekit.evaluation import evaluate_likelihood, latent_usage
+    from vaekit.evaluation.mode import evaluating
+
+    model = build_model("ladder_vae", {"latent_dims": [3, 2], "hidden": [[16], [8]], "data_shape": [1, 4, 4],
+                                       "levels": 2})  # batch norm: eval mode changes the numbers
+    x = torch.bernoulli(torch.full((20, 1, 4, 4), 0.4), generator=torch.Generator().manual_seed(1))
+    batches = [{"x": x}]
+    model.train()
+    first = evaluate_likelihood(model, batches, num_samples=8, seed=3)
+    assert model.training  # restored
+    again = evaluate_likelihood(model, batches, num_samples=8, seed=3)
+    assert first["nll_nats"] == again["nll_nats"] and first["neg_elbo_nats"] == again["neg_elbo_nats"]
+    assert evaluate_likelihood(model, batches, num_samples=8, seed=4)["nll_nats"] != first["nll_nats"]
+    latent_usage(model, batches)
+    assert model.training
+    with pytest.raises(RuntimeError), evaluating(model):
+        assert not model.training and not torch.is_grad_enabled()
+        raise RuntimeError("a failing evaluation")
+    assert model.training and torch.is_grad_enabled()  # restored also on error

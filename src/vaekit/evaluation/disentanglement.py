@@ -40,6 +40,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, mutual_info_score
 from sklearn.tree import DecisionTreeClassifier
 
+from vaekit.evaluation.mode import evaluating
+
 Represent = Callable[[np.ndarray], np.ndarray]
 NUM_BINS = 20  # histogram bins per code dimension for mutual information, as in disentanglement_lib
 ACTIVE_STD = 0.05  # FactorVAE metric: codes whose std over the data is below this are collapsed
@@ -474,10 +476,8 @@ def disentanglement_metrics(
         ``dci/informativeness_test_accuracy``, ``sap``, a ``<metric>/seconds`` time per metric,
         ``elapsed_s`` and ``config``.
     """
-    was_training = model.training
-    model.eval()
     start = time.perf_counter()
-    try:
+    with evaluating(model):
         represent = encoder_representation(model, dsprites, device=device)
         sizes = tuple(dsprites.factor_sizes)
         result: dict[str, Any] = {}
@@ -501,8 +501,6 @@ def disentanglement_metrics(
         kw = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_test, "seed": seed}
         timed("beta_vae", lambda: beta_vae_score(represent, sizes, **kw))
         timed("factor_vae", lambda: factor_vae_score(represent, sizes, num_variance_estimate=num_train, **kw))
-    finally:
-        model.train(was_training)
     result["elapsed_s"] = time.perf_counter() - start
     result["config"] = {"num_train": num_train, "num_test": num_test, "seed": seed, "batch_size": batch_size}
     return result

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaekit.evaluation.mode import evaluating
 from vaekit.models.base import LatentVariableModel
 
 
@@ -21,7 +22,6 @@ def active_units_from_means(means: Tensor, threshold: float = 0.01) -> tuple[int
     return int((var > threshold).sum().item()), var
 
 
-@torch.no_grad()
 def latent_usage(
     model: LatentVariableModel,
     batches: Iterable[dict[str, Tensor]],
@@ -30,13 +30,10 @@ def latent_usage(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Per latent layer: active units, their variances, and the mean KL per dimension in nats."""
-    was_training = model.training
-    model.eval()
-    torch.manual_seed(seed)
     means: list[list[Tensor]] = []
     kls: list[Tensor] = []
     n = 0
-    try:
+    with evaluating(model, seed):
         for batch in batches:
             out = model(batch)
             if not means:
@@ -46,8 +43,6 @@ def latent_usage(
                 means[i].append(layer.posterior.mean.flatten(1).float().cpu())
                 kls[i] += layer.kl_per_dim().double().sum(0).cpu()
             n += batch["x"].shape[0]
-    finally:
-        model.train(was_training)
     result: dict[str, Any] = {"threshold": threshold, "layers": []}
     for i, m in enumerate(means, start=1):
         count, var = active_units_from_means(torch.cat(m), threshold)

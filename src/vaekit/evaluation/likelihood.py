@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaekit.evaluation.mode import evaluating
 from vaekit.models.base import LatentVariableModel
 from vaekit.objectives import elbo_terms
 
@@ -58,7 +59,6 @@ def importance_sampled_log_likelihood(
     return acc - math.log(num_samples)
 
 
-@torch.no_grad()
 def evaluate_likelihood(
     model: LatentVariableModel,
     batches: Iterable[dict[str, Tensor]],
@@ -73,13 +73,10 @@ def evaluate_likelihood(
     (``nll / (D ln 2)``) when the likelihood is over discrete values. ``num_samples=0`` skips the
     importance-sampled estimate.
     """
-    was_training = model.training
-    model.eval()
-    torch.manual_seed(seed)
     sums: dict[str, float] = {}
     nll_values: list[Tensor] = []
     n = 0
-    try:
+    with evaluating(model, seed):
         for batch in batches:
             x = batch["x"]
             _check_finite(x)
@@ -89,8 +86,6 @@ def evaluate_likelihood(
             if num_samples > 0:
                 nll_values.append(-importance_sampled_log_likelihood(model, batch, num_samples, max_rows).cpu())
             n += x.shape[0]
-    finally:
-        model.train(was_training)
     if n == 0:
         raise ValueError("no evaluation data")
     out: dict[str, Any] = {f"{name.replace('/', '_')}_nats": s / n for name, s in sums.items()}

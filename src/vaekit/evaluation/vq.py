@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaekit.evaluation.mode import evaluating
 from vaekit.models.vqvae import VQModel
 from vaekit.quantize import perplexity
 
 
-@torch.no_grad()
 def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, levels: int | None = None
                    ) -> dict[str, Any]:
     """Means over ``batches`` of the distortion (nats, and MSE of the likelihood mean), the rate under the
@@ -35,7 +35,6 @@ def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, leve
         batches: dicts with ``x [B, C, H, W]`` in [0, 1] and, for a class-conditional prior, ``y``.
         levels: the data's discrete levels (2 binary, 256 8-bit), for the compression ratio.
     """
-    model.eval()
     prior = model.code_prior
     ln2 = math.log(2)
     counts = [torch.zeros(vq.num_codes, dtype=torch.long) for vq in model.quantizers]
@@ -45,21 +44,22 @@ def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, leve
     def add(name: str, value: Tensor) -> None:
         sums[name] = sums.get(name, 0.0) + float(value.double().sum())
 
-    for batch in batches:
-        x = batch["x"]
-        if not torch.isfinite(x).all():
-            raise ValueError("evaluation data contains NaN or infinite values")
-        codes = model.codes(x)
-        px = model.decode_codes_dist(codes)
-        add("distortion_nats", -px.log_prob(x))
-        add("mse", (px.mean - x).pow(2).flatten(1).mean(1))
-        for l, c in enumerate(codes):
-            counts[l] += torch.bincount(c.flatten().cpu(), minlength=model.quantizers[l].num_codes)
-        if prior is not None:
-            lp = prior.log_prob_levels(codes, batch.get("y") if prior.num_classes else None)
-            for l, v in enumerate(lp, start=1):
-                add(f"rate_prior_bits/level_{l}", -v / ln2)
-        n += x.shape[0]
+    with evaluating(model):
+        for batch in batches:
+            x = batch["x"]
+            if not torch.isfinite(x).all():
+                raise ValueError("evaluation data contains NaN or infinite values")
+            codes = model.codes(x)
+            px = model.decode_codes_dist(codes)
+            add("distortion_nats", -px.log_prob(x))
+            add("mse", (px.mean - x).pow(2).flatten(1).mean(1))
+            for l, c in enumerate(codes):
+                counts[l] += torch.bincount(c.flatten().cpu(), minlength=model.quantizers[l].num_codes)
+            if prior is not None:
+                lp = prior.log_prob_levels(codes, batch.get("y") if prior.num_classes else None)
+                for l, v in enumerate(lp, start=1):
+                    add(f"rate_prior_bits/level_{l}", -v / ln2)
+            n += x.shape[0]
     if n == 0:
         raise ValueError("no data to evaluate")
     res: dict[str, Any] = {k: v / n for k, v in sums.items()}
