@@ -105,3 +105,54 @@ def step_flops(step) -> float:
         return float(counter.get_total_flops())
     finally:
         torch.set_rng_state(state)
+
+
+def lightning_epoch_clock() -> EpochClock:
+    """vaekit's side: every ``lightning.Trainer`` built from now on (vaekit.training's ``build_trainer``
+    looks the class up when it builds one) carries a callback that stamps the returned clock. Timestamps
+    only, no work; imports Lightning lazily, since the peer's environment has none."""
+    import lightning
+
+    clock = EpochClock()
+
+    class _EpochTimer(lightning.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            clock.epoch_start()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            clock.step_end()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            clock.epoch_end()
+
+    base = lightning.Trainer
+
+    class _TimedTrainer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, callbacks=None, **kw):
+            super().__init__(*a, callbacks=[*(callbacks or []), _EpochTimer()], **kw)
+
+    lightning.Trainer = _TimedTrainer
+    return clock
+
+
+def pythae_epoch_clock() -> tuple[EpochClock, Any]:
+    """The peer's side: a clock and the pythae ``TrainingCallback`` that stamps it (pass it in the
+    trainer's ``callbacks``); also keeps pythae's per-epoch INFO lines out of the worker's output."""
+    import logging
+
+    from pythae.trainers.training_callbacks import TrainingCallback
+
+    logging.getLogger("pythae").setLevel(logging.WARNING)
+    clock = EpochClock()
+
+    class _EpochTimer(TrainingCallback):
+        def on_epoch_begin(self, training_config, **kwargs):
+            clock.epoch_start()
+
+        def on_train_step_end(self, training_config, **kwargs):
+            clock.step_end()
+
+        def on_epoch_end(self, training_config, **kwargs):
+            clock.epoch_end()
+
+    return clock, _EpochTimer()

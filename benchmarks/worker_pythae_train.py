@@ -8,7 +8,6 @@ Args (JSON): ``npz``, ``run_dir``, ``epochs``, ``subset`` (first N train/val ima
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 
@@ -20,24 +19,8 @@ import torch  # noqa: E402
 from pythae.data.preprocessors import DataProcessor  # noqa: E402
 from pythae.models import IWAE, VAE, IWAEConfig, VAEConfig  # noqa: E402
 from pythae.trainers import BaseTrainer, BaseTrainerConfig  # noqa: E402
-from pythae.trainers.training_callbacks import TrainingCallback  # noqa: E402
 
-logging.getLogger("pythae").setLevel(logging.WARNING)
-CLOCK = wl.EpochClock()
-
-
-class _EpochTimer(TrainingCallback):
-    """Benchmark instrumentation only: timestamps, no work."""
-
-    def on_epoch_begin(self, training_config, **kwargs):
-        CLOCK.epoch_start()
-
-    def on_train_step_end(self, training_config, **kwargs):
-        CLOCK.step_end()
-
-    def on_epoch_end(self, training_config, **kwargs):
-        CLOCK.epoch_end()
-
+CLOCK, TIMER = wl.pythae_epoch_clock()
 
 x_train = wl.load_split(a["npz"], "train", a.get("subset"))
 x_val = wl.load_split(a["npz"], "val", a.get("subset"))
@@ -56,7 +39,7 @@ shutil.rmtree(a["run_dir"], ignore_errors=True)
 proc = DataProcessor()
 train_ds, val_ds = (proc.to_dataset(proc.process_data(x)) for x in (x_train, x_val))
 trainer = BaseTrainer(model=model, train_dataset=train_ds, eval_dataset=val_ds, training_config=tcfg,
-                      callbacks=[_EpochTimer()])
+                      callbacks=[TIMER])
 t0 = time.perf_counter()
 trainer.train()
 train_seconds = time.perf_counter() - t0

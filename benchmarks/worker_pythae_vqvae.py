@@ -13,7 +13,6 @@ Args (JSON): ``npz`` (uint8 grey x_train / x_val / x_test), ``run_dir``, ``epoch
 from __future__ import annotations
 
 import copy
-import logging
 import shutil
 import time
 
@@ -27,24 +26,8 @@ from pythae.data.preprocessors import DataProcessor  # noqa: E402
 from pythae.models import VQVAE, VQVAEConfig  # noqa: E402
 from pythae.models.nn.benchmarks.mnist import Decoder_ResNet_VQVAE_MNIST, Encoder_ResNet_VQVAE_MNIST  # noqa: E402
 from pythae.trainers import BaseTrainer, BaseTrainerConfig  # noqa: E402
-from pythae.trainers.training_callbacks import TrainingCallback  # noqa: E402
 
-logging.getLogger("pythae").setLevel(logging.WARNING)
-CLOCK = wl.EpochClock()
-
-
-class _EpochTimer(TrainingCallback):
-    """Benchmark instrumentation only: timestamps, no work."""
-
-    def on_epoch_begin(self, training_config, **kwargs):
-        CLOCK.epoch_start()
-
-    def on_train_step_end(self, training_config, **kwargs):
-        CLOCK.step_end()
-
-    def on_epoch_end(self, training_config, **kwargs):
-        CLOCK.epoch_end()
-
+CLOCK, TIMER = wl.pythae_epoch_clock()
 
 def grey(split: str) -> torch.Tensor:
     """``x_<split>`` as float32 ``[N, 1, 28, 28]`` in [0, 1] (x / 255, as vaekit maps 256 levels)."""
@@ -70,7 +53,7 @@ shutil.rmtree(a["run_dir"], ignore_errors=True)
 proc = DataProcessor()  # as pythae's TrainingPipeline does: check and wrap the arrays in its BaseDataset
 train_ds, val_ds = (proc.to_dataset(proc.process_data(x)) for x in (x_train, x_val))
 trainer = BaseTrainer(model=model, train_dataset=train_ds, eval_dataset=val_ds, training_config=tcfg,
-                      callbacks=[_EpochTimer()])
+                      callbacks=[TIMER])
 t0 = time.perf_counter()
 trainer.train()
 train_seconds = time.perf_counter() - t0
