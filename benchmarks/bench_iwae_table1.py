@@ -8,7 +8,8 @@ Ten trainings (VAE k=1 is IWAE k=1). Two ways to get them:
 - ``vaekit bench iwae_table1`` (``make bench-paper``): reads the runs already in
   ``benchmarks/results/iwae_table1/`` (eval JSON + validation curve per run, ``summary.json`` for the budget)
   and writes ``results/iwae_table1.md`` (the paper's column beside vaekit's, the budget, the ordering
-  checks) and ``results/iwae_table1_curves.png``. Where that folder holds no runs, or with
+  checks) and ``results/iwae_table1_curves.png``; runs in ``results/iwae_table1_long/`` (longer trainings of
+  some of the ten, same files) get a section of their own. Where that folder holds no runs, or with
   ``VAEKIT_IWAE_TABLE1_RETRAIN=1``, it first trains them here, one after the other, for
   ``VAEKIT_IWAE_TABLE1_EPOCHS`` epochs (default 5) and evaluates with ``VAEKIT_IWAE_TABLE1_EVAL_K`` samples
   (default 5000). That is hours on 2 CPU cores: a 2-layer k=50 step costs about 0.5 s (5 epochs: ~25 min),
@@ -445,6 +446,75 @@ def diagnostics(runs: dict[str, Any]) -> list[str]:
     return notes
 
 
+# -- longer runs of some of the table's trainings (e.g. hours on a CPU) --------------------------------
+def plot_long_curves(runs: dict[str, Any], path: Path) -> Path | None:
+    """Validation ELBO per epoch of the longer runs, both depths on one axis (log epochs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {n: r for n, r in runs.items() if r["curve"].get("val/elbo")}
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for n, r in sorted(runs.items()):
+        ep = [e + 1 for e in r["curve"]["epoch"]]
+        label = f"{r['layers']} layer{'s' if r['layers'] > 1 else ''}, {'VAE' if r['objective'] == 'vae' else 'IWAE'} k={r['k']}"
+        ax.plot(ep, r["curve"]["val/elbo"], label=label, color="tab:blue" if r["layers"] == 1 else "tab:red",
+                linestyle="-" if r["objective"] == "vae" else "--")
+    ax.set_xscale("log")
+    ys = [y for r in runs.values() for y in r["curve"]["val/elbo"][3:]]
+    ax.set_ylim(min(ys) - 2, max(ys) + 1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation ELBO (nats, 1 sample)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title("IWAE Table 1 models, longer runs: validation ELBO per epoch")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report_long(ctx: Any, runs: dict[str, Any], summary_file: dict[str, Any]) -> None:
+    """Longer runs of a few of the table's trainings, saved in ``results/iwae_table1_long/`` in the same
+    form as the table's: their own table, the orderings they can check, their curves and budget."""
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    summary = main_batch(summary_file)
+    rows = []
+    for n, r in sorted(runs.items(), key=lambda kv: (kv[1]["objective"], kv[1]["k"], kv[1]["layers"])):
+        e = r["eval"]
+        rows.append([n, str(r["layers"]), f"{'elbo_k' if r['objective'] == 'vae' else 'iwae'} k={r['k']}",
+                     str(r["train"].get("epochs", "-")), fmt(r["train"].get("train_seconds")),
+                     f"{e['nll_nats']:.2f} ± {e.get('nll_stderr_nats', float('nan')):.2f}",
+                     f"{e['neg_elbo_nats']:.2f}",
+                     " / ".join(f"{e[k]:.2f}" for k in sorted(e) if k.startswith("kl_layer_")),
+                     str(e.get("active_units", "-")), fmt(PAPER.get((r["layers"], r["objective"], r["k"])))])
+    ctx.table(f"Longer runs (k={summary.get('eval_k', EVAL_K)} on the 10k test images; "
+              f"{summary.get('device', '?')})",
+              ["run", "layers", "objective", "epochs", "train s", "NLL", "-ELBO", "KL per layer",
+               "active units", "paper NLL (3280 epochs)"], rows)
+    checks = [c for c in ordering_checks(runs) if c[2] is not None]
+    ctx.table("Orderings the longer runs can check", ["claim", "vaekit", "holds"],
+              [[c, v, "yes" if ok else "no"] for c, v, ok in checks])
+    ctx.record("long_runs", {n: {"nll_nats": r["eval"]["nll_nats"], "nll_stderr_nats": r["eval"].get("nll_stderr_nats"),
+                                 "neg_elbo_nats": r["eval"]["neg_elbo_nats"], "train": r["train"],
+                                 "val_elbo": r["curve"].get("val/elbo")} for n, r in runs.items()})
+    ctx.record("long_summary", summary_file)
+    ctx.record("long_orderings", [{"claim": c, "values": v, "holds": ok} for c, v, ok in checks])
+    fig = plot_long_curves(runs, ctx.results_dir / "iwae_table1_long_curves.png")
+    if fig:
+        ctx.note(f"Longer runs, learning curves: ![validation ELBO per epoch, longer runs]({fig.name})")
+    if summary.get("note"):
+        ctx.note(f"Longer runs: {summary['note']}")
+
+
+def _long_dir(ctx: Any) -> Path:
+    return ctx.results_dir / "iwae_table1_long"
+
+
 def _results_dir(ctx: Any) -> Path:
     return ctx.results_dir / "iwae_table1"
 
@@ -484,6 +554,10 @@ def run(ctx: Any) -> None:
     if not runs:
         raise BenchError(f"iwae_table1: no runs in {results}")
     report(ctx, runs, summ, source)
+    long = {} if ctx.quick else load_runs(_long_dir(ctx))
+    if long:
+        long_summary = _long_dir(ctx) / "summary.json"
+        report_long(ctx, long, json.loads(long_summary.read_text()) if long_summary.is_file() else {})
 
 
 def main(argv: list[str] | None = None) -> None:
