@@ -157,3 +157,14 @@ def test_evaluate_disentanglement_on_dsprites(tmp_path):
     for key in ("mig", "mig_sup", "sap", "dci/disentanglement", "beta_vae/eval_accuracy", "factor_vae/eval_accuracy"):
         assert key in res and 0.0 <= res[key] <= 1.0, key
     assert list((out / "eval").glob("disentanglement_*.json"))
+
+
+def test_evaluate_says_when_the_runs_own_subset_applies_and_zero_means_all(tmp_path):
+    out = tmp_path / "run"
+    _ok(["train", "vae", *QUICK, "--set", "eval.subset=40", "--no-figures", "--out", str(out)])
+    result = runner.invoke(app, ["evaluate", str(out), "-k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "first 40 test images only" in result.stderr
+    assert json.loads(result.stdout)["data"]["num_examples"] == 40
+    everything = json.loads(_ok(["evaluate", str(out), "-k", "2", "--subset", "0", "--json"]))
+    assert everything["data"]["num_examples"] > 40

@@ -72,14 +72,15 @@ def evaluate_run(
     """Evaluate an exported run: test ELBO, IS-NLL (k samples), bits/dim, rate, distortion, active units.
 
     Results are written to ``run_dir/eval/<split>_k<k>_<timestamp>.json`` (never overwriting) with the
-    config, k, seed, data split, elapsed time, device and commit.
+    config, k, seed, data split, elapsed time, device and commit. ``subset``: the first N images of the
+    split; ``None`` takes the run's ``eval.subset``, ``0`` the whole split.
     """
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     e = cfg.eval
     k = e.num_samples if num_samples is None else num_samples
     seed = e.seed if seed is None else seed
-    subset = e.subset if subset is None else subset
+    subset = e.subset if subset is None else (subset or None)  # 0: the whole split
     bs = batch_size or e.batch_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load(run_dir, device=str(dev))

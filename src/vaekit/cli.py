@@ -201,7 +201,8 @@ def sweep(
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory written by `vaekit train`"),
     samples: Optional[int] = typer.Option(None, "-k", "--samples", help="importance samples (default: the run's eval.num_samples, 1000)"),
-    subset: Optional[int] = typer.Option(None, "--subset", help="evaluate on the first N test images only"),
+    subset: Optional[int] = typer.Option(None, "--subset", help="evaluate on the first N images only; 0: all "
+                                                                "(default: the run's eval.subset)"),
     split: str = typer.Option("test", "--split", help="test, val or train"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed of the importance samples"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="data points per batch"),
@@ -251,6 +252,13 @@ def evaluate(
                     console.print(f"{k}: {v:.4f}")
                 console.print(f"results: {res['path']}")
             return
+        if subset is None:
+            from vaekit.run import read_run_config
+
+            kept = read_run_config(run_dir).eval.subset
+            if kept:  # easy to miss in a long evaluation: say it before it starts (on stderr, JSON stays clean)
+                err.print(f"note: evaluating the first {kept} {split} images only (the run's eval.subset); "
+                          f"--subset 0 evaluates all")
         res = evaluate_run(run_dir, num_samples=samples, subset=subset, split=split, seed=seed,
                            batch_size=batch_size, device=device)
         if as_json:
