@@ -30,7 +30,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_every_command_has_help():
-    for cmd in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse", "models", "data", "sweep", "bench",
+    for cmd in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse", "models", "data", "sweep", "bench", "compare",
                 "fit-prior"):
         assert "Usage" in _ok([cmd, "--help"])
 
@@ -168,3 +168,12 @@ def test_evaluate_says_when_the_runs_own_subset_applies_and_zero_means_all(tmp_p
     assert json.loads(result.stdout)["data"]["num_examples"] == 40
     everything = json.loads(_ok(["evaluate", str(out), "-k", "2", "--subset", "0", "--json"]))
     assert everything["data"]["num_examples"] > 40
+
+
+def test_compare_two_runs_paired(run_dir):
+    res = json.loads(_ok(["compare", str(run_dir), str(run_dir), "-k", "5", "--subset", "30", "--json"]))
+    # a run against itself, same seed: identical per-image estimates
+    assert res["num_examples"] == 30 and res["a_minus_b"] == 0.0 and res["stderr_difference"] == 0.0
+    assert res["nll_a"] == res["nll_b"] and res["stderr_a"] > 0
+    text = _ok(["compare", str(run_dir), str(run_dir), "-k", "5", "--subset", "30"])
+    assert "A - B = +0.000" in text

@@ -221,3 +221,19 @@ def test_evaluations_run_in_eval_mode_repeat_with_their_seed_and_restore_the_mod
         assert not model.training and not torch.is_grad_enabled()
         raise RuntimeError("a failing evaluation")
     assert model.training and torch.is_grad_enabled()  # restored also on error
+
+
+def test_paired_difference_known_answers():
+    from vaekit.evaluation import paired_difference
+
+    a = torch.tensor([80.0, 90.0, 100.0, 110.0], dtype=torch.float64)
+    same = paired_difference(a, a.clone())
+    assert same["a_minus_b"] == 0.0 and same["stderr_difference"] == 0.0 and same["fraction_a_better"] == 0.0
+    shifted = paired_difference(a, a + 0.3)  # B worse by 0.3 on every image: known exactly, no spread
+    assert shifted["a_minus_b"] == pytest.approx(-0.3) and shifted["stderr_difference"] == pytest.approx(0.0, abs=1e-12)
+    assert shifted["stderr_a"] == pytest.approx(a.double().std().item() / 2) and shifted["fraction_a_better"] == 1.0
+    d = torch.tensor([0.5, -0.5, 1.5, -1.5], dtype=torch.float64)
+    mixed = paired_difference(a + d, a)
+    assert mixed["a_minus_b"] == pytest.approx(0.0) and mixed["stderr_difference"] == pytest.approx(d.std().item() / 2)
+    with pytest.raises(ValueError, match="same examples"):
+        paired_difference(a, a[:3])

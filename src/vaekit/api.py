@@ -16,7 +16,7 @@ import torch
 import vaekit
 from vaekit.config import to_dict
 from vaekit.data import ImageData, iterate_batches, load_images
-from vaekit.evaluation import evaluate_likelihood, latent_usage
+from vaekit.evaluation import evaluate_likelihood, latent_usage, paired_difference, per_example_nll
 from vaekit.run import RunConfig, atomic_write_text, load, read_run_config
 
 
@@ -140,6 +140,48 @@ def evaluate_run(
         atomic_write_text(path, json.dumps(result, indent=2))
         result["path"] = str(path)
     return result
+
+
+def compare_runs(
+    run_a: str | os.PathLike,
+    run_b: str | os.PathLike,
+    *,
+    num_samples: int = 1000,
+    subset: int | None = None,
+    split: str = "test",
+    seed: int = 0,
+    batch_size: int = 100,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """IS-NLL of two runs on the same images with the same seed, compared per image (paired).
+
+    Both runs must have been trained on the same data in the same form (name, binarization, levels),
+    so that the images and their likelihoods are the same. ``subset``: the first N images (None: all).
+    """
+    cfgs = [read_run_config(Path(r)) for r in (run_a, run_b)]
+    data_a, data_b = (load_run_data(c) for c in cfgs)
+    same = lambda d: (d.name, d.binarization, d.levels, d.shape)  # noqa: E731
+    if same(data_a) != same(data_b):
+        raise ValueError(f"the runs were trained on different data: {same(data_a)} vs {same(data_b)}; "
+                         f"a paired comparison needs the same images")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    part = {"test": data_a.test, "val": data_a.val, "train": data_a.train}[split]
+    if subset:
+        from vaekit.data.images import ImageSplit
+
+        part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
+    start = time.perf_counter()
+    nll = []
+    for r in (run_a, run_b):
+        model = load(Path(r), device=str(dev))
+        if model.latent_kind == "discrete":
+            raise ValueError(f"{r}: a VQ model has no importance-sampled NLL (use vaekit evaluate for its bound)")
+        model.likelihood.check_data(data_a.levels, data_a.name)
+        nll.append(per_example_nll(model, iterate_batches(part, data_a, batch_size, device=dev, seed=seed),
+                                   num_samples=num_samples, seed=seed))
+    return {**paired_difference(*nll), "run_a": str(run_a), "run_b": str(run_b), "num_importance_samples": num_samples,
+            "seed": seed, "data": {"name": data_a.name, "form": data_form(data_a), "split": split, "subset": subset},
+            "seconds_total": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit()}
 
 
 def evaluate_disentanglement_run(

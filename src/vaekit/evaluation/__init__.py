@@ -10,7 +10,13 @@ from vaekit.evaluation.disentanglement import (
     sap,
 )
 from vaekit.evaluation.latents import active_units_from_means, latent_usage
-from vaekit.evaluation.likelihood import evaluate_likelihood, importance_sampled_log_likelihood
+from vaekit.evaluation.likelihood import (
+    evaluate_likelihood,
+    importance_sampled_log_likelihood,
+    paired_difference,
+    per_example_nll,
+)
 
 __all__ = [
-    "beta_vae_score", "dci", "disentanglement_metrics", "factor_vae_score", "mig", "mig_sup", "sap","active_units_from_means", "latent_usage", "evaluate_likelihood", "importance_sampled_log_likelihood"]
+    "beta_vae_score", "dci", "disentanglement_metrics", "factor_vae_score", "mig", "mig_sup", "sap","active_units_from_means", "latent_usage", "evaluate_likelihood", "importance_sampled_log_likelihood",
+    "paired_difference", "per_example_nll"]
