@@ -16,6 +16,7 @@ import torch
 import vaekit
 from vaekit.config import to_dict
 from vaekit.data import ImageData, iterate_batches, load_images
+from vaekit.data.images import ImageSplit
 from vaekit.evaluation import evaluate_likelihood, latent_usage, paired_difference, per_example_nll
 from vaekit.run import RunConfig, atomic_write_text, load, read_run_config
 
@@ -57,6 +58,16 @@ def load_run_data(cfg: RunConfig, data_override: str | None = None) -> ImageData
     return load_images(name, root=root, binarize=d.binarize, seed=cfg.train.seed)
 
 
+def split_part(data: ImageData, split: str, subset: int | None = None) -> ImageSplit:
+    """The named split (test, val or train) of ``data``, cut to its first ``subset`` examples (None or 0: all)."""
+    if split not in ("test", "val", "train"):
+        raise ValueError(f"split must be test, val or train, got {split!r}")
+    part = {"test": data.test, "val": data.val, "train": data.train}[split]
+    if subset:
+        part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
+    return part
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     *,
@@ -85,11 +96,7 @@ def evaluate_run(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load(run_dir, device=str(dev))
     data = data or load_run_data(cfg)
-    part = {"test": data.test, "val": data.val, "train": data.train}[split]
-    if subset is not None:
-        from vaekit.data.images import ImageSplit
-
-        part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
+    part = split_part(data, split, subset)
     model.likelihood.check_data(data.levels, data.name)
     start = time.perf_counter()
     if model.latent_kind == "discrete":  # VQ: a point-mass posterior, so the rate-distortion bound, not IS
@@ -165,11 +172,7 @@ def compare_runs(
         raise ValueError(f"the runs were trained on different data: {same(data_a)} vs {same(data_b)}; "
                          f"a paired comparison needs the same images")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    part = {"test": data_a.test, "val": data_a.val, "train": data_a.train}[split]
-    if subset:
-        from vaekit.data.images import ImageSplit
-
-        part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
+    part = split_part(data_a, split, subset)
     start = time.perf_counter()
     nll = []
     for r in (run_a, run_b):
