@@ -133,3 +133,56 @@ def test_trainer_drops_lightnings_advertisement_and_keeps_its_other_messages(tmp
             warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
             warnings.warn("a real problem", UserWarning)
     assert [str(w.message) for w in caught] == ["a real problem"]
+
+
+def _lr_curve(optim: OptimConfig, total_steps: int, steps_per_epoch: int, steps: list[int]) -> list[float]:
+    model = build_model("vae", {"hidden": [8], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": 2})
+    out = VAESystem(model, ELBO(), optim, total_steps=total_steps, steps_per_epoch=steps_per_epoch).configure_optimizers()
+    opt, sched = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    lrs, done = [], 0
+    for s in steps:
+        for _ in range(s - done):
+            opt.step()
+            sched.step()
+        done = s
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs
+
+
+def test_burda_schedule_is_the_iwae_papers_stepped_decay():
+    """Burda et al. 2015 sec. 5: lr 1e-3 * 10^(-i/7) over 3^i epochs; stages start at epochs 0, 1, 4, 13, 40, ..., 1093."""
+    from vaekit.training.schedules import burda_stage
+
+    starts = [0, 1, 4, 13, 40, 121, 364, 1093]
+    assert starts == [sum(3 ** j for j in range(i)) for i in range(8)]
+    for i, s in enumerate(starts):
+        assert burda_stage(s) == i and (s == 0 or burda_stage(s - 1) == i - 1)
+    assert burda_stage(3279) == 7 and burda_stage(10_000) == 7  # stays at the last stage after 3280 epochs
+    per_epoch = 3
+    lrs = _lr_curve(OptimConfig(lr=1e-3, eps=1e-4, schedule="burda"), 10**6, per_epoch,
+                    [0, per_epoch - 1, per_epoch, 4 * per_epoch - 1, 4 * per_epoch, 13 * per_epoch])
+    want = [1e-3, 1e-3, 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-2 / 7), 1e-3 * 10 ** (-3 / 7)]
+    assert lrs == pytest.approx(want, rel=1e-9)
+
+
+def test_cosine_schedule_ends_at_min_lr_and_eps_reaches_adam():
+    optim = OptimConfig(lr=1e-3, eps=1e-4, schedule="warmup_cosine", warmup_steps=10, min_lr_ratio=0.1)
+    lrs = _lr_curve(optim, 110, 11, [0, 9, 10, 60, 110, 200])
+    assert lrs == pytest.approx([1e-4, 1e-3, 1e-3, 0.55e-3, 1e-4, 1e-4], rel=1e-9)
+    model = build_model("vae", {"hidden": [8], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": 2})
+    opt = VAESystem(model, ELBO(), optim).configure_optimizers()["optimizer"]
+    assert opt.param_groups[0]["eps"] == 1e-4
+    assert VAESystem(model, ELBO(), OptimConfig(schedule="constant")).configure_optimizers().param_groups[0]["eps"] == 1e-8
+
+
+def test_every_schedule_the_config_allows_is_registered_and_bad_eps_is_refused():
+    import typing
+
+    from vaekit.run import ConfigError
+    from vaekit.training.schedules import SCHEDULES
+
+    allowed = typing.get_args(typing.get_type_hints(OptimConfig)["schedule"])
+    assert sorted(allowed) == SCHEDULES.names()
+    for eps in (0.0, -1e-8, 1.0):
+        with pytest.raises(ConfigError, match="eps"):
+            OptimConfig(eps=eps).validate()

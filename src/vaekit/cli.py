@@ -468,13 +468,14 @@ def fit_prior_cmd(
 
 @app.command()
 def models() -> None:
-    """List the registered models, likelihoods, priors and objectives."""
+    """List the registered models, likelihoods, priors, objectives and learning-rate schedules."""
     import vaekit.models  # noqa: F401  (registers)
     import vaekit.objectives  # noqa: F401
     from vaekit.registry import LIKELIHOODS, MODELS, OBJECTIVES, PRIORS
+    from vaekit.training.schedules import SCHEDULES
 
     for title, reg in (("models", MODELS), ("likelihoods", LIKELIHOODS), ("priors", PRIORS),
-                       ("objectives", OBJECTIVES)):
+                       ("objectives", OBJECTIVES), ("learning-rate schedules (train.optim.schedule)", SCHEDULES)):
         table = Table(title=title)
         table.add_column("name")
         table.add_column("description")

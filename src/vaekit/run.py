@@ -28,7 +28,9 @@ class OptimConfig:
     lr: float = 1e-3  # AdamW; 1e-3 is the usual VAE rate (Kingma & Welling used Adagrad 0.01)
     weight_decay: float = 0.0  # VAEs are regularised by the KL term already
     betas: tuple[float, float] = (0.9, 0.999)
-    schedule: Literal["constant", "cosine", "warmup_cosine"] = "cosine"  # decay to lr * min_lr_ratio
+    eps: float = 1e-8  # Adam's epsilon (PyTorch's default; the IWAE paper used 1e-4)
+    # training.schedules: cosine decays to lr * min_lr_ratio; burda is the IWAE paper's stepped decay
+    schedule: Literal["constant", "cosine", "warmup_cosine", "burda"] = "cosine"
     warmup_steps: int = 0  # linear LR warm-up (for warmup_cosine)
     min_lr_ratio: float = 0.1
     grad_clip: float = 100.0  # clip the global grad norm to this (vdvae uses 200)
@@ -44,6 +46,8 @@ class OptimConfig:
             raise ConfigError("train.optim.grad_clip and skip_threshold must be > 0")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("train.optim.min_lr_ratio must be in [0, 1]")
+        if not 0 < self.eps < 1:
+            raise ConfigError(f"train.optim.eps must be in (0, 1), got {self.eps}")
 
 
 @dataclass

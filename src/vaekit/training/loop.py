@@ -212,7 +212,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
                          num_workers=cfg.data.num_workers, seed=cfg.train.seed)
     steps_per_epoch = -(-len(data.train) // cfg.data.batch_size)
     total = cfg.train.max_steps if cfg.train.max_steps > 0 else steps_per_epoch * cfg.train.max_epochs
-    system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total)
+    system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total,
+                        steps_per_epoch=steps_per_epoch)
     t = cfg.train
     trainer = build_trainer(
         run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time, progress=t.progress,

@@ -122,8 +122,9 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
     prior = CodePrior(cfg.prior, [vq.num_codes for vq in model.quantizers], model.code_shapes, num_classes)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", json.dumps(to_dict(cfg), indent=2))
-    steps = -(-len(train_set) // cfg.batch_size) * cfg.max_epochs
-    system = VAESystem(prior, CodePriorNLL(), cfg.optim, total_steps=steps)  # type: ignore[arg-type]
+    per_epoch = -(-len(train_set) // cfg.batch_size)
+    system = VAESystem(prior, CodePriorNLL(), cfg.optim, total_steps=per_epoch * cfg.max_epochs,  # type: ignore[arg-type]
+                       steps_per_epoch=per_epoch)
     from lightning.pytorch.loggers import CSVLogger
 
     trainer = build_trainer(out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, progress=cfg.progress,

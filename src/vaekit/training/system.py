@@ -21,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from vaekit.models.base import LatentVariableModel
 from vaekit.objectives import elbo_terms
 from vaekit.run import OptimConfig
+from vaekit.training.schedules import SCHEDULES
 
 
 def _fused_supported() -> bool:
@@ -31,12 +32,14 @@ def _fused_supported() -> bool:
 class VAESystem(L.LightningModule):
     """Trains ``model`` on ``objective``; knows nothing of the model's internals."""
 
-    def __init__(self, model: LatentVariableModel, objective: Any, optim: OptimConfig, total_steps: int = 0):
+    def __init__(self, model: LatentVariableModel, objective: Any, optim: OptimConfig, total_steps: int = 0,
+                 steps_per_epoch: int = 0):
         super().__init__()
         self.model = model
         self.objective = objective
         self.optim = optim
         self.total_steps = max(int(total_steps), 1)
+        self.steps_per_epoch = max(int(steps_per_epoch), 1)  # for per-epoch schedules (burda)
         self.automatic_optimization = False  # the skip guard needs control over the update
         self.ema = (
             AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema), use_buffers=True)
@@ -118,18 +121,11 @@ class VAESystem(L.LightningModule):
         # CPU support arrived in torch 2.4, so older builds fall back to the per-tensor loop
         params = list(self.model.parameters())
         fused = all(p.device.type in ("cpu", "cuda") for p in params) and _fused_supported()
-        opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
+        opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
                                 fused=fused or None)
-        if o.schedule == "constant":
+        factor = SCHEDULES.get(o.schedule).obj(o, self.total_steps, self.steps_per_epoch)
+        if factor is None:
             return opt
-        total, warm = self.total_steps, max(o.warmup_steps, 0) if o.schedule == "warmup_cosine" else 0
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            t = min(1.0, (step - warm) / max(total - warm, 1))
-            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
