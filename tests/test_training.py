@@ -186,3 +186,49 @@ def test_every_schedule_the_config_allows_is_registered_and_bad_eps_is_refused()
     for eps in (0.0, -1e-8, 1.0):
         with pytest.raises(ConfigError, match="eps"):
             OptimConfig(eps=eps).validate()
+
+
+def test_glorot_init_has_the_papers_bounds_and_zero_biases():
+    from vaekit.nn.init import glorot_
+
+    torch.manual_seed(0)
+    model = build_model("stacked_vae", {"latent_dims": [100, 50], "hidden": [[200, 200], [100, 100]],
+                                        "activation": "tanh", "data_shape": [1, 28, 28], "levels": 2})
+    n = glorot_(model)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert n == len(linears) == 12  # q: 3 + 3 (x->200->200->z1 head, z1->100->100->z2 head); p: the same
+    for m in linears:
+        bound = (6 / (m.in_features + m.out_features)) ** 0.5
+        w = m.weight
+        assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound  # uniform on [-bound, bound]
+        assert abs(w.var().item() - bound ** 2 / 3) < 0.15 * bound ** 2 / 3
+        assert torch.count_nonzero(m.bias) == 0
+
+
+def test_output_bias_starts_the_decoder_at_the_data_marginal():
+    from vaekit.nn.init import init_output_bias_
+
+    model = build_model("vae", {"hidden": [16], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": 2})
+    mean = torch.linspace(0, 1, 16).view(1, 4, 4)
+    bias = init_output_bias_(model, mean)
+    assert torch.allclose(torch.sigmoid(bias), mean.reshape(-1).clamp(1e-3, 1 - 1e-3), atol=1e-6)
+    with torch.no_grad():  # zero the last layer's weights: p(x|z) is then exactly the marginal for every z
+        model.decoder.net[-1].weight.zero_()
+        probs = model.decode(torch.randn(5, 2)).base_dist.probs
+    assert torch.allclose(probs, mean.clamp(1e-3, 1 - 1e-3).expand(5, 1, 4, 4), atol=1e-6)
+    gauss = build_model("vae", {"hidden": [16], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": None,
+                                "likelihood": {"name": "gaussian"}})
+    with pytest.raises(ValueError, match="Bernoulli"):
+        init_output_bias_(gauss, mean)
+
+
+def test_train_applies_init_and_refuses_output_bias_without_bernoulli(tmp_path):
+    from vaekit.run import ConfigError
+
+    bern = _cfg(data={"binarize": "dynamic", "subset": 64}, model={"likelihood": {"name": "bernoulli"}},
+                train={"max_epochs": 1, "init": "glorot", "init_output_bias": True})
+    res = train(bern, tmp_path / "a")
+    assert res.epochs == 1
+    with pytest.raises(ConfigError, match="init_output_bias.*Bernoulli"):
+        train(_cfg(data={"subset": 64}, train={"max_epochs": 1, "init_output_bias": True}), tmp_path / "b")
+    assert not (tmp_path / "b" / "checkpoints").exists()  # refused before anything was written

@@ -74,6 +74,8 @@ class TrainConfig:
     max_time: float | None = None  # seconds of training after which to stop (at the end of a step)
     seed: int = 0
     optim: OptimConfig = field(default_factory=OptimConfig)
+    init: Literal["default", "glorot"] = "default"  # weights at the start (vaekit.nn.init); glorot: the IWAE paper's
+    init_output_bias: bool = False  # Bernoulli decoders: output bias = logit of the training pixels' mean
     precision: str = "auto"  # auto: bf16-mixed on GPUs that support it, else 32-true
     accelerator: str = "auto"
     devices: Any = "auto"  # passed to Lightning (an int, a list, or "auto")

@@ -27,7 +27,8 @@ from vaekit.config import ConfigError
 from vaekit.data import ImageData, ImageDataModule, load_images
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.objectives import build_objective
-from vaekit.run import RunConfig, atomic_write_text, export_model, save_config, with_data_fields
+from vaekit.nn.init import INITS, init_output_bias_
+from vaekit.run import RunConfig, TrainConfig, atomic_write_text, export_model, save_config, with_data_fields
 from vaekit.training.system import VAESystem
 
 
@@ -198,6 +199,19 @@ def prepare(cfg: RunConfig) -> tuple[ImageData, LatentVariableModel]:
     return data, model
 
 
+def initialise(model: LatentVariableModel, data: ImageData, t: TrainConfig) -> None:
+    """Apply ``train.init`` and ``train.init_output_bias`` to a freshly built model (a resumed run then
+    loads its checkpoint over them)."""
+    INITS[t.init](model)
+    if t.init_output_bias:
+        x = data.train.x
+        mean = sum(data.to_float(x[i:i + 10_000], data.train_levels).sum(0) for i in range(0, len(x), 10_000)) / len(x)
+        try:
+            init_output_bias_(model, mean)
+        except ValueError as e:
+            raise ConfigError(f"train.init_output_bias: {e}") from None
+
+
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -> TrainResult:
     """Train ``cfg`` into ``run_dir``; with ``resume`` continue from ``checkpoints/last.ckpt``."""
     run_dir = Path(run_dir)
@@ -206,6 +220,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
                                f"or choose another --out")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     data, model = prepare(cfg)
+    initialise(model, data, cfg.train)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run_dir, cfg)
     dm = ImageDataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
