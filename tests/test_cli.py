@@ -177,3 +177,11 @@ def test_compare_two_runs_paired(run_dir):
     assert res["nll_a"] == res["nll_b"] and res["stderr_a"] > 0
     text = _ok(["compare", str(run_dir), str(run_dir), "-k", "5", "--subset", "30"])
     assert "A - B = +0.000" in text
+
+
+def test_compare_refuses_runs_trained_on_different_data(run_dir, tmp_path):
+    other = tmp_path / "binary"  # the same digits, dynamically binarized: other images, other likelihood
+    _ok(["train", "vae", *QUICK, "--set", "data.binarize=dynamic", "--set", "model.likelihood=bernoulli",
+         "--set", "train.max_epochs=1", "--out", str(other)])
+    r = runner.invoke(app, ["compare", str(run_dir), str(other), "-k", "5", "--subset", "10"])
+    assert r.exit_code != 0 and "different data" in r.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vaekit.config import ConfigError, from_dict, parse_overrides, to_dict
@@ -53,3 +55,22 @@ def test_yaml_config_files_in_configs_are_valid():
     assert files, "configs/ holds the example configs"
     for f in files:
         resolve_config(str(f))
+
+
+def test_yaml_reads_exponent_floats_as_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads ``1e-4`` as a string; vaekit's loader reads it as YAML 1.2 does."""
+    from vaekit.config import load_yaml
+    from vaekit.run import load_config_file, resolve_config
+
+    got = load_yaml("a: 1e-4\nb: 1.0e5\nc: -2E+3\nd: 1e4x\ne: inf\nf: .inf\ng: 3\nh: 1_000e-3\ni: 0.5\n")
+    assert got == {"a": 1e-4, "b": 1e5, "c": -2e3, "d": "1e4x", "e": "inf", "f": float("inf"), "g": 3,
+                   "h": 1.0, "i": 0.5}
+    assert type(got["g"]) is int and "!!python" not in str(got)
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"train": {"optim": {"eps": 1e-08, "lr": 3e-4}}}))  # JSON writes 1e-08
+    cfg = resolve_config("vae", load_config_file(path))
+    assert cfg.train.optim.eps == 1e-8 and cfg.train.optim.lr == 3e-4
+    assert parse_overrides(["data.name=inf", "train.optim.lr=1e-3"]) == {"data": {"name": "inf"},
+                                                                         "train": {"optim": {"lr": 1e-3}}}
+    with pytest.raises(Exception):
+        load_yaml("!!python/object/apply:os.system ['true']")  # still a safe loader

@@ -157,11 +157,9 @@ def sweep(
     samples: int = typer.Option(100, "-k", "--samples", help="importance samples for each run's evaluation"),
 ) -> None:
     """Train one run per value of a config key (e.g. beta) and plot the rate-distortion curve (seed 004)."""
-    import yaml
-
     from vaekit import plots
     from vaekit.api import evaluate_run
-    from vaekit.config import deep_merge, parse_overrides
+    from vaekit.config import deep_merge, load_yaml, parse_overrides
     from vaekit.run import atomic_write_text, resolve_config
     from vaekit.training import train as train_run
 
@@ -179,7 +177,7 @@ def sweep(
             if not result.is_global_zero:
                 return
             res = evaluate_run(run_dir, num_samples=samples, data=result.data)
-            points.append({param.split(".")[-1]: yaml.safe_load(raw), "run": str(run_dir),
+            points.append({param.split(".")[-1]: load_yaml(raw), "run": str(run_dir),
                            **{k: res[k] for k in ("rate_nats", "distortion_nats", "neg_elbo_nats", "nll_nats",
                                                   "active_units") if k in res}})
         atomic_write_text(root / "sweep.json", json.dumps({"param": param, "points": points}, indent=2))

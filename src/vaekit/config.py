@@ -1,7 +1,7 @@
 """Typed configuration: dataclasses that refuse unknown keys.
 
 Every model, likelihood, prior, objective and the training loop has a dataclass config. Configs are
-built from plain dicts (YAML parsed with ``yaml.safe_load``); an unknown key is an error that names the
+built from plain dicts (YAML parsed with a safe loader, :func:`load_yaml`); an unknown key is an error that names the
 key and lists the valid ones, so a typo never passes silently (the failure mode of dict configs that
 return ``None`` for missing keys).
 
@@ -13,6 +13,7 @@ validated against that entry's own config class.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -176,6 +177,24 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-4`` and ``1.0e5`` as numbers (YAML 1.2 floats). PyYAML
+    follows YAML 1.1, where a float needs a dot and a signed exponent, so ``eps: 1e-4`` came back as
+    the string ``'1e-4'`` (and a config saved as JSON with ``1e-08`` could not be read back)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML without executing code (a safe loader), with YAML 1.2's exponent floats."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """Turn ``["model.latent_dim=32", "train.lr=1e-3"]`` into a nested dict (values parsed as YAML)."""
     out: dict[str, Any] = {}
@@ -183,13 +202,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
-        if isinstance(value, str):
-            # YAML reads 1e-3 as a string; numbers written that way are still numbers.
-            try:
-                value = float(value)
-            except ValueError:
-                pass
+        value = load_yaml(raw) if raw != "" else ""
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:

@@ -18,7 +18,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 import vaekit
-from vaekit.config import Choice, ConfigError, choice_field, deep_merge, from_dict, to_dict
+from vaekit.config import Choice, ConfigError, choice_field, deep_merge, from_dict, load_yaml, to_dict
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.registry import MODELS
 
@@ -116,10 +116,10 @@ class RunConfig:
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse a YAML config with ``yaml.safe_load`` (no code execution)."""
+    """Parse a YAML config with a safe loader (no code execution; :func:`vaekit.config.load_yaml`)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:
