@@ -555,6 +555,12 @@ def report_init_ablation(ctx: Any, path: Path) -> None:
               ["train.init", "output bias at data mean", f"val ELBO after {n} epochs",
                "val KL of the top layer, epoch by epoch", f"val KL of layer 1 after {n} epochs"], rows)
     ctx.note(f"Start ablation: {ab['what']} Command: `{ab['command']}`.")
+    longer = ab.get("optimiser_only_longer")
+    if longer:
+        ctx.note("The paper's optimiser with PyTorch's default start, run longer: " + "; ".join(
+            f"{k.replace('_', ' ')}: {v['epochs']} epochs, val ELBO {v['val_elbo']:.2f}, KL per layer "
+            + " / ".join(f"{x:.3f}" for x in v["val_kl_per_layer"]) for k, v in longer.items() if isinstance(v, dict))
+            + f" ({longer['what']}).")
     ctx.record("init_ablation", ab)
 
 
