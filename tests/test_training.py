@@ -232,3 +232,18 @@ def test_train_applies_init_and_refuses_output_bias_without_bernoulli(tmp_path):
     with pytest.raises(ConfigError, match="init_output_bias.*Bernoulli"):
         train(_cfg(data={"subset": 64}, train={"max_epochs": 1, "init_output_bias": True}), tmp_path / "b")
     assert not (tmp_path / "b" / "checkpoints").exists()  # refused before anything was written
+
+
+def test_schedule_steps_count_each_process_share_under_ddp(tmp_path):
+    import json
+
+    from vaekit.training.loop import schedule_steps
+
+    assert schedule_steps(55_000, 128, 1, max_epochs=10) == (430, 4300)
+    assert schedule_steps(55_000, 64, 2, max_epochs=10) == (430, 4300)  # 2 x 64: the same steps as 1 x 128
+    assert schedule_steps(101, 10, 2, max_epochs=3) == (6, 18)  # shards of ceil(101 / 2) = 51 examples
+    assert schedule_steps(101, 10, 2, max_epochs=3, max_steps=7) == (6, 7)
+    # one real process: the schedule's total is the number of steps training took
+    res = train(_cfg(data={"subset": 150}, train={"max_epochs": 2}), tmp_path / "run")
+    info = json.loads((res.run_dir / "model.json").read_text())
+    assert info["global_step"] == schedule_steps(len(res.data.train), 64, 1, max_epochs=2)[1]

@@ -212,6 +212,19 @@ def initialise(model: LatentVariableModel, data: ImageData, t: TrainConfig) -> N
             raise ConfigError(f"train.init_output_bias: {e}") from None
 
 
+def schedule_steps(num_train: int, batch_size: int, world_size: int, *, max_epochs: int,
+                   max_steps: int = -1) -> tuple[int, int]:
+    """``(steps per epoch, total steps)`` of each process, the units the learning-rate schedules count in.
+
+    Under DDP each of the ``world_size`` processes sees its own ``ceil(N / world_size)`` examples per
+    epoch (Lightning's distributed sampler pads the last shard), so an epoch has fewer steps than in one
+    process; counting the whole set instead would end a cosine schedule halfway through a 2-process run.
+    """
+    per_process = -(-num_train // max(int(world_size), 1))
+    per_epoch = -(-per_process // batch_size)
+    return per_epoch, (max_steps if max_steps > 0 else per_epoch * max_epochs)
+
+
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -> TrainResult:
     """Train ``cfg`` into ``run_dir``; with ``resume`` continue from ``checkpoints/last.ckpt``."""
     run_dir = Path(run_dir)
@@ -225,10 +238,6 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     save_config(run_dir, cfg)
     dm = ImageDataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
                          num_workers=cfg.data.num_workers, seed=cfg.train.seed)
-    steps_per_epoch = -(-len(data.train) // cfg.data.batch_size)
-    total = cfg.train.max_steps if cfg.train.max_steps > 0 else steps_per_epoch * cfg.train.max_epochs
-    system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total,
-                        steps_per_epoch=steps_per_epoch)
     t = cfg.train
     trainer = build_trainer(
         run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time, progress=t.progress,
@@ -236,6 +245,10 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         strategy=t.strategy, num_nodes=t.num_nodes, check_val_every_n_epoch=t.val_every,
         limit_val_batches=None if t.limit_val_batches == 1.0 else t.limit_val_batches,  # None: all, no notice
     )
+    steps_per_epoch, total = schedule_steps(len(data.train), cfg.data.batch_size, trainer.world_size,
+                                            max_epochs=t.max_epochs, max_steps=t.max_steps)
+    system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total,
+                       steps_per_epoch=steps_per_epoch)
     start = time.perf_counter()
     with quiet_lightning():
         trainer.fit(system, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
