@@ -252,11 +252,13 @@ def _machine() -> dict[str, Any]:
     return {k: m[k] for k in ("device", "cpu_count", "torch", "date", "commit")}
 
 
-def _config_init() -> str:
-    """How the configs start the networks, in words for the results (read from the 1-layer config)."""
-    import yaml
+def _config_init(extra: list[str] | None = None) -> str:
+    """How the runs started the networks, in words for the results: the 1-layer config's ``train.init``
+    and ``train.init_output_bias``, unless ``extra`` (the runs' ``key=value`` overrides) changed them."""
+    from vaekit.config import load_yaml, parse_overrides
 
-    train = (yaml.safe_load(CONFIGS[1].read_text()) or {}).get("train") or {}
+    train = (load_yaml(CONFIGS[1].read_text()) or {}).get("train") or {}
+    train = {**train, **(parse_overrides(list(extra or [])).get("train") or {})}
     init, bias = train.get("init", "default"), bool(train.get("init_output_bias", False))
     words = {"glorot": "Glorot-uniform weights and zero biases as in the paper", "default": "PyTorch's default init"}
     return words.get(init, init) + (", output bias at the logit of the training pixels' mean as in the paper's code"
@@ -268,7 +270,7 @@ def write_summary(results: Path, batch: dict[str, Any], *, append: bool = True) 
     study, ...) with its device, epochs, batch size, wall times and run names."""
     path = results / "summary.json"
     old = json.loads(path.read_text()).get("batches", []) if append and path.is_file() else []
-    batch = {**_machine(), "batch_size": BATCH, "init": _config_init(), **batch}
+    batch = {**_machine(), "batch_size": BATCH, "init": _config_init(batch.get("extra_overrides")), **batch}
     results.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"batches": old + [batch]}, indent=1))
     return {"batches": old + [batch]}

@@ -74,3 +74,15 @@ def test_yaml_reads_exponent_floats_as_numbers(tmp_path):
                                                                          "train": {"optim": {"lr": 1e-3}}}
     with pytest.raises(Exception):
         load_yaml("!!python/object/apply:os.system ['true']")  # still a safe loader
+
+
+def test_saved_config_reads_back_the_same_even_for_number_like_strings(tmp_path):
+    from vaekit.config import dump_yaml, load_yaml
+    from vaekit.run import read_run_config, save_config
+
+    obj = {"path": "1e3", "eps": 1e-8, "big": 1e5, "name": "mnist", "n": 3}
+    assert load_yaml(dump_yaml(obj)) == obj
+    cfg = resolve_config("vae", {"data": {"path": "1e3"}, "train": {"optim": {"eps": 1e-4}}})
+    save_config(tmp_path, cfg)
+    back = read_run_config(tmp_path)
+    assert back.data.path == "1e3" and back.train.optim.eps == 1e-4

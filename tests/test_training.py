@@ -225,8 +225,20 @@ def test_output_bias_starts_the_decoder_at_the_data_marginal():
 def test_train_applies_init_and_refuses_output_bias_without_bernoulli(tmp_path):
     from vaekit.run import ConfigError
 
+    from vaekit.nn.init import output_layer
+    from vaekit.training.loop import initialise, prepare
+
     bern = _cfg(data={"binarize": "dynamic", "subset": 64}, model={"likelihood": {"name": "bernoulli"}},
                 train={"max_epochs": 1, "init": "glorot", "init_output_bias": True})
+    data, model = prepare(bern)
+    initialise(model, data, bern.train)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    out = output_layer(model)  # the decoder's last layer: its bias is the data's logit, every other bias is 0
+    assert out is model.decoder.net[-1]
+    assert all(torch.count_nonzero(m.bias) == 0 for m in linears if m is not out)
+    mean = data.to_float(data.train.x, data.train_levels).mean(0).reshape(-1)
+    assert torch.allclose(out.bias, torch.logit(mean.clamp(1e-3, 1 - 1e-3)), atol=1e-5)
+    assert out.bias.std() > 1  # digits: dark borders and bright middles, far from the default's ~0
     res = train(bern, tmp_path / "a")
     assert res.epochs == 1
     with pytest.raises(ConfigError, match="init_output_bias.*Bernoulli"):
@@ -243,6 +255,8 @@ def test_schedule_steps_count_each_process_share_under_ddp(tmp_path):
     assert schedule_steps(55_000, 64, 2, max_epochs=10) == (430, 4300)  # 2 x 64: the same steps as 1 x 128
     assert schedule_steps(101, 10, 2, max_epochs=3) == (6, 18)  # shards of ceil(101 / 2) = 51 examples
     assert schedule_steps(101, 10, 2, max_epochs=3, max_steps=7) == (6, 7)
+    assert schedule_steps(55_000, 128, 1, max_epochs=10, max_steps=50_000) == (430, 4300)  # the epochs end it first
+    assert schedule_steps(55_000, 128, 1, max_epochs=-1, max_steps=50_000) == (430, 50_000)
     # one real process: the schedule's total is the number of steps training took
     res = train(_cfg(data={"subset": 150}, train={"max_epochs": 2}), tmp_path / "run")
     info = json.loads((res.run_dir / "model.json").read_text())

@@ -183,11 +183,21 @@ class _Loader(yaml.SafeLoader):
     the string ``'1e-4'`` (and a config saved as JSON with ``1e-08`` could not be read back)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class _Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes strings :func:`load_yaml` would read as numbers (e.g. ``'1e3'``)."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+
+def dump_yaml(obj: Any) -> str:
+    """YAML text that :func:`load_yaml` reads back as ``obj`` (keys in the given order)."""
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False)
 
 
 def load_yaml(text: str) -> Any:

@@ -18,7 +18,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 import vaekit
-from vaekit.config import Choice, ConfigError, choice_field, deep_merge, from_dict, load_yaml, to_dict
+from vaekit.config import Choice, ConfigError, choice_field, deep_merge, dump_yaml, from_dict, load_yaml, to_dict
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.registry import MODELS
 
@@ -175,7 +175,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_config(run_dir: Path, cfg: RunConfig) -> None:
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(cfg)))
 
 
 def export_model(run_dir: str | os.PathLike, name: str, model: LatentVariableModel,

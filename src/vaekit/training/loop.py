@@ -219,10 +219,14 @@ def schedule_steps(num_train: int, batch_size: int, world_size: int, *, max_epoc
     Under DDP each of the ``world_size`` processes sees its own ``ceil(N / world_size)`` examples per
     epoch (Lightning's distributed sampler pads the last shard), so an epoch has fewer steps than in one
     process; counting the whole set instead would end a cosine schedule halfway through a 2-process run.
+    With both ``max_epochs`` and ``max_steps`` set, training stops at the first, and so does the count.
     """
     per_process = -(-num_train // max(int(world_size), 1))
     per_epoch = -(-per_process // batch_size)
-    return per_epoch, (max_steps if max_steps > 0 else per_epoch * max_epochs)
+    by_epochs = per_epoch * max_epochs if max_epochs > 0 else None
+    if max_steps > 0:  # Lightning stops at whichever limit comes first
+        return per_epoch, min(max_steps, by_epochs) if by_epochs is not None else max_steps
+    return per_epoch, by_epochs or per_epoch
 
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -> TrainResult:
