@@ -28,7 +28,7 @@ from vaekit.data import ImageData, iterate_batches
 from vaekit.models.code_prior import CodePrior, CodePriorConfig
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
-from vaekit.training.loop import build_trainer, check_resume, merge_metrics, quiet_lightning
+from vaekit.training.loop import build_trainer, check_resume, merge_metrics, quiet_lightning, schedule_steps
 from vaekit.training.system import VAESystem
 
 
@@ -122,8 +122,8 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
     prior = CodePrior(cfg.prior, [vq.num_codes for vq in model.quantizers], model.code_shapes, num_classes)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", json.dumps(to_dict(cfg), indent=2))
-    per_epoch = -(-len(train_set) // cfg.batch_size)
-    system = VAESystem(prior, CodePriorNLL(), cfg.optim, total_steps=per_epoch * cfg.max_epochs,  # type: ignore[arg-type]
+    per_epoch, total = schedule_steps(len(train_set), cfg.batch_size, 1, max_epochs=cfg.max_epochs)  # one device
+    system = VAESystem(prior, CodePriorNLL(), cfg.optim, total_steps=total,  # type: ignore[arg-type]
                        steps_per_epoch=per_epoch)
     from lightning.pytorch.loggers import CSVLogger
 
