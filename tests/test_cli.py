@@ -156,7 +156,10 @@ def test_evaluate_disentanglement_on_dsprites(tmp_path):
                           "--num-test", "40", "--fast-dci", "--json"]))
     for key in ("mig", "mig_sup", "sap", "dci/disentanglement", "beta_vae/eval_accuracy", "factor_vae/eval_accuracy"):
         assert key in res and 0.0 <= res[key] <= 1.0, key
-    assert list((out / "eval").glob("disentanglement_*.json"))
+    saved = json.loads(next((out / "eval").glob("disentanglement_*.json")).read_text())
+    assert saved["layer_sizes"] == [4] and len(saved["factor_information"]) == 4
+    for name in ("factor_information.png", "factor_traversals.png"):
+        assert (out / "figures" / name).stat().st_size > 1000, name
 
 
 def test_evaluate_says_when_the_runs_own_subset_applies_and_zero_means_all(tmp_path):

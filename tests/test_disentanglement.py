@@ -88,6 +88,36 @@ def test_factors_spread_over_two_codes_lower_mig(factors):
     assert dm.dci(rotated(factors), factors)["completeness"] < 0.9
 
 
+def test_factor_information_is_the_matrix_behind_mig(factors):
+    aligned = dm.factor_information(identity(factors), factors)
+    # each code holds its own factor exactly (sizes <= 20 bins: binning loses nothing) and ~nothing else;
+    # the plug-in estimate's upward bias on independent pairs is about (bins-1)(values-1) / 2N nats
+    assert np.diag(aligned) == pytest.approx(np.ones(3))
+    assert np.abs(aligned - np.diag(np.diag(aligned))).max() < 0.05
+    spread = dm.factor_information(rotated(factors), factors)
+    assert 0.2 < spread[0, 0] < 0.8 and 0.2 < spread[1, 0] < 0.8  # factor 0 shared by codes 0 and 1
+    top = np.sort(spread, axis=0)
+    assert dm.mig(rotated(factors), factors)["mig_per_factor"] == pytest.approx((top[-1] - top[-2]).tolist())
+    with_constant = np.concatenate([factors, np.zeros((len(factors), 1), dtype=factors.dtype)], axis=1)
+    info = dm.factor_information(identity(factors), with_constant)
+    assert info.shape == (3, 4) and np.isnan(info[:, 3]).all()
+    assert dm.mig_sup(identity(factors), with_constant)["mig_sup"] == pytest.approx(
+        dm.mig_sup(identity(factors), factors)["mig_sup"])  # a constant factor changes nothing
+
+
+def test_code_labels_name_each_codes_factor(factors):
+    from vaekit.plots import code_labels
+
+    info = dm.factor_information(packed(factors), factors)
+    assert code_labels(info, ["a", "b", "c"]) == [
+        f"z_0: a {info[0, 0]:.2f}", "z_1: c 1.00", "z_2: -"]  # packed: code 0 holds a (and b), code 2 nothing
+    assert code_labels(info, ["a", "b", "c"], [1, 2])[1:] == ["L2 z_0: c 1.00", "L2 z_1: -"]
+    with pytest.raises(ValueError, match="sum to"):
+        code_labels(info, ["a", "b", "c"], [1, 1])
+    with pytest.raises(ValueError, match="K = 2"):
+        code_labels(info, ["a", "b"])
+
+
 def test_two_factors_in_one_code_lower_mig_sup_but_not_mig(factors):
     codes = packed(factors)
     assert dm.mig(codes, factors)["mig"] > 0.9  # each factor still lives in one code
@@ -159,3 +189,24 @@ def test_disentanglement_metrics_on_dsprites_with_a_stand_in_encoder():
     per_factor = out["mig/mig_per_factor"]
     assert min(per_factor[3], per_factor[4]) > 0.3 and per_factor[2] < 0.1  # orientation: in no code
     assert out["factor_vae/num_active_dims"] == 3  # the constant fourth code is pruned
+    assert out["layer_sizes"] == [4] and out["factor_names"][3] == "posX"
+    info = np.array(out["factor_information"])  # [4 codes, 5 factors]
+    assert info.shape == (4, 5)
+    assert info[0].argmax() == 3 and info[1].argmax() == 4  # centroid column -> posX, row -> posY
+    assert np.all(info[3] == 0.0)  # the constant code carries nothing
+
+
+def test_representation_holds_every_layer_of_a_hierarchical_model():
+    from vaekit.data.dsprites import load_dsprites
+    from vaekit.models import build_model
+
+    data = load_dsprites(subset=8)
+    model = build_model("provlae", {"data_shape": [1, 64, 64], "latent_dims": [2, 3], "arch": "mlp", "hidden": 8,
+                                    "mlp_hidden": [16]})
+    assert dm.layer_sizes(model, data) == [2, 3]
+    f = data.sample_factors(5, np.random.default_rng(0))
+    codes = dm.encoder_representation(model, data)(f)
+    x = torch.from_numpy(data.images_from_factors(f)).float().unsqueeze(1)
+    with torch.no_grad():
+        expected = torch.cat(model.layer_codes(x), -1).double().numpy()
+    assert codes.shape == (5, 5) and np.allclose(codes, expected)

@@ -170,6 +170,21 @@ def test_traversals_labels_with_and_without_kl():
     assert labels(ax.get_yticklabels()) == ["z_3", "z_7"]
     ax, _ = single_image(traversals(grid, values, dims=[3, 7], kl=[2.1, 0.04]))
     assert labels(ax.get_yticklabels()) == ["z_3 (KL 2.1 nats)", "z_7 (KL 0.0 nats)"]
+    ax, _ = single_image(traversals(grid, values, dims=[3, 7], labels=["z_3: posX 0.81", "z_7: -"]))
+    assert labels(ax.get_yticklabels()) == ["z_3: posX 0.81", "z_7: -"]
+
+
+def test_factor_information_heat_map_top_layer_first():
+    from vaekit.plots import factor_information
+
+    info = np.array([[0.9, 0.0], [0.1, 0.2], [0.0, 0.7]])  # layer 1: codes 0, 1; layer 2: code 2
+    fig = factor_information(info, ["posX", "shape"], [2, 1])
+    ax = fig.axes[0]
+    assert labels(ax.get_yticklabels()) == ["L2 z_0", "L1 z_0", "L1 z_1"]
+    assert labels(ax.get_xticklabels()) == ["posX", "shape"]
+    assert np.allclose(ax.images[0].get_array(), info[[2, 0, 1]])
+    with pytest.raises(ValueError, match="sum to"):
+        factor_information(info, ["posX", "shape"], [1, 1])
 
 
 @pytest.mark.parametrize(
@@ -178,6 +193,7 @@ def test_traversals_labels_with_and_without_kl():
         (dict(values=[0.0, 1.0], dims=[0, 1]), "values"),
         (dict(values=[0.0, 1.0, 2.0], dims=[0]), "dims"),
         (dict(values=[0.0, 1.0, 2.0], dims=[0, 1], kl=[1.0]), "kl"),
+        (dict(values=[0.0, 1.0, 2.0], dims=[0, 1], labels=["a"]), "labels"),
     ],
 )
 def test_traversals_rejects_mismatched_lengths(kwargs, match):

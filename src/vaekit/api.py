@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import vaekit
@@ -224,11 +225,27 @@ def evaluate_disentanglement_run(
     res.update({"run": str(run_dir), "device": device_name(dev), "commit": git_commit(), "fast_dci": fast_dci,
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if save:
+        res["figures"] = [str(p) for p in _factor_figures(model, ds, res, run_dir / "figures")]
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = run_dir / "eval" / f"disentanglement_{stamp}.json"
         atomic_write_text(path, json.dumps(res, indent=2, default=float))
         res["path"] = str(path)
     return res
+
+
+def _factor_figures(model: Any, ds: Any, res: dict[str, Any], out: Path) -> list[Path]:
+    """``factor_information.png`` (which factor each code carries) and ``factor_traversals.png`` (every
+    code traversed around one heart, rows labelled with that factor) for a disentanglement result."""
+    from vaekit import plots
+    from vaekit.report import factor_traversals
+
+    info, names, sizes = res["factor_information"], res["factor_names"], res["layer_sizes"]
+    heart = np.array([[2, 5, 0, 16, 16]])  # shape, scale, orientation, posX, posY: a large centred heart
+    x = torch.from_numpy(ds.images_from_factors(heart)).to(model.device, torch.float32).unsqueeze(1)  # [1, 1, 64, 64]
+    model.eval()
+    with torch.no_grad():
+        return [plots.save_figure(plots.factor_information(info, names, sizes), out / "factor_information.png"),
+                plots.save_figure(factor_traversals(model, x, info, names, sizes), out / "factor_traversals.png")]
 
 
 def evaluate_cas_run(run_dir: str | os.PathLike, *, per_class: int = 1000, epochs: int = 5, seed: int = 0,

@@ -248,6 +248,8 @@ def evaluate(
             else:
                 for k, v in scores.items():
                     console.print(f"{k}: {v:.4f}")
+                for path in res.get("figures", []):
+                    console.print(f"figure: {path}")
                 console.print(f"results: {res['path']}")
             return
         if subset is None:

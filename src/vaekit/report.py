@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,27 @@ def layer_traversals(model: LatentVariableModel, x: torch.Tensor, out: Path, *, 
                              title=f"layer {layer + 1} traversals (around one test image; see decode_with_layer)"),
             out / f"traversals_layer{layer + 1}.png"))
     return paths
+
+
+def factor_traversals(model: LatentVariableModel, x: torch.Tensor, information: Any, factor_names: Sequence[str],
+                      layer_sizes: Sequence[int], *, limit: float = 3.0, steps: int = 9,
+                      title: str | None = None) -> Any:
+    """Every code of every layer traversed around one image ``x [1, C, H, W]``, top layer first, each
+    row labelled with the factor it carries most about (:func:`vaekit.plots.code_labels`): seed 003's
+    per-layer picture, annotated with what each layer took."""
+    labels = plots.code_labels(information, factor_names, layer_sizes)
+    values = torch.linspace(-limit, limit, steps)
+    rows, names = [], []
+    starts = [sum(layer_sizes[:i]) for i in range(len(layer_sizes))]
+    for layer in reversed(range(len(layer_sizes))):
+        start = starts[layer]
+        dims = list(range(layer_sizes[layer]))
+        rows.append(traverse_layer(model, x, layer, dims, values))  # [D_l, S, C, H, W]
+        names.extend(labels[start:start + layer_sizes[layer]])
+    grid = torch.cat(rows)
+    return plots.traversals(grid, [round(v, 3) for v in values.tolist()], list(range(len(names))), labels=names,
+                            title=title or "traversals per layer, top first: the factor each code carries most "
+                                           "(I(z; v) / H(v))")
 
 
 def vq_figures(model: Any, data: ImageData, run_dir: str | Path, *, usage: dict[str, Any] | None = None,

@@ -4,6 +4,7 @@ from vaekit.evaluation.disentanglement import (
     beta_vae_score,
     dci,
     disentanglement_metrics,
+    factor_information,
     factor_vae_score,
     mig,
     mig_sup,
@@ -18,5 +19,6 @@ from vaekit.evaluation.likelihood import (
 )
 
 __all__ = [
-    "beta_vae_score", "dci", "disentanglement_metrics", "factor_vae_score", "mig", "mig_sup", "sap","active_units_from_means", "latent_usage", "evaluate_likelihood", "importance_sampled_log_likelihood",
+    "beta_vae_score", "dci", "disentanglement_metrics", "factor_information", "factor_vae_score", "mig", "mig_sup",
+    "sap", "active_units_from_means", "latent_usage", "evaluate_likelihood", "importance_sampled_log_likelihood",
     "paired_difference", "per_example_nll"]

@@ -99,6 +99,19 @@ def factor_entropy(factors: np.ndarray) -> np.ndarray:
     return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
 
 
+def factor_information(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = NUM_BINS) -> np.ndarray:
+    """``I(z_d; v_k) / H(v_k)``: the share of each factor's entropy that each code carries, ``[D, K]``.
+
+    The matrix behind MIG (Chen et al. 2018, Eq. 6) and the "which factor did each latent take" figure.
+    Columns of constant factors (zero entropy) are NaN.
+    """
+    _check(codes, factors)
+    info = mutual_information(codes, factors, num_bins)
+    entropy = factor_entropy(factors)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(entropy > 0, info / entropy, np.nan)
+
+
 def _top_two_gap(matrix: np.ndarray, axis: int) -> np.ndarray:
     """Largest minus second largest entry along ``axis``."""
     top = np.sort(matrix, axis=axis)
@@ -119,10 +132,7 @@ def mig(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = NUM_BINS) -> 
         ``mig`` in [0, 1] and ``mig_per_factor`` (list of ``K``, NaN for constant factors).
     """
     _check(codes, factors, min_codes=2)
-    info = mutual_information(codes, factors, num_bins)
-    entropy = factor_entropy(factors)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_factor = np.where(entropy > 0, _top_two_gap(info, axis=0) / entropy, np.nan)
+    per_factor = _top_two_gap(factor_information(codes, factors, num_bins=num_bins), axis=0)
     return {"mig": float(np.nanmean(per_factor)), "mig_per_factor": per_factor.tolist()}
 
 
@@ -141,9 +151,8 @@ def mig_sup(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = NUM_BINS)
         ``mig_sup`` in [0, 1] and ``mig_sup_per_code`` (list of ``D``).
     """
     _check(codes, factors, min_factors=2)
-    entropy = factor_entropy(factors)
-    info = mutual_information(codes, factors, num_bins)[:, entropy > 0] / entropy[entropy > 0]
-    per_code = _top_two_gap(info, axis=1)
+    info = factor_information(codes, factors, num_bins=num_bins)
+    per_code = _top_two_gap(info[:, ~np.isnan(info).all(axis=0)], axis=1)  # constant factors left out
     return {"mig_sup": float(per_code.mean()), "mig_sup_per_code": per_code.tolist()}
 
 
@@ -429,7 +438,11 @@ def encoder_representation(
     batch_size: int = 256,
     device: str | torch.device | None = None,
 ) -> Represent:
-    """``factors [B, K] -> posterior means [B, D]``: the factors' images through ``model.encode(x).mean``."""
+    """``factors [B, K] -> posterior means [B, D]``: the factors' images through the model's encoder.
+
+    ``D`` counts every latent layer: the posterior means of ``model.layer_codes(x)`` (bottom layer
+    first) side by side, or ``model.encode(x).mean`` for a model without ``layer_codes``.
+    """
     if device is None:
         first = next(iter(model.parameters()), None)
         device = first.device if first is not None else torch.device("cpu")
@@ -440,10 +453,27 @@ def encoder_representation(
         for i in range(0, len(factors), batch_size):
             images = data.images_from_factors(factors[i : i + batch_size])  # [B, H, W] uint8 {0, 1}
             x = torch.from_numpy(images).to(device=device, dtype=torch.float32).unsqueeze(1)  # [B, 1, H, W]
-            out.append(model.encode(x).mean.flatten(1).double().cpu().numpy())
+            out.append(torch.cat(_layer_means(model, x), dim=-1).double().cpu().numpy())
         return np.concatenate(out)
 
     return represent
+
+
+def _layer_means(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Posterior means per latent layer, bottom first, each ``[B, D_l]``."""
+    layer_codes = getattr(model, "layer_codes", None)
+    codes = layer_codes(x) if layer_codes is not None else [model.encode(x).mean]
+    return [c.flatten(1) for c in codes]
+
+
+def layer_sizes(model: torch.nn.Module, data: GroundTruthData, device: str | torch.device | None = None) -> list[int]:
+    """How many of :func:`encoder_representation`'s ``D`` codes each latent layer holds, bottom first."""
+    first = next(iter(model.parameters()), None)
+    device = device or (first.device if first is not None else "cpu")
+    image = data.images_from_factors(np.zeros((1, len(data.factor_sizes)), dtype=np.int64))
+    x = torch.from_numpy(image).to(device=device, dtype=torch.float32).unsqueeze(1)  # [1, 1, H, W]
+    with torch.no_grad():
+        return [c.shape[-1] for c in _layer_means(model, x)]
 
 
 def disentanglement_metrics(
@@ -474,7 +504,9 @@ def disentanglement_metrics(
         Flat dict: ``beta_vae/train_accuracy``, ``beta_vae/eval_accuracy``, ``factor_vae/...``,
         ``mig``, ``mig_sup``, ``dci/disentanglement``, ``dci/completeness``,
         ``dci/informativeness_test_accuracy``, ``sap``, a ``<metric>/seconds`` time per metric,
-        ``elapsed_s`` and ``config``.
+        ``elapsed_s`` and ``config``; and which factor each code took: ``factor_information``
+        (:func:`factor_information` of the codes, ``[D, K]`` as nested lists), ``layer_sizes``
+        (codes per latent layer, bottom first, summing to ``D``) and ``factor_names``.
     """
     start = time.perf_counter()
     with evaluating(model):
@@ -493,6 +525,9 @@ def disentanglement_metrics(
         codes = represent(factors)
         result["codes/seconds"] = time.perf_counter() - t0
         fraction = num_train / (num_train + num_test)
+        result["factor_information"] = factor_information(codes, factors).tolist()  # [D, K]: I(z_d; v_k) / H(v_k)
+        result["layer_sizes"] = layer_sizes(model, dsprites, device)
+        result["factor_names"] = list(getattr(dsprites, "factor_names", [f"v_{k}" for k in range(len(sizes))]))
         timed("mig", lambda: mig(codes, factors))
         timed("mig_sup", lambda: mig_sup(codes, factors))
         dci_kw = {"train_fraction": fraction, "classifier": dci_classifier, "seed": seed}

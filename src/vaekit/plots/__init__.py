@@ -15,9 +15,11 @@ from vaekit.plots.images import (
     traversals,
 )
 from vaekit.plots.io import save_figure
-from vaekit.plots.latents import latent_pca
+from vaekit.plots.latents import code_labels, factor_information, latent_pca
 
 __all__ = [
+    "code_labels",
+    "factor_information",
     "make_grid",
     "image_grid",
     "reconstructions",

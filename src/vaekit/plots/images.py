@@ -159,6 +159,7 @@ def traversals(
     title: str | None = None,
     *,
     kl: Sequence[float] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Figure:
     """Show latent traversals: one latent dimension varied per row, the others held fixed.
 
@@ -170,13 +171,15 @@ def traversals(
         title: Figure title.
         kl: Optional KL (nats) of each traversed dimension, length ``D``; appended to the row
             label, e.g. ``"z_3 (KL 2.1 nats)"``.
+        labels: Optional row labels, length ``D``, replacing the ``"z_{d}"`` names (e.g. the factor
+            each code carries, from :func:`vaekit.plots.latents.code_labels`).
 
     Returns:
         A Figure with one Axes holding one image of ``D`` rows and ``S`` columns.
 
     Raises:
-        ValueError: On a wrong shape, values outside [0, 1], or ``values`` / ``dims`` / ``kl``
-            lengths that do not match the grid.
+        ValueError: On a wrong shape, values outside [0, 1], or ``values`` / ``dims`` / ``kl`` /
+            ``labels`` lengths that do not match the grid.
     """
     x = as_images(grid, ndim=5, shape="[D, S, C, H, W]", name="grid")
     d, s = x.shape[:2]
@@ -187,6 +190,10 @@ def traversals(
     if len(dims) != d:
         raise ValueError(f"expected dims of length D = {d}; got {len(dims)}")
     row_labels = [f"z_{i}" for i in dims]
+    if labels is not None:
+        row_labels = [str(lab) for lab in labels]
+        if len(row_labels) != d:
+            raise ValueError(f"expected labels of length D = {d}; got {len(row_labels)}")
     if kl is not None:
         kl = [float(k) for k in as_numpy(kl).reshape(-1)]
         if len(kl) != d:

@@ -1,5 +1,5 @@
 """Latent-space pictures: PCA of each layer's posterior means coloured by class (the Ladder VAE
-paper's Figure 6)."""
+paper's Figure 6), and which ground-truth factor each latent took (the matrix behind MIG)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from vaekit.plots._utils import as_numpy, new_figure
 
-__all__ = ["latent_pca"]
+__all__ = ["factor_information", "latent_pca", "code_labels"]
 
 
 def _pca2(codes: np.ndarray) -> np.ndarray:
@@ -45,4 +45,72 @@ def latent_pca(codes: Sequence[Any], labels: Any | None = None, *, class_names: 
             ax.legend(handles, names, fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5))
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _layer_of_codes(layer_sizes: Sequence[int] | None, d: int) -> list[tuple[int, int]]:
+    """``(layer, unit)`` of each of ``d`` codes, layers numbered from 1 at the bottom."""
+    sizes = [d] if layer_sizes is None else [int(n) for n in layer_sizes]
+    if sum(sizes) != d or any(n < 1 for n in sizes):
+        raise ValueError(f"layer_sizes {list(sizes)} must be positive and sum to the {d} codes")
+    return [(layer + 1, unit) for layer, n in enumerate(sizes) for unit in range(n)]
+
+
+def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None, *,
+                threshold: float = 0.05) -> list[str]:
+    """One label per code naming the factor it carries most about, e.g. ``"L3 z_0: posX 0.82"``.
+
+    Args:
+        information: ``[D, K]`` normalised mutual information ``I(z_d; v_k) / H(v_k)`` (NaN columns:
+            constant factors).
+        factor_names: ``K`` factor names.
+        layer_sizes: Codes per layer, bottom first (default: one layer).
+        threshold: Below this share of any factor's entropy a code is labelled ``"-"`` (it carries
+            no factor).
+    """
+    info = np.asarray(information, dtype=np.float64)
+    if info.ndim != 2 or info.shape[1] != len(factor_names):
+        raise ValueError(f"information must be [D, K] with K = {len(factor_names)} factors; got {info.shape}")
+    where = _layer_of_codes(layer_sizes, info.shape[0])
+    multi = layer_sizes is not None and len(layer_sizes) > 1
+    labels = []
+    for (layer, unit), row in zip(where, np.nan_to_num(info, nan=0.0)):
+        k = int(row.argmax())
+        name = f"L{layer} z_{unit}" if multi else f"z_{unit}"
+        labels.append(f"{name}: {factor_names[k]} {row[k]:.2f}" if row[k] >= threshold else f"{name}: -")
+    return labels
+
+
+def factor_information(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None,
+                       *, title: str | None = None) -> Figure:
+    """Heat map of ``I(z_d; v_k) / H(v_k)``: one row per code (top layer first), one column per factor.
+
+    A disentangled code has one bright cell in its row and each factor one bright cell in its column
+    (MIG is the mean over columns of the gap between a column's two brightest cells).
+    """
+    info = np.asarray(information, dtype=np.float64)
+    if info.ndim != 2 or info.shape[1] != len(factor_names):
+        raise ValueError(f"information must be [D, K] with K = {len(factor_names)} factors; got {info.shape}")
+    where = _layer_of_codes(layer_sizes, info.shape[0])
+    order = sorted(range(len(where)), key=lambda i: (-where[i][0], where[i][1]))  # top layer first
+    rows = info[order]
+    multi = layer_sizes is not None and len(layer_sizes) > 1
+    names = [f"L{where[i][0]} z_{where[i][1]}" if multi else f"z_{where[i][1]}" for i in order]
+    fig = new_figure(1.0 + 0.9 * len(factor_names), 1.2 + 0.32 * len(order))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(rows, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for r, row in enumerate(rows):
+        for k, v in enumerate(row):
+            if np.isfinite(v):
+                ax.text(k, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > 0.6 else "white")
+    if multi:  # a line between layers
+        layers = [where[i][0] for i in order]
+        for r in range(1, len(layers)):
+            if layers[r] != layers[r - 1]:
+                ax.axhline(r - 0.5, color="white", linewidth=2)
+    ax.set_xticks(range(len(factor_names)), [str(n) for n in factor_names], rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    fig.colorbar(im, ax=ax, label="I(z; v) / H(v)")
+    ax.set_title(title or "which factor each latent carries")
     return fig
