@@ -96,8 +96,10 @@ def test_factor_information_is_the_matrix_behind_mig(factors):
     assert np.abs(aligned - np.diag(np.diag(aligned))).max() < 0.05
     spread = dm.factor_information(rotated(factors), factors)
     assert 0.2 < spread[0, 0] < 0.8 and 0.2 < spread[1, 0] < 0.8  # factor 0 shared by codes 0 and 1
-    top = np.sort(spread, axis=0)
-    assert dm.mig(rotated(factors), factors)["mig_per_factor"] == pytest.approx((top[-1] - top[-2]).tolist())
+    info, entropy = dm.mutual_information(rotated(factors), factors), dm.factor_entropy(factors)
+    assert np.allclose(spread, info / entropy)
+    top = np.sort(info, axis=0)  # MIG as Chen et al. write it: (I_1 - I_2) / H, unchanged to the last bit
+    assert dm.mig(rotated(factors), factors)["mig_per_factor"] == ((top[-1] - top[-2]) / entropy).tolist()
     with_constant = np.concatenate([factors, np.zeros((len(factors), 1), dtype=factors.dtype)], axis=1)
     info = dm.factor_information(identity(factors), with_constant)
     assert info.shape == (3, 4) and np.isnan(info[:, 3]).all()
@@ -196,17 +198,58 @@ def test_disentanglement_metrics_on_dsprites_with_a_stand_in_encoder():
     assert np.all(info[3] == 0.0)  # the constant code carries nothing
 
 
-def test_representation_holds_every_layer_of_a_hierarchical_model():
-    from vaekit.data.dsprites import load_dsprites
+def _small_dsprites_model(name: str, **config):
     from vaekit.models import build_model
 
+    return build_model(name, {"data_shape": [1, 64, 64], **config})
+
+
+def test_representation_holds_every_layer_of_a_hierarchical_model():
+    from vaekit.data.dsprites import load_dsprites
+
     data = load_dsprites(subset=8)
-    model = build_model("provlae", {"data_shape": [1, 64, 64], "latent_dims": [2, 3], "arch": "mlp", "hidden": 8,
-                                    "mlp_hidden": [16]})
-    assert dm.layer_sizes(model, data) == [2, 3]
+    # a ladder's encode() is one layer; the representation takes all three
+    model = _small_dsprites_model("ladder_vae", latent_dims=[2, 3, 1], hidden=[[16], [8], [8]], batch_norm=True)
+    model.train()
+    assert dm.layer_sizes(model, data) == [2, 3, 1] and model.training  # one image, batch norm in eval
     f = data.sample_factors(5, np.random.default_rng(0))
-    codes = dm.encoder_representation(model, data)(f)
     x = torch.from_numpy(data.images_from_factors(f)).float().unsqueeze(1)
+    model.eval()
+    codes = dm.encoder_representation(model, data)(f)
     with torch.no_grad():
+        assert model.encode(x).mean.shape == (5, 1)  # encode(): the top layer only
         expected = torch.cat(model.layer_codes(x), -1).double().numpy()
-    assert codes.shape == (5, 5) and np.allclose(codes, expected)
+    assert codes.shape == (5, 6) and np.allclose(codes, expected)
+
+
+def test_factor_traversal_rows_line_up_with_their_labels():
+    from vaekit.data.dsprites import load_dsprites
+    from vaekit.plots import code_labels
+    from vaekit.report import factor_traversals
+
+    data = load_dsprites(subset=8)
+    model = _small_dsprites_model("provlae", latent_dims=[2, 3], arch="mlp", hidden=8, mlp_hidden=[16]).eval()
+    info = np.zeros((5, 5))
+    info[0, 3], info[4, 1] = 0.8, 0.6  # L1 z_0 carries posX, L2 z_2 scale
+    x = torch.from_numpy(data.images_from_factors(np.array([[2, 5, 0, 16, 16]]))).float().unsqueeze(1)
+    with torch.no_grad():
+        fig = factor_traversals(model, x, info, list(data.factor_names), [2, 3], steps=3)
+        ax = fig.axes[0]
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        assert rows == ["L2 z_0: -", "L2 z_1: -", "L2 z_2: scale 0.60", "L1 z_0: posX 0.80", "L1 z_1: -"]
+        assert rows == [code_labels(info, list(data.factor_names), [2, 3])[i] for i in (2, 3, 4, 0, 1)]
+        # the third row moves z_2 of the top layer: the image shown is that traversal
+        from vaekit.inference import traverse_layer
+
+        expected = traverse_layer(model, x, 1, [2], torch.linspace(-3, 3, 3))[0]  # [S, 1, 64, 64]
+        shown = ax.images[0].get_array()
+        cell = shown[2 * 65 + 1: 3 * 65, 1: 65]  # row 2, column 0 (1-pixel padding between cells)
+        assert np.allclose(np.asarray(cell).squeeze(), expected[0, 0].numpy(), atol=1e-6)
+
+
+def test_vq_models_are_refused_with_a_clear_error():
+    from vaekit.data.dsprites import load_dsprites
+
+    model = _small_dsprites_model("vqvae")
+    with pytest.raises(ValueError, match="categorical"):
+        dm.encoder_representation(model, load_dsprites(subset=8))(np.zeros((2, 5), dtype=np.int64))

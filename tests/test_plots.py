@@ -174,17 +174,23 @@ def test_traversals_labels_with_and_without_kl():
     assert labels(ax.get_yticklabels()) == ["z_3: posX 0.81", "z_7: -"]
 
 
-def test_factor_information_heat_map_top_layer_first():
-    from vaekit.plots import factor_information
+def test_factor_information_map_top_layer_first():
+    from vaekit.plots import factor_information_map, informative_codes
 
     info = np.array([[0.9, 0.0], [0.1, 0.2], [0.0, 0.7]])  # layer 1: codes 0, 1; layer 2: code 2
-    fig = factor_information(info, ["posX", "shape"], [2, 1])
+    fig = factor_information_map(info, ["posX", "shape"], [2, 1])
     ax = fig.axes[0]
     assert labels(ax.get_yticklabels()) == ["L2 z_0", "L1 z_0", "L1 z_1"]
     assert labels(ax.get_xticklabels()) == ["posX", "shape"]
     assert np.allclose(ax.images[0].get_array(), info[[2, 0, 1]])
+    # capped per layer: the most informative codes, in index order
+    assert informative_codes(info, [2, 1], max_per_layer=1) == [2, 0]
+    ax = factor_information_map(info, ["posX", "shape"], [2, 1], max_per_layer=1).axes[0]
+    assert labels(ax.get_yticklabels()) == ["L2 z_0", "L1 z_0"] and "2 of 3 codes" in ax.get_title()
     with pytest.raises(ValueError, match="sum to"):
-        factor_information(info, ["posX", "shape"], [1, 1])
+        factor_information_map(info, ["posX", "shape"], [1, 1])
+    with pytest.raises(ValueError, match="integers"):
+        factor_information_map(info, ["posX", "shape"], [1.5, 1.5])
 
 
 @pytest.mark.parametrize(

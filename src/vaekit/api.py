@@ -209,6 +209,9 @@ def evaluate_disentanglement_run(
     run_dir = Path(run_dir)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load(run_dir, device=str(dev))
+    if model.latent_kind == "discrete":
+        raise ValueError(f"{run_dir}: a VQ model's codes are categorical indices; the disentanglement metrics "
+                         f"need continuous posterior means")
     if tuple(model.data_shape) != (1, 64, 64):
         raise ValueError(f"disentanglement metrics run on dSprites (1x64x64 images); this model takes "
                          f"{list(model.data_shape)}")
@@ -225,9 +228,10 @@ def evaluate_disentanglement_run(
     res.update({"run": str(run_dir), "device": device_name(dev), "commit": git_commit(), "fast_dci": fast_dci,
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if save:
-        res["figures"] = [str(p) for p in _factor_figures(model, ds, res, run_dir / "figures")]
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = run_dir / "eval" / f"disentanglement_{stamp}.json"
+        atomic_write_text(path, json.dumps(res, indent=2, default=float))  # the scores first: figures may fail
+        res["figures"] = [str(p) for p in _factor_figures(model, ds, res, run_dir / "figures")]
         atomic_write_text(path, json.dumps(res, indent=2, default=float))
         res["path"] = str(path)
     return res
@@ -244,7 +248,7 @@ def _factor_figures(model: Any, ds: Any, res: dict[str, Any], out: Path) -> list
     x = torch.from_numpy(ds.images_from_factors(heart)).to(model.device, torch.float32).unsqueeze(1)  # [1, 1, 64, 64]
     model.eval()
     with torch.no_grad():
-        return [plots.save_figure(plots.factor_information(info, names, sizes), out / "factor_information.png"),
+        return [plots.save_figure(plots.factor_information_map(info, names, sizes), out / "factor_information.png"),
                 plots.save_figure(factor_traversals(model, x, info, names, sizes), out / "factor_traversals.png")]
 
 

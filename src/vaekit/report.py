@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 
 from vaekit import plots
 from vaekit.data import ImageData
@@ -106,22 +107,22 @@ def layer_traversals(model: LatentVariableModel, x: torch.Tensor, out: Path, *, 
 
 
 def factor_traversals(model: LatentVariableModel, x: torch.Tensor, information: Any, factor_names: Sequence[str],
-                      layer_sizes: Sequence[int], *, limit: float = 3.0, steps: int = 9,
-                      title: str | None = None) -> Any:
-    """Every code of every layer traversed around one image ``x [1, C, H, W]``, top layer first, each
-    row labelled with the factor it carries most about (:func:`vaekit.plots.code_labels`): seed 003's
-    per-layer picture, annotated with what each layer took."""
+                      layer_sizes: Sequence[int], *, limit: float = 3.0, steps: int = 9, max_per_layer: int = 10,
+                      title: str | None = None) -> Figure:
+    """Every code of every layer (up to ``max_per_layer`` per layer, the most informative) traversed
+    around one image ``x [1, C, H, W]``, top layer first, each row labelled with the factor it carries
+    most about (:func:`vaekit.plots.code_labels`): seed 003's per-layer picture, annotated with what
+    each layer took."""
     labels = plots.code_labels(information, factor_names, layer_sizes)
-    values = torch.linspace(-limit, limit, steps)
-    rows, names = [], []
+    chosen = plots.informative_codes(information, layer_sizes, max_per_layer=max_per_layer)  # top layer first
     starts = [sum(layer_sizes[:i]) for i in range(len(layer_sizes))]
+    values = torch.linspace(-limit, limit, steps)
+    rows = []
     for layer in reversed(range(len(layer_sizes))):
-        start = starts[layer]
-        dims = list(range(layer_sizes[layer]))
-        rows.append(traverse_layer(model, x, layer, dims, values))  # [D_l, S, C, H, W]
-        names.extend(labels[start:start + layer_sizes[layer]])
+        dims = [i - starts[layer] for i in chosen if starts[layer] <= i < starts[layer] + layer_sizes[layer]]
+        rows.append(traverse_layer(model, x, layer, dims, values))  # [len(dims), S, C, H, W]
     grid = torch.cat(rows)
-    return plots.traversals(grid, [round(v, 3) for v in values.tolist()], list(range(len(names))), labels=names,
+    return plots.traversals(grid, [round(v, 3) for v in values.tolist()], chosen, labels=[labels[i] for i in chosen],
                             title=title or "traversals per layer, top first: the factor each code carries most "
                                            "(I(z; v) / H(v))")
 

@@ -99,15 +99,20 @@ def factor_entropy(factors: np.ndarray) -> np.ndarray:
     return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
 
 
+def _information(codes: np.ndarray, factors: np.ndarray, num_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``I(z_d; v_k)`` ``[D, K]`` and ``H(v_k)`` ``[K]``, in nats."""
+    return mutual_information(codes, factors, num_bins), factor_entropy(factors)
+
+
 def factor_information(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = NUM_BINS) -> np.ndarray:
     """``I(z_d; v_k) / H(v_k)``: the share of each factor's entropy that each code carries, ``[D, K]``.
 
-    The matrix behind MIG (Chen et al. 2018, Eq. 6) and the "which factor did each latent take" figure.
-    Columns of constant factors (zero entropy) are NaN.
+    The matrix behind MIG (Chen et al. 2018, eq. 6: the gap between a column's two largest entries)
+    and MIG-sup (Li et al. 2020, eq. 11: the same along a row), and the "which factor did each latent
+    take" figure. Columns of constant factors (zero entropy) are NaN.
     """
     _check(codes, factors)
-    info = mutual_information(codes, factors, num_bins)
-    entropy = factor_entropy(factors)
+    info, entropy = _information(codes, factors, num_bins)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(entropy > 0, info / entropy, np.nan)
 
@@ -132,7 +137,9 @@ def mig(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = NUM_BINS) -> 
         ``mig`` in [0, 1] and ``mig_per_factor`` (list of ``K``, NaN for constant factors).
     """
     _check(codes, factors, min_codes=2)
-    per_factor = _top_two_gap(factor_information(codes, factors, num_bins=num_bins), axis=0)
+    info, entropy = _information(codes, factors, num_bins)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_factor = np.where(entropy > 0, _top_two_gap(info, axis=0) / entropy, np.nan)
     return {"mig": float(np.nanmean(per_factor)), "mig_per_factor": per_factor.tolist()}
 
 
@@ -151,8 +158,11 @@ def mig_sup(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = NUM_BINS)
         ``mig_sup`` in [0, 1] and ``mig_sup_per_code`` (list of ``D``).
     """
     _check(codes, factors, min_factors=2)
-    info = factor_information(codes, factors, num_bins=num_bins)
-    per_code = _top_two_gap(info[:, ~np.isnan(info).all(axis=0)], axis=1)  # constant factors left out
+    info, entropy = _information(codes, factors, num_bins)
+    if (entropy > 0).sum() < 2:
+        raise ValueError(f"MIG-sup needs at least two factors that vary; factor entropies {entropy.tolist()} nats")
+    info = info[:, entropy > 0] / entropy[entropy > 0]  # constant factors left out
+    per_code = _top_two_gap(info, axis=1)
     return {"mig_sup": float(per_code.mean()), "mig_sup_per_code": per_code.tolist()}
 
 
@@ -461,6 +471,9 @@ def encoder_representation(
 
 def _layer_means(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """Posterior means per latent layer, bottom first, each ``[B, D_l]``."""
+    if getattr(model, "latent_kind", "continuous") == "discrete":
+        raise ValueError("a VQ model's codes are categorical indices; the disentanglement metrics need "
+                         "continuous posterior means")
     layer_codes = getattr(model, "layer_codes", None)
     codes = layer_codes(x) if layer_codes is not None else [model.encode(x).mean]
     return [c.flatten(1) for c in codes]
@@ -472,7 +485,7 @@ def layer_sizes(model: torch.nn.Module, data: GroundTruthData, device: str | tor
     device = device or (first.device if first is not None else "cpu")
     image = data.images_from_factors(np.zeros((1, len(data.factor_sizes)), dtype=np.int64))
     x = torch.from_numpy(image).to(device=device, dtype=torch.float32).unsqueeze(1)  # [1, 1, H, W]
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):  # one image: batch norm needs its running statistics
         return [c.shape[-1] for c in _layer_means(model, x)]
 
 
@@ -527,6 +540,7 @@ def disentanglement_metrics(
         fraction = num_train / (num_train + num_test)
         result["factor_information"] = factor_information(codes, factors).tolist()  # [D, K]: I(z_d; v_k) / H(v_k)
         result["layer_sizes"] = layer_sizes(model, dsprites, device)
+        result["representation"] = "posterior means of every latent layer, bottom first"
         result["factor_names"] = list(getattr(dsprites, "factor_names", [f"v_{k}" for k in range(len(sizes))]))
         timed("mig", lambda: mig(codes, factors))
         timed("mig_sup", lambda: mig_sup(codes, factors))

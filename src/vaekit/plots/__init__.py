@@ -15,11 +15,12 @@ from vaekit.plots.images import (
     traversals,
 )
 from vaekit.plots.io import save_figure
-from vaekit.plots.latents import code_labels, factor_information, latent_pca
+from vaekit.plots.latents import code_labels, factor_information_map, informative_codes, latent_pca
 
 __all__ = [
     "code_labels",
-    "factor_information",
+    "factor_information_map",
+    "informative_codes",
     "make_grid",
     "image_grid",
     "reconstructions",

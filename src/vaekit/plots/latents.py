@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from vaekit.plots._utils import as_numpy, new_figure
 
-__all__ = ["factor_information", "latent_pca", "code_labels"]
+__all__ = ["code_labels", "factor_information_map", "informative_codes", "latent_pca"]
 
 
 def _pca2(codes: np.ndarray) -> np.ndarray:
@@ -50,10 +50,32 @@ def latent_pca(codes: Sequence[Any], labels: Any | None = None, *, class_names: 
 
 def _layer_of_codes(layer_sizes: Sequence[int] | None, d: int) -> list[tuple[int, int]]:
     """``(layer, unit)`` of each of ``d`` codes, layers numbered from 1 at the bottom."""
-    sizes = [d] if layer_sizes is None else [int(n) for n in layer_sizes]
-    if sum(sizes) != d or any(n < 1 for n in sizes):
-        raise ValueError(f"layer_sizes {list(sizes)} must be positive and sum to the {d} codes")
-    return [(layer + 1, unit) for layer, n in enumerate(sizes) for unit in range(n)]
+    sizes = [d] if layer_sizes is None else list(layer_sizes)
+    if any(not isinstance(n, (int, np.integer)) or n < 1 for n in sizes) or sum(sizes) != d:
+        raise ValueError(f"layer_sizes {sizes} must be positive integers that sum to the {d} codes")
+    return [(layer + 1, unit) for layer, n in enumerate(sizes) for unit in range(int(n))]
+
+
+def _information(information: Any, factor_names: Sequence[str]) -> np.ndarray:
+    info = np.asarray(information, dtype=np.float64)
+    if info.ndim != 2 or info.shape[1] != len(factor_names):
+        raise ValueError(f"information must be [D, K] with K = {len(factor_names)} factors; got {info.shape}")
+    return info
+
+
+def informative_codes(information: Any, layer_sizes: Sequence[int] | None = None, *,
+                      max_per_layer: int | None = None) -> list[int]:
+    """Code indices to show, top layer first: every code, or per layer the ``max_per_layer`` codes that
+    carry the most about any factor (kept in index order within the layer)."""
+    info = np.nan_to_num(np.asarray(information, dtype=np.float64), nan=0.0)
+    where = _layer_of_codes(layer_sizes, info.shape[0])
+    chosen = []
+    for layer in sorted({lay for lay, _ in where}, reverse=True):
+        codes = [i for i, (lay, _) in enumerate(where) if lay == layer]
+        if max_per_layer is not None and len(codes) > max_per_layer:
+            codes = sorted(sorted(codes, key=lambda i: -info[i].max())[:max_per_layer])
+        chosen.extend(codes)
+    return chosen
 
 
 def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None, *,
@@ -68,9 +90,7 @@ def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequ
         threshold: Below this share of any factor's entropy a code is labelled ``"-"`` (it carries
             no factor).
     """
-    info = np.asarray(information, dtype=np.float64)
-    if info.ndim != 2 or info.shape[1] != len(factor_names):
-        raise ValueError(f"information must be [D, K] with K = {len(factor_names)} factors; got {info.shape}")
+    info = _information(information, factor_names)
     where = _layer_of_codes(layer_sizes, info.shape[0])
     multi = layer_sizes is not None and len(layer_sizes) > 1
     labels = []
@@ -81,18 +101,17 @@ def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequ
     return labels
 
 
-def factor_information(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None,
-                       *, title: str | None = None) -> Figure:
+def factor_information_map(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None,
+                           *, max_per_layer: int | None = 16, title: str | None = None) -> Figure:
     """Heat map of ``I(z_d; v_k) / H(v_k)``: one row per code (top layer first), one column per factor.
 
     A disentangled code has one bright cell in its row and each factor one bright cell in its column
-    (MIG is the mean over columns of the gap between a column's two brightest cells).
+    (MIG is the mean over columns of the gap between a column's two brightest cells). Layers with more
+    than ``max_per_layer`` codes show their most informative ones (:func:`informative_codes`).
     """
-    info = np.asarray(information, dtype=np.float64)
-    if info.ndim != 2 or info.shape[1] != len(factor_names):
-        raise ValueError(f"information must be [D, K] with K = {len(factor_names)} factors; got {info.shape}")
+    info = _information(information, factor_names)
     where = _layer_of_codes(layer_sizes, info.shape[0])
-    order = sorted(range(len(where)), key=lambda i: (-where[i][0], where[i][1]))  # top layer first
+    order = informative_codes(info, layer_sizes, max_per_layer=max_per_layer)
     rows = info[order]
     multi = layer_sizes is not None and len(layer_sizes) > 1
     names = [f"L{where[i][0]} z_{where[i][1]}" if multi else f"z_{where[i][1]}" for i in order]
@@ -104,13 +123,13 @@ def factor_information(information: Any, factor_names: Sequence[str], layer_size
             if np.isfinite(v):
                 ax.text(k, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="black" if v > 0.6 else "white")
-    if multi:  # a line between layers
-        layers = [where[i][0] for i in order]
-        for r in range(1, len(layers)):
-            if layers[r] != layers[r - 1]:
-                ax.axhline(r - 0.5, color="white", linewidth=2)
+    layers = [where[i][0] for i in order]
+    for r in range(1, len(layers)):  # a line between layers
+        if layers[r] != layers[r - 1]:
+            ax.axhline(r - 0.5, color="white", linewidth=2)
     ax.set_xticks(range(len(factor_names)), [str(n) for n in factor_names], rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names, fontsize=8)
     fig.colorbar(im, ax=ax, label="I(z; v) / H(v)")
-    ax.set_title(title or "which factor each latent carries")
+    shown = "" if len(order) == len(where) else f" ({len(order)} of {len(where)} codes)"
+    ax.set_title((title or "which factor each latent carries") + shown)
     return fig
