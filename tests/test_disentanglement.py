@@ -114,6 +114,10 @@ def test_code_labels_name_each_codes_factor(factors):
     assert code_labels(info, ["a", "b", "c"]) == [
         f"z_0: a {info[0, 0]:.2f}", "z_1: c 1.00", "z_2: -"]  # packed: code 0 holds a (and b), code 2 nothing
     assert code_labels(info, ["a", "b", "c"], [1, 2])[1:] == ["L2 z_0: c 1.00", "L2 z_1: -"]
+    # a code whose mean hardly varies is unused, whatever its binned information says
+    assert code_labels(info, ["a", "b", "c"], variance=[1e-4, 2.0, 0.0]) == ["z_0: inactive", "z_1: c 1.00", "z_2: inactive"]
+    with pytest.raises(ValueError, match="one entry per code"):
+        code_labels(info, ["a", "b", "c"], variance=[1.0])
     with pytest.raises(ValueError, match="sum to"):
         code_labels(info, ["a", "b", "c"], [1, 1])
     with pytest.raises(ValueError, match="K = 2"):
@@ -196,6 +200,7 @@ def test_disentanglement_metrics_on_dsprites_with_a_stand_in_encoder():
     assert info.shape == (4, 5)
     assert info[0].argmax() == 3 and info[1].argmax() == 4  # centroid column -> posX, row -> posY
     assert np.all(info[3] == 0.0)  # the constant code carries nothing
+    assert out["code_variance"][3] == 0.0 and min(out["code_variance"][:3]) > 0.0
 
 
 def _small_dsprites_model(name: str, **config):

@@ -187,6 +187,8 @@ def test_factor_information_map_top_layer_first():
     assert informative_codes(info, [2, 1], max_per_layer=1) == [2, 0]
     ax = factor_information_map(info, ["posX", "shape"], [2, 1], max_per_layer=1).axes[0]
     assert labels(ax.get_yticklabels()) == ["L2 z_0", "L1 z_0"] and "2 of 3 codes" in ax.get_title()
+    ax = factor_information_map(info, ["posX", "shape"], [2, 1], variance=[1.0, 1e-5, 1.0]).axes[0]
+    assert labels(ax.get_yticklabels()) == ["L2 z_0", "L1 z_0", "L1 z_1 (inactive)"]
     with pytest.raises(ValueError, match="sum to"):
         factor_information_map(info, ["posX", "shape"], [1, 1])
     with pytest.raises(ValueError, match="integers"):

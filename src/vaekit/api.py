@@ -248,8 +248,11 @@ def _factor_figures(model: Any, ds: Any, res: dict[str, Any], out: Path) -> list
     x = torch.from_numpy(ds.images_from_factors(heart)).to(model.device, torch.float32).unsqueeze(1)  # [1, 1, 64, 64]
     model.eval()
     with torch.no_grad():
-        return [plots.save_figure(plots.factor_information_map(info, names, sizes), out / "factor_information.png"),
-                plots.save_figure(factor_traversals(model, x, info, names, sizes), out / "factor_traversals.png")]
+        var = res["code_variance"]
+        return [plots.save_figure(plots.factor_information_map(info, names, sizes, variance=var),
+                                  out / "factor_information.png"),
+                plots.save_figure(factor_traversals(model, x, info, names, sizes, variance=var),
+                                  out / "factor_traversals.png")]
 
 
 def evaluate_cas_run(run_dir: str | os.PathLike, *, per_class: int = 1000, epochs: int = 5, seed: int = 0,

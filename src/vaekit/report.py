@@ -107,13 +107,14 @@ def layer_traversals(model: LatentVariableModel, x: torch.Tensor, out: Path, *, 
 
 
 def factor_traversals(model: LatentVariableModel, x: torch.Tensor, information: Any, factor_names: Sequence[str],
-                      layer_sizes: Sequence[int], *, limit: float = 3.0, steps: int = 9, max_per_layer: int = 10,
-                      title: str | None = None) -> Figure:
+                      layer_sizes: Sequence[int], *, variance: Any | None = None, limit: float = 3.0, steps: int = 9,
+                      max_per_layer: int = 10, title: str | None = None) -> Figure:
     """Every code of every layer (up to ``max_per_layer`` per layer, the most informative) traversed
     around one image ``x [1, C, H, W]``, top layer first, each row labelled with the factor it carries
     most about (:func:`vaekit.plots.code_labels`): seed 003's per-layer picture, annotated with what
-    each layer took."""
-    labels = plots.code_labels(information, factor_names, layer_sizes)
+    each layer took; with ``variance`` (each code's variance over the data) unused codes read
+    "inactive"."""
+    labels = plots.code_labels(information, factor_names, layer_sizes, variance=variance)
     chosen = plots.informative_codes(information, layer_sizes, max_per_layer=max_per_layer)  # top layer first
     starts = [sum(layer_sizes[:i]) for i in range(len(layer_sizes))]
     values = torch.linspace(-limit, limit, steps)

@@ -519,7 +519,8 @@ def disentanglement_metrics(
         ``dci/informativeness_test_accuracy``, ``sap``, a ``<metric>/seconds`` time per metric,
         ``elapsed_s`` and ``config``; and which factor each code took: ``factor_information``
         (:func:`factor_information` of the codes, ``[D, K]`` as nested lists), ``layer_sizes``
-        (codes per latent layer, bottom first, summing to ``D``) and ``factor_names``.
+        (codes per latent layer, bottom first, summing to ``D``), ``factor_names`` and
+        ``code_variance`` (each code's variance over the sampled factors, ``[D]``).
     """
     start = time.perf_counter()
     with evaluating(model):
@@ -541,6 +542,9 @@ def disentanglement_metrics(
         result["factor_information"] = factor_information(codes, factors).tolist()  # [D, K]: I(z_d; v_k) / H(v_k)
         result["layer_sizes"] = layer_sizes(model, dsprites, device)
         result["representation"] = "posterior means of every latent layer, bottom first"
+        # Burda et al.'s active-unit statistic Cov_x(E_q[z_d]) over the sampled factors: a code under 0.01
+        # is unused, though binning it over its own tiny range can still show mutual information
+        result["code_variance"] = codes.var(axis=0).tolist()
         result["factor_names"] = list(getattr(dsprites, "factor_names", [f"v_{k}" for k in range(len(sizes))]))
         timed("mig", lambda: mig(codes, factors))
         timed("mig_sup", lambda: mig_sup(codes, factors))

@@ -78,8 +78,18 @@ def informative_codes(information: Any, layer_sizes: Sequence[int] | None = None
     return chosen
 
 
+def _inactive(variance: Any | None, d: int, active_threshold: float) -> np.ndarray:
+    """``[D]`` bool: codes whose posterior mean varies less than ``active_threshold`` over the data."""
+    if variance is None:
+        return np.zeros(d, dtype=bool)
+    var = np.asarray(variance, dtype=np.float64).reshape(-1)
+    if var.shape[0] != d:
+        raise ValueError(f"variance must have one entry per code ({d}); got {var.shape[0]}")
+    return var < active_threshold
+
+
 def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None, *,
-                threshold: float = 0.05) -> list[str]:
+                threshold: float = 0.05, variance: Any | None = None, active_threshold: float = 0.01) -> list[str]:
     """One label per code naming the factor it carries most about, e.g. ``"L3 z_0: posX 0.82"``.
 
     Args:
@@ -89,32 +99,44 @@ def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequ
         layer_sizes: Codes per layer, bottom first (default: one layer).
         threshold: Below this share of any factor's entropy a code is labelled ``"-"`` (it carries
             no factor).
+        variance: Optional ``[D]`` variance of each code's posterior mean over the data (Burda et
+            al.'s active-unit statistic); codes under ``active_threshold`` are labelled
+            ``"inactive"`` whatever their binned mutual information says (binning a code over its own
+            tiny range magnifies leftover variation the decoder ignores).
     """
     info = _information(information, factor_names)
     where = _layer_of_codes(layer_sizes, info.shape[0])
+    dead = _inactive(variance, info.shape[0], active_threshold)
     multi = layer_sizes is not None and len(layer_sizes) > 1
     labels = []
-    for (layer, unit), row in zip(where, np.nan_to_num(info, nan=0.0)):
+    for (layer, unit), row, off in zip(where, np.nan_to_num(info, nan=0.0), dead):
         k = int(row.argmax())
         name = f"L{layer} z_{unit}" if multi else f"z_{unit}"
-        labels.append(f"{name}: {factor_names[k]} {row[k]:.2f}" if row[k] >= threshold else f"{name}: -")
+        if off:
+            labels.append(f"{name}: inactive")
+        else:
+            labels.append(f"{name}: {factor_names[k]} {row[k]:.2f}" if row[k] >= threshold else f"{name}: -")
     return labels
 
 
 def factor_information_map(information: Any, factor_names: Sequence[str], layer_sizes: Sequence[int] | None = None,
-                           *, max_per_layer: int | None = 16, title: str | None = None) -> Figure:
+                           *, max_per_layer: int | None = 16, variance: Any | None = None,
+                           active_threshold: float = 0.01, title: str | None = None) -> Figure:
     """Heat map of ``I(z_d; v_k) / H(v_k)``: one row per code (top layer first), one column per factor.
 
     A disentangled code has one bright cell in its row and each factor one bright cell in its column
     (MIG is the mean over columns of the gap between a column's two brightest cells). Layers with more
-    than ``max_per_layer`` codes show their most informative ones (:func:`informative_codes`).
+    than ``max_per_layer`` codes show their most informative ones (:func:`informative_codes`); with
+    ``variance`` (see :func:`code_labels`), unused codes are marked "(inactive)".
     """
     info = _information(information, factor_names)
     where = _layer_of_codes(layer_sizes, info.shape[0])
     order = informative_codes(info, layer_sizes, max_per_layer=max_per_layer)
     rows = info[order]
     multi = layer_sizes is not None and len(layer_sizes) > 1
-    names = [f"L{where[i][0]} z_{where[i][1]}" if multi else f"z_{where[i][1]}" for i in order]
+    dead = _inactive(variance, info.shape[0], active_threshold)
+    names = [(f"L{where[i][0]} z_{where[i][1]}" if multi else f"z_{where[i][1]}") + (" (inactive)" if dead[i] else "")
+             for i in order]
     fig = new_figure(1.0 + 0.9 * len(factor_names), 1.2 + 0.32 * len(order))
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(rows, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
