@@ -348,3 +348,18 @@ def test_training_curves_missing_val_columns(tmp_path):
 def test_training_curves_clear_errors(tmp_path, text, match):
     with pytest.raises(ValueError, match=match):
         training_curves(write_csv(tmp_path, text))
+
+
+def test_kl_per_layer_curves_use_training_kl_when_validation_is_sparse(tmp_path):
+    from vaekit.plots import kl_per_layer_curves
+
+    rows = ["epoch,step,train/kl/layer_1,train/kl/layer_2,val/kl/layer_1,val/kl/layer_2"]
+    rows += [f"0,{s},{0.1 * s},{0.2 * s},," for s in range(0, 100, 10)]  # ten training rows
+    rows += ["0,99,,,9.0,18.0", "1,199,,,9.5,19.0"]  # two validation rows
+    path = write_csv(tmp_path, "\n".join(rows) + "\n")
+    ax = kl_per_layer_curves(path).axes[0]
+    assert "(train)" in ax.get_title() and len(ax.lines[0].get_xdata()) == 10
+    ax = kl_per_layer_curves(path, min_points=2).axes[0]
+    assert "(val)" in ax.get_title() and list(ax.lines[1].get_ydata()) == [18.0, 19.0]
+    ax = kl_per_layer_curves(path, stage="val").axes[0]
+    assert "(val)" in ax.get_title()

@@ -211,11 +211,20 @@ def _dim_ticks(ax: Any, d: int) -> None:
     ax.set_xlim(-0.6, d - 0.4)
 
 
-def kl_per_layer_curves(metrics_csv: str | Path, stage: str = "val") -> Figure:
+def kl_per_layer_curves(metrics_csv: str | Path, stage: str = "auto", *, min_points: int = 5) -> Figure:
     """KL of each latent layer (``{stage}/kl/layer_i`` columns) against the training step, one line per
-    layer on one axis: how a hierarchy's layers take up information during training (warm-up, fade-in)."""
+    layer on one axis: how a hierarchy's layers take up information during training (warm-up, fade-in).
+
+    ``stage="auto"`` plots the validation KL when it has at least ``min_points`` evaluations and the
+    training KL (logged every few steps) otherwise: a run of a few long epochs (dSprites) has two or
+    three validation points, too few to see a level being faded in.
+    """
     path = Path(metrics_csv)
     header, cols = _read_metrics(path)
+    if stage == "auto":
+        val = [h for h in header if h.startswith("val/kl/layer_")]
+        enough = bool(val) and np.isfinite(cols[val[0]]).sum() >= min_points
+        stage = "val" if enough or not any(h.startswith("train/kl/layer_") for h in header) else "train"
     keys = sorted((h for h in header if h.startswith(f"{stage}/kl/layer_")), key=lambda h: int(h.rsplit("_", 1)[1]))
     if not keys:
         raise ValueError(f"{path} has no {stage}/kl/layer_i columns")
@@ -226,7 +235,8 @@ def kl_per_layer_curves(metrics_csv: str | Path, stage: str = "val") -> Figure:
     for key in keys:
         ok = np.isfinite(cols[key]) & np.isfinite(cols["step"])
         order = np.argsort(cols["step"][ok])
-        ax.plot(cols["step"][ok][order], cols[key][ok][order], marker=".", label=key.split("/")[-1])
+        ax.plot(cols["step"][ok][order], cols[key][ok][order], marker="." if stage == "val" else None,
+                lw=1.0 if stage == "val" else 0.8, label=key.split("/")[-1])
     ax.set_xlabel("step")
     ax.set_ylabel("KL (nats)")
     ax.set_title(f"KL per latent layer ({stage})")
