@@ -137,9 +137,14 @@ def test_splits_are_disjoint_and_cover_the_grid():
     assert len(np.unique(np.concatenate(list(parts.values())))) == ds.NUM_IMAGES
 
 
-def test_small_subset_load_renders_without_a_cache(tmp_path):
-    data = ds.load_dsprites(tmp_path, subset=64)
-    assert data.source.kind == "render" and not any(tmp_path.iterdir())  # nothing written
+def test_small_subset_load_renders_without_a_cache(tmp_path, monkeypatch):
+    # hermetic: a cache a user built in ~/.cache/vaekit or $VAEKIT_DATA would otherwise be found first
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VAEKIT_DATA", raising=False)
+    root = tmp_path / "data"
+    root.mkdir()
+    data = ds.load_dsprites(root, subset=64)
+    assert data.source.kind == "render" and not any(root.iterdir())  # nothing written
     images = data.images
     assert images.levels == 2 and images.shape == (1, 64, 64) and images.num_classes == 3
     for split in ("train", "val", "test"):
