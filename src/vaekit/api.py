@@ -209,9 +209,6 @@ def evaluate_disentanglement_run(
     run_dir = Path(run_dir)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load(run_dir, device=str(dev))
-    if model.latent_kind == "discrete":
-        raise ValueError(f"{run_dir}: a VQ model's codes are categorical indices; the disentanglement metrics "
-                         f"need continuous posterior means")
     if tuple(model.data_shape) != (1, 64, 64):
         raise ValueError(f"disentanglement metrics run on dSprites (1x64x64 images); this model takes "
                          f"{list(model.data_shape)}")
@@ -241,13 +238,13 @@ def _factor_figures(model: Any, ds: Any, res: dict[str, Any], out: Path) -> list
     """``factor_information.png`` (which factor each code carries) and ``factor_traversals.png`` (every
     code traversed around one heart, rows labelled with that factor) for a disentanglement result."""
     from vaekit import plots
+    from vaekit.evaluation.mode import evaluating
     from vaekit.report import factor_traversals
 
     info, names, sizes = res["factor_information"], res["factor_names"], res["layer_sizes"]
     heart = np.array([[2, 5, 0, 16, 16]])  # shape, scale, orientation, posX, posY: a large centred heart
     x = torch.from_numpy(ds.images_from_factors(heart)).to(model.device, torch.float32).unsqueeze(1)  # [1, 1, 64, 64]
-    model.eval()
-    with torch.no_grad():
+    with evaluating(model):
         var = res["code_variance"]
         return [plots.save_figure(plots.factor_information_map(info, names, sizes, variance=var),
                                   out / "factor_information.png"),

@@ -56,6 +56,11 @@ def _layer_of_codes(layer_sizes: Sequence[int] | None, d: int) -> list[tuple[int
     return [(layer + 1, unit) for layer, n in enumerate(sizes) for unit in range(int(n))]
 
 
+def _code_name(where: tuple[int, int], multi: bool) -> str:
+    """``"L3 z_0"`` in a hierarchy, ``"z_0"`` in a single-layer model."""
+    return f"L{where[0]} z_{where[1]}" if multi else f"z_{where[1]}"
+
+
 def _information(information: Any, factor_names: Sequence[str]) -> np.ndarray:
     info = np.asarray(information, dtype=np.float64)
     if info.ndim != 2 or info.shape[1] != len(factor_names):
@@ -109,9 +114,9 @@ def code_labels(information: Any, factor_names: Sequence[str], layer_sizes: Sequ
     dead = _inactive(variance, info.shape[0], active_threshold)
     multi = layer_sizes is not None and len(layer_sizes) > 1
     labels = []
-    for (layer, unit), row, off in zip(where, np.nan_to_num(info, nan=0.0), dead):
+    for code, row, off in zip(where, np.nan_to_num(info, nan=0.0), dead):
         k = int(row.argmax())
-        name = f"L{layer} z_{unit}" if multi else f"z_{unit}"
+        name = _code_name(code, multi)
         if off:
             labels.append(f"{name}: inactive")
         else:
@@ -135,8 +140,7 @@ def factor_information_map(information: Any, factor_names: Sequence[str], layer_
     rows = info[order]
     multi = layer_sizes is not None and len(layer_sizes) > 1
     dead = _inactive(variance, info.shape[0], active_threshold)
-    names = [(f"L{where[i][0]} z_{where[i][1]}" if multi else f"z_{where[i][1]}") + (" (inactive)" if dead[i] else "")
-             for i in order]
+    names = [_code_name(where[i], multi) + (" (inactive)" if dead[i] else "") for i in order]
     fig = new_figure(1.0 + 0.9 * len(factor_names), 1.2 + 0.32 * len(order))
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(rows, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
