@@ -18,6 +18,15 @@ def vae_layers(rows: int, k: int = 1) -> list[tuple[int, int, int]]:
     return [(rows, PIXELS, HIDDEN), (rows, HIDDEN, 2 * LATENT), (rows * k, LATENT, HIDDEN), (rows * k, HIDDEN, PIXELS)]
 
 
+def add_gpu_default(ctx: Context, jobs: dict) -> None:
+    """On a GPU, add vaekit with its GPU default precision (``train.precision: auto`` = bf16-mixed) beside
+    the like-for-like fp32 run (pythae trains in fp32 and has no mixed precision in its BaseTrainer)."""
+    if ctx.device == "cuda" and "vaekit" in jobs:
+        side, script, args = jobs["vaekit"]
+        run_dir = args["run_dir"] + "_bf16"
+        jobs["vaekit bf16-mixed"] = (side, script, {**args, "run_dir": run_dir, "precision": "bf16-mixed"})
+
+
 def roofline(ctx: Context, shapes: list[tuple[int, int, int]], seconds: float) -> dict[str, Any]:
     """:func:`vaekit.bench.matmul_gflops` at ``shapes``, measured in a worker process like the runs."""
     return ctx.worker("vaekit", "worker_matmul.py", {"shapes": shapes, "seconds": seconds})

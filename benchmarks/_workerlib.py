@@ -14,15 +14,28 @@ import time
 from typing import Any
 
 RESULT_PREFIX = "BENCH_RESULT "  # must match vaekit.bench.RESULT_PREFIX
+_CUDA = False  # set by args(): the worker computes on the GPU, so clocks wait for it before reading
 
 
 def args() -> dict[str, Any]:
-    """The worker's arguments (a JSON object in argv[1]); also sets torch's thread count from them."""
+    """The worker's arguments (a JSON object in argv[1]); also sets torch's thread count from them and
+    whether the clocks below synchronise with the GPU (``device == "cuda"``)."""
+    global _CUDA
     a = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     import torch
 
     torch.set_num_threads(int(a.get("threads", 2)))
+    _CUDA = a.get("device", "cpu") == "cuda"
     return a
+
+
+def sync() -> None:
+    """Wait for the GPU's queued work (a no-op on CPU): a GPU clock reads the end of the work, not of its
+    launch."""
+    if _CUDA:
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def peak_rss_mib() -> float:
@@ -70,6 +83,7 @@ class EpochClock:
         self.cpu_last_step_end: list[float] = []
 
     def epoch_start(self) -> None:
+        sync()
         self.starts.append(time.perf_counter())
         self.cpu_starts.append(time.process_time())
         self.last_step_end.append(float("nan"))
@@ -77,6 +91,7 @@ class EpochClock:
         self.steps.append(0)
 
     def step_end(self) -> None:
+        sync()  # both libraries already wait for the GPU each step (loss.item()); this adds ~nothing
         self.last_step_end[-1] = time.perf_counter()
         self.cpu_last_step_end[-1] = time.process_time()
         self.steps[-1] += 1

@@ -4,7 +4,7 @@ vs pythae 0.1.2, side by side; each throughput also as a fraction of the fp32 ma
 
 from __future__ import annotations
 
-from _common import TRAIN_COLUMNS, compare_training, roofline_table, side_by_side_with_roofline
+from _common import TRAIN_COLUMNS, add_gpu_default, compare_training, roofline_table, side_by_side_with_roofline
 
 from vaekit.bench import Context
 
@@ -24,10 +24,12 @@ def run(ctx: Context) -> None:
                    {**common, "run_dir": str(ctx.cache / "vae_train" / "pythae"), "subset": size["subset"],
                     "batch_size": 128, "lr": 1e-4}),
     }
+    add_gpu_default(ctx, jobs)
     runs, roof = side_by_side_with_roofline(ctx, jobs, 128)
     rows, summary = compare_training(ctx, runs, roof)
     ctx.table(f"VAE training, {size['subset'] or 55000} images x {size['epochs']} epochs, batch 128", TRAIN_COLUMNS, rows)
-    roofline_table(ctx, roof, "fp32 matmul roofline at the step's GEMM shapes (2 threads)")
+    roofline_table(ctx, roof, "fp32 matmul roofline at the step's GEMM shapes"
+                   + (" (2 threads)" if ctx.device == "cpu" else f" ({ctx.machine['device']})"))
     ctx.record("runs", runs)
     ctx.record("summary", summary)
     ctx.record("roofline", roof)

@@ -10,4 +10,5 @@ a = wl.args()
 
 from vaekit.bench import matmul_gflops  # noqa: E402
 
-wl.emit(matmul_gflops([tuple(s) for s in a["shapes"]], threads=a["threads"], seconds=a.get("seconds", 0.1)))
+wl.emit(matmul_gflops([tuple(s) for s in a["shapes"]], threads=a["threads"], seconds=a.get("seconds", 0.1),
+                      device=a.get("device", "cpu")))

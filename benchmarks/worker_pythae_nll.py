@@ -38,10 +38,13 @@ if missing:
     raise SystemExit(f"weight names do not match: {sorted(missing)}")
 model.load_state_dict(state)
 model.eval()
-x = wl.load_split(a["npz"], "test", a.get("subset"))
+device = torch.device(a.get("device", "cpu"))
+model.to(device)
+x = wl.load_split(a["npz"], "test", a.get("subset")).to(device)
 torch.manual_seed(a.get("seed", 0))
 t0 = time.perf_counter()
 with torch.no_grad():
     ll = model.get_nll(x, n_samples=k, batch_size=batch)
+wl.sync()
 seconds = time.perf_counter() - t0
 wl.emit({"nll_nats": -float(ll), "seconds": seconds, "k": k, "num_examples": len(x), "get_nll_batch_size": batch})

@@ -20,6 +20,7 @@ from pythae.data.preprocessors import DataProcessor  # noqa: E402
 from pythae.models import IWAE, VAE, IWAEConfig, VAEConfig  # noqa: E402
 from pythae.trainers import BaseTrainer, BaseTrainerConfig  # noqa: E402
 
+DEVICE = a.get("device", "cpu")
 CLOCK, TIMER = wl.pythae_epoch_clock()
 
 x_train = wl.load_split(a["npz"], "train", a.get("subset"))
@@ -32,7 +33,7 @@ else:
 kw = {} if a.get("lr") is None else {"learning_rate": a["lr"]}
 if a.get("batch_size") is not None:
     kw.update(per_device_train_batch_size=a["batch_size"], per_device_eval_batch_size=a["batch_size"])
-tcfg = BaseTrainerConfig(output_dir=a["run_dir"], num_epochs=a["epochs"], optimizer_cls="Adam", no_cuda=True,
+tcfg = BaseTrainerConfig(output_dir=a["run_dir"], num_epochs=a["epochs"], optimizer_cls="Adam", no_cuda=DEVICE == "cpu",
                          seed=a.get("seed", 8 + a.get("repeat", 0)), **kw)
 shutil.rmtree(a["run_dir"], ignore_errors=True)
 # as pythae's TrainingPipeline does: check and wrap the arrays in its BaseDataset
@@ -56,7 +57,7 @@ if a.get("test_elbo"):
     tot = rec = kl = 0.0
     with torch.no_grad():
         for i in range(0, len(x_test), 500):
-            xb = x_test[i:i + 500]
+            xb = x_test[i:i + 500].to(DEVICE)
             o = trained({"data": xb})
             tot += o.loss.item() * len(xb)
             rec += o.recon_loss.item() * len(xb)

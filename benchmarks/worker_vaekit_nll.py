@@ -14,7 +14,7 @@ a = wl.args()
 from vaekit.api import evaluate_run  # noqa: E402
 
 t0 = time.perf_counter()
-rep = evaluate_run(a["run_dir"], num_samples=a["k"], subset=a.get("subset"), seed=a.get("seed", 0), device="cpu",
+rep = evaluate_run(a["run_dir"], num_samples=a["k"], subset=a.get("subset"), seed=a.get("seed", 0), device=a.get("device", "cpu"),
                    save=False)
 wl.emit({"nll_nats": rep["nll_nats"], "seconds": rep["seconds_likelihood"], "seconds_with_latent_usage":
          rep["seconds_total"], "call_seconds": time.perf_counter() - t0, "k": rep["num_importance_samples"],

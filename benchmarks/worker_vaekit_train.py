@@ -21,6 +21,7 @@ from vaekit.api import evaluate_run  # noqa: E402
 from vaekit.config import deep_merge  # noqa: E402
 from vaekit.training import train  # noqa: E402
 
+DEVICE = a.get("device", "cpu")
 CLOCK = wl.lightning_epoch_clock()  # stamps every epoch of the Trainer vaekit builds
 
 # pythae's default MNIST VAE: MLP 784-512-(16, 16) / 16-512-784, Bernoulli p(x|z), batch 128, Adam 1e-4
@@ -28,6 +29,7 @@ BASE = {
     "data": {"name": a["npz"], "batch_size": 128},
     "model": {"name": "vae", "hidden": [512], "latent_dim": 16, "likelihood": {"name": "bernoulli"}},
     "train": {"max_epochs": a["epochs"], "progress": False, "seed": a.get("seed", a.get("repeat", 0)),
+              "accelerator": DEVICE, "precision": a.get("precision", "32-true"),  # fp32 like pythae
               "optim": {"lr": 1e-4, "schedule": "constant", "weight_decay": 0.0}},
 }
 cfg = vaekit.resolve_config("vae", deep_merge(BASE, a.get("overrides", {})))
@@ -41,7 +43,7 @@ if result.is_global_zero:
     out["peak_rss_mib_after_train"] = wl.peak_rss_mib()
     if a.get("test_elbo"):
         t1 = time.perf_counter()
-        rep = evaluate_run(a["run_dir"], num_samples=0, subset=a.get("test_subset"), device="cpu", save=False)
+        rep = evaluate_run(a["run_dir"], num_samples=0, subset=a.get("test_subset"), device=DEVICE, save=False)
         out.update(test_neg_elbo_nats=rep["neg_elbo_nats"], test_rate_nats=rep["rate_nats"],
                    test_distortion_nats=rep["distortion_nats"], test_examples=rep["data"]["num_examples"],
                    eval_seconds=time.perf_counter() - t1)

@@ -64,6 +64,17 @@ def test_matmul_gflops_measures_each_shape():
     assert all(s["gflops"] > 0 for s in r["shapes"]) and r["gflops_weighted"] > 0
 
 
+def test_matmul_gflops_on_a_named_device():
+    r = matmul_gflops([(16, 16, 16)], threads=1, seconds=0.002, repeats=1, device="cpu")
+    assert r["device"] == "cpu" and r["shapes"][0]["gflops"] > 0
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_matmul_gflops_on_the_gpu_synchronises():
+    r = matmul_gflops([(256, 256, 256)], seconds=0.01, repeats=1, device="cuda")
+    assert r["device"].startswith("cuda") and 0 < r["shapes"][0]["gflops"] < 2e6  # < 2 PFLOP/s: it waited
+
+
 @pytest.fixture
 def fake_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VAEKIT_BENCH_NO_PEER", "1")
@@ -102,6 +113,42 @@ def test_named_benchmark_and_errors(fake_dir, tmp_path):
     (fake_dir / "worker_echo.py").write_text("import sys; print('boom', file=sys.stderr); sys.exit(3)")
     with pytest.raises(BenchError, match="(?s)exit code 3.*boom"):
         run_benchmarks(["echo"], directory=fake_dir, quick=True, results_dir=tmp_path / "r", log=lambda *_: None)
+
+
+def test_device_is_checked_and_reaches_the_workers(fake_dir, tmp_path):
+    import torch
+
+    with pytest.raises(BenchError, match="unknown device 'tpu'"):
+        run_benchmarks(["echo"], directory=fake_dir, quick=True, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(BenchError, match="no CUDA device"):
+            run_benchmarks(["echo"], directory=fake_dir, quick=True, device="cuda")
+    (fake_dir / "worker_echo.py").write_text(FAKE_WORKER.replace('"threads_arg"', '"device": a["device"], "threads_arg"'))
+    run_benchmarks(["echo"], directory=fake_dir, repeats=1, quick=True, results_dir=tmp_path / "r", log=lambda *_: None)
+    res = json.loads((tmp_path / "r" / "echo.json").read_text())
+    assert res["records"]["runs"]["a"][0]["device"] == "cpu"
+
+
+def test_peer_interpreter_from_the_environment(fake_dir, tmp_path, monkeypatch):
+    import vaekit.bench as vb
+
+    monkeypatch.delenv("VAEKIT_BENCH_NO_PEER")
+    monkeypatch.setenv(vb.PEER_PYTHON_ENV, str(tmp_path / "no-such-python"))
+    assert vb.peer_python(fake_dir) == tmp_path / "no-such-python"
+    with pytest.raises(BenchError, match="cannot import pythae"):  # used as given, never installed into
+        run_benchmarks(["echo"], directory=fake_dir, quick=False, results_dir=tmp_path / "r", log=lambda *_: None)
+
+
+def test_index_lists_the_gpu_results_beside_the_cpu_ones(tmp_path):
+    import vaekit.bench as vb
+
+    for sub, device in (("", "AMD EPYC"), ("cuda", "NVIDIA H100")):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        (tmp_path / sub / "nll.json").write_text(json.dumps(
+            {"machine": {"date": "d", "commit": "c", "device": device}, "headline": [f"on {device}"]}))
+    text = vb.write_index(tmp_path).read_text()
+    assert "| [nll](nll.md) | d | `c` | AMD EPYC | on AMD EPYC |" in text
+    assert "| [cuda/nll](cuda/nll.md) | d | `c` | NVIDIA H100 | on NVIDIA H100 |" in text
 
 
 def test_every_benchmark_file_defines_run():

@@ -110,9 +110,14 @@ def gemm_flops(shapes: Iterable[tuple[int, int, int]]) -> float:
 
 
 def matmul_gflops(shapes: Iterable[tuple[int, int, int]], threads: int = THREADS, seconds: float = 0.3,
-                  repeats: int = 3) -> dict[str, Any]:
+                  repeats: int = 3, device: str = "cpu") -> dict[str, Any]:
     """fp32 ``torch.mm`` GFLOP/s at each ``(m, k, n)`` shape ([m, k] x [k, n]), best of ``repeats``
-    timings of ~``seconds`` each, on ``threads`` threads.
+    timings of ~``seconds`` each, on ``threads`` threads (CPU) or on ``device``.
+
+    On a GPU the calls of one timing are queued back to back and the clock stops after
+    ``torch.cuda.synchronize()``, so small shapes are measured at the rate the device can be fed them
+    (kernel launches included): the limit a training step of those shapes runs against. TF32 is off
+    (``torch.backends.cuda.matmul.allow_tf32`` is left as torch's default, False): fp32 as the runs use.
 
     Returns:
         ``{"threads", "shapes": [{"m", "k", "n", "gflops"}], "gflops_weighted"}`` where the weighted
@@ -121,30 +126,37 @@ def matmul_gflops(shapes: Iterable[tuple[int, int, int]], threads: int = THREADS
     """
     import torch
 
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         rows, total_flops, total_time = [], 0.0, 0.0
         for m, k, n in shapes:
-            a, b = torch.randn(m, k), torch.randn(k, n)
-            out = torch.empty(m, n)
+            a, b = torch.randn(m, k, device=dev), torch.randn(k, n, device=dev)
+            out = torch.empty(m, n, device=dev)
             for _ in range(3):
                 torch.mm(a, b, out=out)
+            sync()
             flops = 2.0 * m * k * n
             t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
-            one = max(time.perf_counter() - t0, 1e-7)
+            for _ in range(10):
+                torch.mm(a, b, out=out)
+            sync()
+            one = max((time.perf_counter() - t0) / 10, 1e-7)
             calls = max(1, int(seconds / one))
             best = math.inf
             for _ in range(repeats):
                 t0 = time.perf_counter()
                 for _ in range(calls):
                     torch.mm(a, b, out=out)
+                sync()
                 best = min(best, (time.perf_counter() - t0) / calls)
             rows.append({"m": m, "k": k, "n": n, "gflops": flops / best / 1e9})
             total_flops += flops
             total_time += best
-        return {"threads": threads, "shapes": rows, "gflops_weighted": total_flops / total_time / 1e9}
+        return {"threads": threads, "device": str(dev), "shapes": rows,
+                "gflops_weighted": total_flops / total_time / 1e9}
     finally:
         torch.set_num_threads(old)
 
@@ -170,11 +182,12 @@ def _cpu_model() -> str:
     return device_name(torch.device("cpu"))
 
 
-def machine_info(directory: Path, threads: int = THREADS) -> dict[str, Any]:
-    """Date, git commit, device, torch version, thread count, core count and load of this machine."""
+def machine_info(directory: Path, threads: int = THREADS, device: str = "cpu") -> dict[str, Any]:
+    """Date, git commit, device (the GPU's name when ``device`` is ``"cuda"``, else the CPU model), torch
+    version, thread count, core count and load of this machine."""
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else _cpu_model()
+    device = torch.cuda.get_device_name(0) if device == "cuda" else _cpu_model()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -198,7 +211,15 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 # -- the peer's environment ----------------------------------------------------------------------
+PEER_PYTHON_ENV = "VAEKIT_BENCH_PEER_PYTHON"  # an interpreter that already has the peer (e.g. on a GPU machine)
+
+
 def peer_python(directory: Path) -> Path:
+    """The peer's interpreter: ``$VAEKIT_BENCH_PEER_PYTHON`` when set (used as is, never installed into),
+    else ``benchmarks/.venv-pythae/bin/python``."""
+    given = os.environ.get(PEER_PYTHON_ENV)
+    if given:
+        return Path(shutil.which(given) or given)
     return directory / ".venv-pythae" / "bin" / "python"
 
 
@@ -259,6 +280,7 @@ class Context:
         threads: torch threads of every worker (``torch.set_num_threads``, ``OMP_NUM_THREADS``).
         peer_python: The peer's interpreter, or None when the peer is skipped.
         peer_skip_reason: Why the peer is skipped (recorded in the results), else None.
+        device: ``"cpu"`` or ``"cuda"``: where every worker computes (``args["device"]``).
     """
 
     name: str
@@ -269,6 +291,7 @@ class Context:
     threads: int = THREADS
     peer_python: Path | None = None
     peer_skip_reason: str | None = None
+    device: str = "cpu"
     machine: dict[str, Any] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
     tables: list[dict[str, Any]] = field(default_factory=list)
@@ -301,7 +324,8 @@ class Context:
         as ``"process_seconds"``. Raises :class:`BenchError` when it fails or emits nothing.
         """
         python = self._interpreter(side)
-        payload = {"threads": self.threads, "quick": self.quick, "cache": str(self.cache), **(args or {})}
+        payload = {"threads": self.threads, "quick": self.quick, "cache": str(self.cache), "device": self.device,
+                   **(args or {})}
         env = {**os.environ, **WORKER_ENV, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
                "PYTHONPATH": os.pathsep.join([str(self.directory), os.environ.get("PYTHONPATH", "")]),
                "PYTHONUNBUFFERED": "1"}
@@ -391,6 +415,21 @@ def binarized_fashion_mnist(cache: Path) -> Path:
 
 
 # -- discovery and running --------------------------------------------------------------------------
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device the benchmarks do not know or this machine does not have."""
+    if device not in DEVICES:
+        raise BenchError(f"unknown device {device!r}; expected one of {DEVICES}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BenchError("--device cuda, but torch sees no CUDA device on this machine "
+                             f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+
+
 def discover(directory: Path) -> dict[str, Path]:
     """``{name: path}`` of every ``bench_<name>.py`` in ``directory``."""
     return {p.stem[len("bench_"):]: p for p in sorted(directory.glob("bench_*.py"))}
@@ -415,6 +454,10 @@ def _peer_state(directory: Path, quick: bool, log: Any) -> tuple[Path | None, st
     if os.environ.get("VAEKIT_BENCH_NO_PEER") == "1":
         return None, "VAEKIT_BENCH_NO_PEER=1"
     python = peer_python(directory)
+    if os.environ.get(PEER_PYTHON_ENV):
+        if not _peer_ok(python):
+            raise BenchError(f"{PEER_PYTHON_ENV}={python} cannot import {PEER} and torch")
+        return python, None
     if quick:
         if _peer_ok(python):
             return python, None
@@ -425,7 +468,7 @@ def _peer_state(directory: Path, quick: bool, log: Any) -> tuple[Path | None, st
 def _markdown(ctx: Context, seconds: float) -> str:
     m = ctx.machine
     lines = [f"# Benchmark `{ctx.name}`{' (quick: sizes too small to mean anything)' if ctx.quick else ''}", "",
-             f"{m['date']} · commit `{m['commit']}` · {m['device']} ({m['cpu_count']} cores) · torch {m['torch']} · "
+             f"{m['date']} · commit `{m['commit']}` · {m['device']} ({m['cpu_count']} CPU cores) · torch {m['torch']} · "
              f"{m['threads']} threads · {ctx.repeats} repeats · {seconds:.0f} s", ""]
     if ctx.peer_skip_reason:
         lines += [f"**Peer ({PEER}) skipped:** {ctx.peer_skip_reason}.", ""]
@@ -442,16 +485,18 @@ def _markdown(ctx: Context, seconds: float) -> str:
 
 
 def write_index(results_dir: Path) -> Path:
-    """``results_dir/README.md``: one line per result file with its date, commit and device."""
+    """``results_dir/README.md``: one line per result file with its date, commit and device (the GPU
+    results in ``results_dir/cuda/``, written by ``--device cuda``, are listed too)."""
     rows = []
-    for path in sorted(results_dir.glob("*.json")):
+    for path in [*sorted(results_dir.glob("*.json")), *sorted(results_dir.glob("cuda/*.json"))]:
+        rel = path.relative_to(results_dir).with_suffix("")
         try:
             meta = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
         m = meta.get("machine", {})
         headline = "; ".join(meta.get("headline", [])) or "-"
-        rows.append(f"| [{path.stem}]({path.stem}.md) | {m.get('date', '?')} | `{m.get('commit')}` | "
+        rows.append(f"| [{rel}]({rel}.md) | {m.get('date', '?')} | `{m.get('commit')}` | "
                     f"{m.get('device', '?')} | {headline} |")
     text = "\n".join(["# Benchmark results", "",
                       "Written by `make bench` / `vaekit bench` (see ../README.md). Each row links to its table; "
@@ -463,11 +508,12 @@ def write_index(results_dir: Path) -> Path:
 
 
 def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeats: int, quick: bool,
-            peer: tuple[Path | None, str | None], log: Any = print) -> list[Path]:
+            peer: tuple[Path | None, str | None], device: str = "cpu", log: Any = print) -> list[Path]:
     """Run one benchmark file and write ``<name>.json`` and ``<name>.md``; returns their paths."""
     module = _load_module(name, path)
     ctx = Context(name=name, directory=directory, results_dir=results_dir, repeats=repeats, quick=quick,
-                  peer_python=peer[0], peer_skip_reason=peer[1], machine=machine_info(directory), log=log)
+                  peer_python=peer[0], peer_skip_reason=peer[1], device=device,
+                  machine=machine_info(directory, device=device), log=log)
     log(f"[{name}] running ({'quick, ' if quick else ''}{repeats} repeats) ...")
     t0 = time.perf_counter()
     module.run(ctx)
@@ -484,7 +530,8 @@ def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeat
 
 
 def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmarks"), repeats: int = 3,
-                   quick: bool = False, results_dir: Path | None = None, log: Any = print) -> list[Path]:
+                   quick: bool = False, results_dir: Path | None = None, device: str = "cpu",
+                   log: Any = print) -> list[Path]:
     """Run the named benchmarks (default: every ``bench_*.py`` whose ``DEFAULT`` is not False).
 
     Args:
@@ -493,6 +540,8 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
         repeats: Side-by-side repeats per measurement.
         quick: Tiny sizes; results go to ``<directory>/results/quick`` unless ``results_dir`` is given.
         results_dir: Where to write the results.
+        device: ``"cpu"``, or ``"cuda"`` to run every worker on the GPU; GPU results go to
+            ``<directory>/results/cuda`` unless ``results_dir`` is given (the CPU tables stay).
 
     Returns:
         The paths written: ``<name>.json`` and ``<name>.md`` per benchmark, then the index README.md.
@@ -510,13 +559,15 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
         chosen = [n for n, p in found.items() if getattr(_load_module(n, p), "DEFAULT", True) is not False]
     if repeats < 1:
         raise BenchError(f"repeats must be >= 1, got {repeats}")
-    results_dir = Path(results_dir) if results_dir else directory / "results" / ("quick" if quick else "")
+    check_device(device)
+    results_dir = Path(results_dir) if results_dir else (
+        directory / "results" / ("quick" if quick else "") / ("cuda" if device == "cuda" else ""))
     results_dir = results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
     peer = _peer_state(directory, quick, log)
     written: list[Path] = []
     for name in chosen:
         written += run_one(name, found[name], directory=directory, results_dir=results_dir, repeats=repeats,
-                           quick=quick, peer=peer, log=log)
+                           quick=quick, peer=peer, device=device, log=log)
     written.append(write_index(results_dir))
     return written

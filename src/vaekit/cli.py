@@ -27,6 +27,7 @@ def _fail(message: str) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from vaekit.bench import BenchError
     from vaekit.config import ConfigError
     from vaekit.data import DataNotFoundError
     from vaekit.distributions import LikelihoodDataError
@@ -35,7 +36,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from vaekit.training import CheckpointError
 
     return (ConfigError, DataNotFoundError, LikelihoodDataError, BatchError, ImageSizeError, CheckpointError,
-            FileNotFoundError, FileExistsError, KeyError, ValueError)
+            BenchError, FileNotFoundError, FileExistsError, KeyError, ValueError)
 
 
 def _guard(fn):
@@ -509,12 +510,15 @@ def bench(
     directory: Path = typer.Option(Path("benchmarks"), "--dir", help="where the benchmark files are"),
     repeats: int = typer.Option(3, "--repeats", help="side-by-side repeats per measurement (median and spread)"),
     quick: bool = typer.Option(False, "--quick", help="tiny sizes: checks that each benchmark runs"),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda: every worker on the GPU, results in "
+                               "benchmarks/results/cuda/ (the peer: VAEKIT_BENCH_PEER_PYTHON or its venv)"),
 ) -> None:
     """Run benchmarks side by side and write JSON + Markdown results to benchmarks/results/."""
     from vaekit.bench import run_benchmarks
 
     def run() -> None:
-        for path in run_benchmarks(names or None, directory=directory, repeats=repeats, quick=quick):
+        for path in run_benchmarks(names or None, directory=directory, repeats=repeats, quick=quick,
+                                   device=device):
             console.print(f"results: {path}")
 
     _guard(run)
