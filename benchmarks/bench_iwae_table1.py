@@ -513,6 +513,8 @@ class LongSet(NamedTuple):
 
 
 LONG_SETS = (
+    LongSet("iwae_table1_pytorch_init", "Before the paper's start: the first table, PyTorch's default init, 28 epochs",
+            "iwae_table1_pytorch_init_curves.png"),
     LongSet("iwae_table1_long", "Longer runs", "iwae_table1_long_curves.png"),
     LongSet("iwae_table1_paper", "Longer runs with the paper's recipe", "iwae_table1_paper_curves.png"),
 )
