@@ -77,6 +77,9 @@ class TrainConfig:
     init: Literal["default", "glorot"] = "default"  # weights at the start (vaekit.nn.init); glorot: the IWAE paper's
     init_output_bias: bool = False  # Bernoulli decoders: output bias = logit of the training pixels' mean
     precision: str = "auto"  # auto: bf16-mixed on GPUs that support it, else 32-true
+    # torch.compile the training objective (model + loss, forward and backward): "reduce-overhead" also
+    # replays it as CUDA graphs on a GPU, where a small model's step is bound by kernel launches
+    compile: Literal["none", "default", "reduce-overhead"] = "none"
     accelerator: str = "auto"
     devices: Any = "auto"  # passed to Lightning (an int, a list, or "auto")
     strategy: str = "auto"  # e.g. "ddp" (gloo on CPU)

@@ -252,7 +252,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     steps_per_epoch, total = schedule_steps(len(data.train), cfg.data.batch_size, trainer.world_size,
                                             max_epochs=t.max_epochs, max_steps=t.max_steps)
     system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total,
-                       steps_per_epoch=steps_per_epoch)
+                       steps_per_epoch=steps_per_epoch, compile=t.compile)
     start = time.perf_counter()
     with quiet_lightning():
         trainer.fit(system, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)

@@ -3,7 +3,10 @@
 Each step computes the objective's per-example terms, logs every term as ``stage/name`` (mean over
 the batch), and, in training, takes an AdamW step with gradient clipping. A guard (as in openai/vdvae)
 skips and counts any update whose loss is not finite or whose gradient norm exceeds a threshold.
-Validation also reports the true ELBO, rate and distortion whatever the training objective is, and
+With ``compile`` the training objective (model forward and loss; autograd compiles its backward) runs
+through ``torch.compile``; ``"reduce-overhead"`` replays it as CUDA graphs on a GPU, where a small
+model's eager step is bound by launching ~130 kernels (benchmarks/README.md, "On a GPU"). Validation
+and testing stay eager. Validation also reports the true ELBO, rate and distortion whatever the training objective is, and
 uses the EMA weights when EMA is on.
 """
 
@@ -24,6 +27,9 @@ from vaekit.run import OptimConfig
 from vaekit.training.schedules import SCHEDULES
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead")  # train.compile
+
+
 def _fused_supported() -> bool:
     major, minor = (int(v) for v in torch.__version__.split(".")[:2])
     return (major, minor) >= (2, 4)
@@ -33,11 +39,17 @@ class VAESystem(L.LightningModule):
     """Trains ``model`` on ``objective``; knows nothing of the model's internals."""
 
     def __init__(self, model: LatentVariableModel, objective: Any, optim: OptimConfig, total_steps: int = 0,
-                 steps_per_epoch: int = 0):
+                 steps_per_epoch: int = 0, compile: str = "none"):
         super().__init__()
         self.model = model
         self.objective = objective
         self.optim = optim
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        self.compile_mode = compile
+        # a plain function (not a module), so the state dict keeps the model's own keys
+        self._train_terms = self._objective_terms if compile == "none" else torch.compile(
+            self._objective_terms, mode=None if compile == "default" else compile)
         self.total_steps = max(int(total_steps), 1)
         self.steps_per_epoch = max(int(steps_per_epoch), 1)  # for per-epoch schedules (burda)
         self.automatic_optimization = False  # the skip guard needs control over the update
@@ -69,11 +81,16 @@ class VAESystem(L.LightningModule):
         return (self.global_step + 1) % max(every, 1) == 0
 
     # -- training -------------------------------------------------------------------------------
+    def _objective_terms(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        return self.objective(self.model, batch, step)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt = self.optimizers()
         sched = self.lr_schedulers()
         self.model.set_step(self.global_step)
-        terms = self.objective(self.model, batch, self.global_step)
+        if self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last step's graph outputs are free
+        terms = self._train_terms(batch, self.global_step)
         loss = terms["loss"].mean()
         skip = not torch.isfinite(loss).item()
         if not skip:
@@ -95,8 +112,9 @@ class VAESystem(L.LightningModule):
         if not self._log_now():
             return  # per-step logging costs ~9% of a small model's step; the CSV only keeps every n-th
         self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, prog_bar=bool(self.skipped_steps))
-        if not skip:
-            self._log_terms("train", {k: v.detach() for k, v in terms.items()}, self._batch_size(batch), ("loss",))
+        if not skip:  # clone: a CUDA graph's outputs are overwritten by its next replay
+            self._log_terms("train", {k: v.detach().clone() for k, v in terms.items()}, self._batch_size(batch),
+                            ("loss",))
 
     # -- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
