@@ -90,11 +90,23 @@ class EpochClock:
         self.cpu_last_step_end.append(float("nan"))
         self.steps.append(0)
 
-    def step_end(self) -> None:
-        sync()  # both libraries already wait for the GPU each step (loss.item()); this adds ~nothing
+    def step_end(self, wait_for_device: bool = True) -> None:
+        """A training step ended. ``wait_for_device``: synchronise with the GPU first (pythae's side: its
+        step already ends with ``loss.item()``, so this costs it nothing); vaekit's side instead stamps the
+        epoch's end once, in :meth:`train_end`, so that its steps run ahead of the GPU as they do untimed."""
+        if wait_for_device:
+            sync()
         self.last_step_end[-1] = time.perf_counter()
         self.cpu_last_step_end[-1] = time.process_time()
         self.steps[-1] += 1
+
+    def train_end(self) -> None:
+        """The epoch's training steps are over (before validation): wait for the GPU's queued work and stamp."""
+        if not self.starts or not self.steps[-1]:
+            return  # e.g. Lightning's sanity validation before the first epoch
+        sync()
+        self.last_step_end[-1] = time.perf_counter()
+        self.cpu_last_step_end[-1] = time.process_time()
 
     def epoch_end(self) -> None:
         self.ends.append(time.perf_counter())
@@ -133,11 +145,20 @@ def lightning_epoch_clock() -> EpochClock:
     class _EpochTimer(lightning.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
             clock.epoch_start()
+            self.open = True
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            clock.step_end()
+            clock.step_end(wait_for_device=False)
+
+        def on_validation_start(self, trainer, pl_module):  # the epoch's last training step has been launched
+            if getattr(self, "open", False):
+                clock.train_end()
+                self.open = False
 
         def on_train_epoch_end(self, trainer, pl_module):
+            if getattr(self, "open", False):  # no validation this epoch
+                clock.train_end()
+                self.open = False
             clock.epoch_end()
 
     base = lightning.Trainer

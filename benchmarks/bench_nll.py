@@ -99,14 +99,15 @@ def run(ctx: Context) -> None:
              "(not the active-units pass after it). Each repeat uses a different seed, so the sd over repeats "
              "is each estimate's Monte Carlo error; the difference must be within ~2 of its sd.")
     ctx.note("Roofline fraction: decoder GEMM FLOPs (k samples per image, plus the encoder once) / seconds / "
-             "the decoder's matmul GFLOP/s at 4096 rows, measured before the first repeat and after each; "
-             "each repeat uses the better of the two measurements around it.")
+             "the decoder's matmul GFLOP/s at 4096 rows, " + (
+                 "measured once, before the repeats." if ctx.device == "cuda" else
+                 "measured before the first repeat and after each; each repeat uses the better of the two "
+                 "measurements around it."))
     ctx.note(f"Test images per case: {', '.join(f'k={k}: first {n}' for k, n in cases)} (the work per image does "
              "not depend on how many are evaluated; FULL in bench_nll.py sets these: on the CPU all 10k at k=1000 "
              "would add ~6 minutes per repeat). vaekit's seconds include its one-off costs (on a GPU: CUDA kernels "
              "loaded on first use), which fewer images weigh more.")
-    if ctx.device == "cuda":
-        ctx.note("On a GPU the roofline is measured once, before the repeats, not around each.")
+
 
 
 def statistics_sd(values: list[float]) -> float:

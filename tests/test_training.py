@@ -296,6 +296,39 @@ def test_compiled_objective_matches_eager_and_skips_nan():
         _cfg(train={"compile": "fast"})
 
 
+def test_compiled_warmup_is_computed_in_the_graph_not_recompiled():
+    """A KL warm-up reads the step: compiled, it gets the step as a tensor, so the loss follows the warm-up
+    (equal to eager's at each step, gradients too) with no recompilation after the first step."""
+    import torch._inductor.config as inductor_config
+    from torch._dynamo.utils import counters
+
+    model = build_model("vae", {"hidden": [8], "latent_dim": 2, "data_shape": [1, 4, 4], "levels": 2})
+    objective = ELBO(warmup_steps=10)
+    eager = VAESystem(model, objective, OptimConfig(schedule="constant"))
+    compiled = VAESystem(model, objective, OptimConfig(schedule="constant"), compile="reduce-overhead")
+    x = torch.bernoulli(torch.rand(4, 1, 4, 4))
+    with inductor_config.patch(fallback_random=True):
+        for step in range(4):
+            torch.manual_seed(step)
+            got = compiled._train_terms({"x": x}, step)
+            got["loss"].mean().backward()
+            g_got = [p.grad.clone() for p in model.parameters()]
+            model.zero_grad(set_to_none=True)
+            torch.manual_seed(step)
+            want = eager._train_terms({"x": x}, step)
+            want["loss"].mean().backward()
+            g_want = [p.grad.clone() for p in model.parameters()]
+            model.zero_grad(set_to_none=True)
+            torch.testing.assert_close(got["loss"], want["loss"], rtol=1e-5, atol=1e-5)
+            # the warm-up itself: loss = distortion + (step / 10) * rate
+            torch.testing.assert_close(got["loss"], got["distortion"] + step / 10 * got["rate"], rtol=1e-5, atol=1e-5)
+            for a, b in zip(g_got, g_want):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            if step == 1:
+                graphs = counters["stats"]["unique_graphs"]
+    assert counters["stats"]["unique_graphs"] == graphs  # steps 2 and 3 reused the graph
+
+
 def test_compiled_training_run_learns(tmp_path):
     eager = train(_cfg(train={"max_epochs": 3}), tmp_path / "eager")
     comp = train(_cfg(train={"max_epochs": 3, "compile": "default"}), tmp_path / "compiled")

@@ -570,4 +570,6 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
         written += run_one(name, found[name], directory=directory, results_dir=results_dir, repeats=repeats,
                            quick=quick, peer=peer, device=device, log=log)
     written.append(write_index(results_dir))
+    if results_dir.name == "cuda":  # the main index lists the GPU results too
+        written.append(write_index(results_dir.parent))
     return written

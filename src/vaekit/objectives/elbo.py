@@ -20,10 +20,15 @@ from vaekit.registry import OBJECTIVES
 Terms = dict[str, Tensor]
 
 
-def linear_warmup(step: int, warmup_steps: int) -> float:
-    """KL weight ``min(1, step / warmup_steps)`` (Sonderby et al. 2016's warm-up, seed 003's L_WU)."""
+def linear_warmup(step: int | Tensor, warmup_steps: int) -> float | Tensor:
+    """KL weight ``min(1, step / warmup_steps)`` (Sonderby et al. 2016's warm-up, seed 003's L_WU).
+
+    ``step`` may be a 0-dim tensor (a compiled training step passes one, so the weight is computed in the
+    graph instead of being read as a new Python constant, and recompiled, at every step)."""
     if warmup_steps <= 0:
         return 1.0
+    if isinstance(step, Tensor):
+        return (step / warmup_steps).clamp(max=1.0)
     return min(1.0, step / warmup_steps)
 
 

@@ -4,16 +4,18 @@ Each step computes the objective's per-example terms, logs every term as ``stage
 the batch), and, in training, takes an AdamW step with gradient clipping. A guard (as in openai/vdvae)
 skips and counts any update whose loss is not finite or whose gradient norm exceeds a threshold.
 With ``compile`` the training objective (model forward and loss; autograd compiles its backward) runs
-through ``torch.compile``; ``"reduce-overhead"`` replays it as CUDA graphs on a GPU, where a small
-model's eager step is bound by launching ~130 kernels (benchmarks/README.md, "On a GPU"). Validation
-and testing stay eager. Validation also reports the true ELBO, rate and distortion whatever the training objective is, and
+through ``torch.compile`` (static shapes: a short last batch gets a graph of its own); ``"reduce-overhead"``
+replays it as CUDA graphs on a GPU, where a small model's eager step is bound by launching ~130 kernels
+(benchmarks/README.md, "On a GPU"). The step reaches the compiled objective as a 0-dim tensor updated in
+place, so a KL warm-up is computed in the graph rather than recompiled each step; Python state that a model
+reads in its forward (pro-VLAE's fade-in) still recompiles, and past torch's recompile limit that step
+runs eagerly. Validation and testing stay eager. Validation also reports the true ELBO, rate and distortion whatever the training objective is, and
 uses the EMA weights when EMA is on.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import lightning as L
@@ -48,8 +50,9 @@ class VAESystem(L.LightningModule):
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         self.compile_mode = compile
         # a plain function (not a module), so the state dict keeps the model's own keys
-        self._train_terms = self._objective_terms if compile == "none" else torch.compile(
-            self._objective_terms, mode=None if compile == "default" else compile)
+        self._compiled_terms = None if compile == "none" else torch.compile(
+            self._objective_terms, mode=None if compile == "default" else compile, dynamic=False)
+        self._step_tensor: Tensor | None = None  # the step as the compiled objective reads it
         self.total_steps = max(int(total_steps), 1)
         self.steps_per_epoch = max(int(steps_per_epoch), 1)  # for per-epoch schedules (burda)
         self.automatic_optimization = False  # the skip guard needs control over the update
@@ -81,25 +84,35 @@ class VAESystem(L.LightningModule):
         return (self.global_step + 1) % max(every, 1) == 0
 
     # -- training -------------------------------------------------------------------------------
-    def _objective_terms(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+    def _objective_terms(self, batch: dict[str, Tensor], step: int | Tensor) -> dict[str, Tensor]:
         return self.objective(self.model, batch, step)
+
+    def _train_terms(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        """The training objective's terms at ``step``: eager, or compiled with the step as a device tensor."""
+        if self._compiled_terms is None:
+            return self._objective_terms(batch, step)
+        x = batch["x"]
+        if self._step_tensor is None or self._step_tensor.device != x.device:
+            self._step_tensor = torch.zeros((), device=x.device)
+        self._step_tensor.fill_(step)
+        if self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last step's graph outputs are free
+        return self._compiled_terms(batch, self._step_tensor)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt = self.optimizers()
         sched = self.lr_schedulers()
         self.model.set_step(self.global_step)
-        if self.compile_mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last step's graph outputs are free
         terms = self._train_terms(batch, self.global_step)
         loss = terms["loss"].mean()
-        skip = not torch.isfinite(loss).item()
-        if not skip:
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.grad_clip)
-            skip = not (math.isfinite(grad_norm.item()) and grad_norm.item() < self.optim.skip_threshold)
-            if self._log_now():
-                self.log("train/grad_norm", grad_norm, batch_size=self._batch_size(batch), on_step=True)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)  # a non-finite loss gives non-finite gradients, caught below
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.grad_clip)
+        # one host read per step decides (each read waits for the device: on a GPU they cost ~0.25 ms apiece)
+        ok = torch.isfinite(loss) & torch.isfinite(grad_norm) & (grad_norm < self.optim.skip_threshold)
+        skip = not bool(ok.item())
+        if not skip and self._log_now():
+            self.log("train/grad_norm", grad_norm, batch_size=self._batch_size(batch), on_step=True)
         if skip:
             opt.zero_grad(set_to_none=True)
             self.skipped_steps += 1
@@ -112,9 +125,8 @@ class VAESystem(L.LightningModule):
         if not self._log_now():
             return  # per-step logging costs ~9% of a small model's step; the CSV only keeps every n-th
         self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, prog_bar=bool(self.skipped_steps))
-        if not skip:  # clone: a CUDA graph's outputs are overwritten by its next replay
-            self._log_terms("train", {k: v.detach().clone() for k, v in terms.items()}, self._batch_size(batch),
-                            ("loss",))
+        if not skip:  # (logging takes each term's mean, a new tensor: a CUDA graph's outputs are not kept)
+            self._log_terms("train", {k: v.detach() for k, v in terms.items()}, self._batch_size(batch), ("loss",))
 
     # -- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
