@@ -141,3 +141,21 @@ def test_priors():
         cond(2)
     with pytest.raises(ValueError, match="num_classes"):
         ConditionalGaussianPrior(4, None)
+
+
+def test_normal_kl_is_torchs_closed_form_for_any_gaussian_pair():
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    from vaekit.distributions.gaussian import kl_per_dim, kl_total, normal_kl
+
+    g = torch.Generator().manual_seed(0)
+    q = Normal(torch.randn(6, 4, generator=g), torch.rand(6, 4, generator=g) + 0.05)
+    p = Normal(torch.randn(6, 4, generator=g), torch.rand(6, 4, generator=g) + 0.05)
+    torch.testing.assert_close(normal_kl(q, p), kl_divergence(q, p))
+    assert torch.all(normal_kl(q, q).abs() < 1e-6)  # KL(q || q) = 0
+    qi, pi = Independent(q, 1), Independent(p, 1)
+    torch.testing.assert_close(kl_per_dim(qi, pi), kl_divergence(q, p))
+    torch.testing.assert_close(kl_total(qi, pi), kl_divergence(qi, pi))
+    q2, p2 = Independent(Normal(q.loc.view(6, 2, 2), q.scale.view(6, 2, 2)), 2), Independent(
+        Normal(p.loc.view(6, 2, 2), p.scale.view(6, 2, 2)), 2)
+    torch.testing.assert_close(kl_total(q2, p2), kl_divergence(qi, pi))  # two event dimensions

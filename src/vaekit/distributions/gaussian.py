@@ -22,14 +22,30 @@ def diag_gaussian(mean: Tensor, log_var: Tensor) -> Independent:
     return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1, validate_args=False)
 
 
+def normal_kl(q: Normal, p: Normal) -> Tensor:
+    """Elementwise KL(N(m_q, s_q^2) || N(m_p, s_p^2)) = 1/2 [r + (m_q - m_p)^2 / s_p^2 - 1 - log r],
+    r = s_q^2 / s_p^2 (Kingma & Welling 2014, appendix B, for any Gaussian prior): the formula torch's
+    ``kl_divergence`` applies to two Normals, written out because its registry lookup (a cached ``min``
+    over matching types) splits a ``torch.compile`` graph in three places per objective."""
+    ratio = (q.scale / p.scale).pow(2)
+    return 0.5 * (ratio + ((q.loc - p.loc) / p.scale).pow(2) - 1 - ratio.log())
+
+
+def _both_normal(q: Distribution, p: Distribution) -> bool:
+    return type(q) is Normal and type(p) is Normal
+
+
 def kl_per_dim(q: Distribution, p: Distribution, z: Tensor | None = None) -> Tensor:
     """KL(q || p) per latent dimension, ``[..., D]``, in nats.
 
     Closed form through ``kl_divergence`` on the base (per-dimension) distributions when torch knows
-    the pair; otherwise the single-sample Monte Carlo estimate ``log q(z) - log p(z)`` at ``z``.
+    the pair (:func:`normal_kl` for two Gaussians); otherwise the single-sample Monte Carlo estimate
+    ``log q(z) - log p(z)`` at ``z``.
     """
     qb = q.base_dist if isinstance(q, Independent) else q
     pb = p.base_dist if isinstance(p, Independent) else p
+    if _both_normal(qb, pb):
+        return normal_kl(qb, pb)
     try:
         return kl_divergence(qb, pb)
     except NotImplementedError:
@@ -40,6 +56,10 @@ def kl_per_dim(q: Distribution, p: Distribution, z: Tensor | None = None) -> Ten
 
 def kl_total(q: Distribution, p: Distribution, z: Tensor | None = None) -> Tensor:
     """KL(q || p) summed over the event, ``[...]``: closed form where known, else Monte Carlo."""
+    if (isinstance(q, Independent) and isinstance(p, Independent) and _both_normal(q.base_dist, p.base_dist)
+            and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims):
+        kl = normal_kl(q.base_dist, p.base_dist)
+        return kl.sum(dim=tuple(range(-q.reinterpreted_batch_ndims, 0)))
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
