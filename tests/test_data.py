@@ -394,3 +394,15 @@ def test_dynamic_binarization_of_binary_data_is_an_error(tmp_path):
     np.save(tmp_path / "b.npy", np.ones((30, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="already binary"):
         load_images(str(tmp_path / "b.npy"), binarize="dynamic")
+
+
+def test_evaluation_does_not_import_lightning():
+    """Evaluation, sampling and figures need no Lightning (importing it costs ~2 s per command)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vaekit.api import evaluate_run; from vaekit.data import iterate_batches, load_images; "
+            "assert 'lightning' not in sys.modules, 'lightning imported'; "
+            "from vaekit.data import ImageDataModule; assert 'lightning' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -5,7 +5,7 @@ Importing this package registers the image data sets in :data:`vaekit.registry.D
 
 from vaekit.data.images import ImageData, ImageSplit, describe_datasets, load_images
 from vaekit.data.dsprites import DSprites, load_dsprites  # registers "dsprites"
-from vaekit.data.module import ImageDataModule, iterate_batches
+from vaekit.data.batches import iterate_batches
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
 
 __all__ = [
@@ -22,3 +22,12 @@ __all__ = [
     "load_images",
     "searched_places",
 ]
+
+
+def __getattr__(name: str):
+    """``ImageDataModule`` on first use: it imports Lightning (~2 s), which evaluation does not need."""
+    if name == "ImageDataModule":
+        from vaekit.data.module import ImageDataModule
+
+        return ImageDataModule
+    raise AttributeError(f"module 'vaekit.data' has no attribute {name!r}")

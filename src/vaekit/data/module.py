@@ -1,100 +1,19 @@
-"""Batches of :class:`ImageData` for training (a LightningDataModule) and for evaluation.
+"""Batches of :class:`ImageData` for training: a LightningDataModule over :class:`BatchDataset`.
 
-Every batch is a dict ``{"x": float32 [B, C, H, W] in [0, 1], "y": int64 [B]}`` (``"y"`` absent for
-unlabelled data). The dataset fetches a whole batch at once through ``__getitems__`` (one array
-index instead of B Python calls and a collate), which makes an epoch of 55k images about 0.02 s on
-a CPU (0.09 s with dynamic binarisation). Under dynamic binarisation each train batch is a fresh
-Bernoulli sample of the grey values from a seeded generator, so runs are reproducible.
+Plain ``DataLoader`` objects with batch-at-once fetching from :mod:`vaekit.data.batches` (which also
+holds the in-order batches that evaluation uses; its names are re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
-
 import lightning
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader
 
+from vaekit.data.batches import Batch, BatchDataset, _passthrough, iterate_batches
 from vaekit.data.images import ImageData, ImageSplit
 
-Batch = dict[str, torch.Tensor]
-
-
-def _resampled(data: ImageData, split: ImageSplit) -> bool:
-    """Whether ``split`` is drawn anew by Bernoulli sampling for every batch (dynamic train split)."""
-    return data.binarization == "dynamic" and split is data.train
-
-
-class BatchDataset(Dataset):
-    """A split of :class:`ImageData` that returns whole batch dicts from ``__getitems__``.
-
-    Batches are assembled with numpy, which runs these batch-sized gathers and conversions on one
-    thread: torch's intra-op OpenMP threads cost more than the work here (an epoch of Fashion-MNIST
-    took 0.1 s with them on an idle 2-core machine and up to 10 s on a busy one, 0.02 s without).
-    The values equal :meth:`ImageData.to_float` exactly (one correctly rounded float32 division).
-
-    Args:
-        data: The data set.
-        split: One of ``data.train``, ``data.val``, ``data.test`` (on the CPU).
-        seed: Seeds the Bernoulli draws of a dynamically binarised train split. In a DataLoader
-            worker the worker's own seed (derived from the loader's seeded generator) replaces it,
-            and under torch.distributed the rank is mixed in, so workers and ranks draw different noise.
-    """
-
-    def __init__(self, data: ImageData, split: ImageSplit, seed: int = 0):
-        self.x = split.x.cpu().numpy()  # a view, no copy
-        self.y = None if split.y is None else split.y.cpu().numpy()
-        levels = data.levels_of(split)
-        self.divisor = None if split.x.is_floating_point() else np.float32(levels - 1)
-        self.resampled = _resampled(data, split)
-        self.seed = seed
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> Batch:
-        """One example: ``{"x": [C, H, W], "y": []}``."""
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
-
-    def __getitems__(self, indices: Sequence[int]) -> Batch:
-        """The batch dict of ``indices`` (DataLoader passes a whole batch of indices at once)."""
-        index = np.asarray(indices, dtype=np.int64)
-        x = self.x[index]
-        if self.divisor is not None:
-            x = np.divide(x, self.divisor, dtype=np.float32)
-        if self.resampled:
-            x = (self._generator().random(x.shape, dtype=np.float32) < x).astype(np.float32)  # Bernoulli(x)
-        batch = {"x": torch.from_numpy(x)}
-        if self.y is not None:
-            batch["y"] = torch.from_numpy(self.y[index])
-        return batch
-
-    def _generator(self) -> np.random.Generator:
-        info = get_worker_info()
-        owner = None if info is None else (info.id, info.seed)
-        if self._rng is None or self._rng_owner != owner:
-            seed = self.seed if info is None else info.seed
-            self._rng = np.random.default_rng([seed, _rank()])
-            self._rng_owner = owner
-        return self._rng
-
-    def __getstate__(self) -> dict[str, Any]:
-        # workers seed their own generator; never ship the parent's state to them
-        return {**self.__dict__, "_rng": None, "_rng_owner": None}
-
-
-def _rank() -> int:
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return torch.distributed.get_rank() if distributed else 0
-
-
-def _passthrough(batch: Batch) -> Batch:
-    """collate_fn: ``__getitems__`` already returns the collated batch."""
-    return batch
+__all__ = ["Batch", "BatchDataset", "ImageDataModule", "iterate_batches"]
 
 
 class ImageDataModule(lightning.LightningDataModule):
@@ -152,40 +71,3 @@ class ImageDataModule(lightning.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """Test batches in stored order."""
         return self._loader(self.data.test, self.eval_batch_size, shuffle=False)
-
-
-def iterate_batches(
-    split: ImageSplit,
-    data: ImageData,
-    batch_size: int,
-    device: torch.device | str | None = None,
-    *,
-    seed: int = 0,
-) -> Iterator[Batch]:
-    """Batches of ``split`` in stored order, on ``device``, for evaluation code.
-
-    Args:
-        split: One of ``data.train``, ``data.val``, ``data.test``.
-        data: The data set the split belongs to (for its levels).
-        batch_size: Images per batch (the last batch may be smaller).
-        device: Where the batches go; None keeps them where the data is.
-        seed: Seeds the Bernoulli draws when ``split`` is a dynamically binarised train split, so
-            repeated evaluations see the same sample.
-
-    Yields:
-        ``{"x": float32 [B, C, H, W] in [0, 1], "y": int64 [B]}`` (no ``"y"`` without labels).
-    """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive (got {batch_size})")
-    levels = data.levels_of(split)
-    generator = None
-    if _resampled(data, split):
-        generator = torch.Generator(device=device or split.x.device).manual_seed(seed)
-    for start in range(0, len(split), batch_size):
-        rows = slice(start, start + batch_size)
-        # move the stored dtype (uint8 is 4x less to copy), convert on the device
-        x = data.to_float(split.x[rows].to(device, non_blocking=True), levels)
-        batch = {"x": x if generator is None else torch.bernoulli(x, generator=generator)}
-        if split.y is not None:
-            batch["y"] = split.y[rows].to(device, non_blocking=True)
-        yield batch
