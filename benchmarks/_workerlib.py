@@ -101,9 +101,7 @@ class EpochClock:
         self.steps[-1] += 1
 
     def train_end(self) -> None:
-        """The epoch's training steps are over (before validation): wait for the GPU's queued work and stamp."""
-        if not self.starts or not self.steps[-1]:
-            return  # e.g. Lightning's sanity validation before the first epoch
+        """The epoch's last training step was launched: wait for the GPU's queued work and stamp its end."""
         sync()
         self.last_step_end[-1] = time.perf_counter()
         self.cpu_last_step_end[-1] = time.process_time()
@@ -145,20 +143,13 @@ def lightning_epoch_clock() -> EpochClock:
     class _EpochTimer(lightning.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
             clock.epoch_start()
-            self.open = True
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             clock.step_end(wait_for_device=False)
-
-        def on_validation_start(self, trainer, pl_module):  # the epoch's last training step has been launched
-            if getattr(self, "open", False):
+            if batch_idx + 1 >= trainer.num_training_batches:  # the epoch's last step: wait for the GPU once
                 clock.train_end()
-                self.open = False
 
         def on_train_epoch_end(self, trainer, pl_module):
-            if getattr(self, "open", False):  # no validation this epoch
-                clock.train_end()
-                self.open = False
             clock.epoch_end()
 
     base = lightning.Trainer
