@@ -6,11 +6,18 @@ fused AdamW, gradient clipping) on pre-binarized Fashion-MNIST batches: ms per s
 ``mm + addmm`` time per step against the FLOPs per step gives their in-place GFLOP/s, to set beside the
 roofline in ``results/vae_train.md``. Not a benchmark (``make bench`` does not run it).
 
-    VAEKIT_DATA=../shared/data OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_vae_step.py [threads]
+    VAEKIT_DATA=../shared/data python benchmarks/profile_vae_step.py [threads]
+    VAEKIT_DATA=../shared/data python benchmarks/profile_vae_step.py [threads] --policies [rounds]
+
+``--policies`` times the step (no profile) in fresh processes under each ``OMP_WAIT_POLICY`` (the variable
+left out, PASSIVE, ACTIVE), alternating, ``rounds`` times (default 3): how much the OpenMP runtime's waiting
+costs a step made of many small parallel regions (``vaekit bench --omp-wait-policy``).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 
@@ -21,7 +28,24 @@ import vaekit
 from vaekit.objectives import build_objective
 from vaekit.training.loop import prepare
 
-torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+THREADS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 2
+if "--policies" in sys.argv:
+    rounds = int(sys.argv[-1]) if sys.argv[-1].isdigit() and sys.argv[-2] == "--policies" else 3
+    times: dict[str, list[float]] = {"unset": [], "PASSIVE": [], "ACTIVE": []}
+    for r in range(rounds):
+        for policy in list(times)[r % 3:] + list(times)[: r % 3]:  # rotate which goes first
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            env.update({"OMP_NUM_THREADS": str(THREADS)} | ({} if policy == "unset" else {"OMP_WAIT_POLICY": policy}))
+            out = subprocess.run([sys.executable, __file__, str(THREADS), "--time-only"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            times[policy] += [float(v) for v in out.split("ms/step")[-1].strip(" :[]\n").split(",")]
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{THREADS} threads, {rounds} rounds x 3 runs of 60 steps, load {load}: ms per step, median [min, max]")
+    for policy, v in times.items():
+        v.sort()
+        print(f"  OMP_WAIT_POLICY {policy:8s} {v[len(v) // 2]:.2f} [{v[0]:.2f}, {v[-1]:.2f}]")
+    sys.exit(0)
+torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 cfg = vaekit.resolve_config("vae", {"data": {"name": "fashion_mnist", "batch_size": 128, "binarize": "dynamic"},
                                     "model": {"name": "vae", "hidden": [512], "latent_dim": 16,
@@ -49,6 +73,8 @@ def run(n: int = 60) -> float:
 
 run(10)
 print(f"threads {torch.get_num_threads()}: ms/step", [round(1e3 * run(), 2) for _ in range(3)])
+if "--time-only" in sys.argv:
+    sys.exit(0)
 with profile(activities=[ProfilerActivity.CPU]) as prof:
     run(30)
 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))

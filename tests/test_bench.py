@@ -130,6 +130,24 @@ def test_device_is_checked_and_reaches_the_workers(fake_dir, tmp_path):
     assert res["records"]["runs"]["a"][0]["device"] == "cpu"
 
 
+def test_omp_wait_policy_reaches_the_workers_and_the_results(fake_dir, tmp_path, monkeypatch):
+    """"unset" removes OMP_WAIT_POLICY from a worker's environment even when the caller's has it (the
+    OpenMP runtime's default, what a user gets); "passive" sets it; an unknown policy is refused first."""
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    (fake_dir / "worker_echo.py").write_text(FAKE_WORKER.replace(
+        '"threads_arg"', '"policy": __import__("os").environ.get("OMP_WAIT_POLICY"), "threads_arg"'))
+    with pytest.raises(BenchError, match="omp_wait_policy must be one of"):
+        run_benchmarks(["echo"], directory=fake_dir, quick=True, omp_wait_policy="spin")
+    for policy, seen in (("unset", None), ("passive", "PASSIVE")):
+        out = tmp_path / policy
+        run_benchmarks(["echo"], directory=fake_dir, repeats=1, quick=True, results_dir=out,
+                       omp_wait_policy=policy, log=lambda *_: None)
+        res = json.loads((out / "echo.json").read_text())
+        assert res["records"]["runs"]["a"][0]["policy"] == seen
+        assert res["machine"]["omp_wait_policy"] == policy
+        assert f"OMP_WAIT_POLICY {policy}" in (out / "echo.md").read_text()
+
+
 def test_peer_interpreter_from_the_environment(fake_dir, tmp_path, monkeypatch):
     import vaekit.bench as vb
 

@@ -43,10 +43,24 @@ PEER_TORCH = "2.13.0"
 # after pythae: vector-quantize-pytorch, the quantiser that bench_vq.py times vaekit's against.
 PEER_EXTRAS = ("vector-quantize-pytorch==1.32.0",)
 THREADS = 2  # torch threads in every worker and in the matmul roofline (the machine has 2 cores)
-# OpenMP threads that sleep instead of spinning while they wait: on a machine shared with other jobs a
-# spinning thread whose partner was descheduled burns its core, and 2-thread training ran 2-5x slower
-# (and up to 30x on a busy machine) with the default policy than with PASSIVE; every worker gets it.
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# How the workers' OpenMP threads wait between parallel regions (``OMP_WAIT_POLICY``), ``vaekit bench
+# --omp-wait-policy``. "unset" (the default) leaves the variable out, so the workers get the OpenMP runtime's
+# own default (libgomp: spin for a while, then sleep), which is what a user's ``vaekit train`` gets. On a quiet
+# 2-core machine that is much faster than PASSIVE for these small steps: benchmark 1's step outside any loop
+# took 4.8-5.4 ms unset, 5.7-6.2 ms ACTIVE, 8.8-10.4 ms PASSIVE (2 threads; 8.0-8.7 ms with 1 thread), because
+# every elementwise op's parallel region has to wake a sleeping thread. "passive" is for a machine shared
+# with other jobs: there a spinning thread whose partner was descheduled burns its core, and 2-thread
+# training ran 2-5x slower (30x at worst) unset than PASSIVE. The policy is recorded with every result.
+OMP_WAIT_POLICIES = ("unset", "passive", "active")
+
+
+def worker_env(omp_wait_policy: str = "unset") -> dict[str, str | None]:
+    """Environment overrides of every worker for an ``OMP_WAIT_POLICY`` choice (None: remove the variable)."""
+    if omp_wait_policy not in OMP_WAIT_POLICIES:
+        raise BenchError(f"omp_wait_policy must be one of {OMP_WAIT_POLICIES}, got {omp_wait_policy!r}")
+    return {"OMP_WAIT_POLICY": None if omp_wait_policy == "unset" else omp_wait_policy.upper()}
+
+
 DATA_SEED = 0  # the fixed numpy seed of the one-off binarisation of Fashion-MNIST
 
 
@@ -182,9 +196,10 @@ def _cpu_model() -> str:
     return device_name(torch.device("cpu"))
 
 
-def machine_info(directory: Path, threads: int = THREADS, device: str = "cpu") -> dict[str, Any]:
+def machine_info(directory: Path, threads: int = THREADS, device: str = "cpu",
+                 omp_wait_policy: str = "unset") -> dict[str, Any]:
     """Date, git commit, device (the GPU's name when ``device`` is ``"cuda"``, else the CPU model), torch
-    version, thread count, core count and load of this machine."""
+    version, thread count, the workers' ``OMP_WAIT_POLICY``, core count and load of this machine."""
     import torch
 
     device = torch.cuda.get_device_name(0) if device == "cuda" else _cpu_model()
@@ -197,7 +212,7 @@ def machine_info(directory: Path, threads: int = THREADS, device: str = "cpu") -
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "threads": threads,
-        "worker_env": WORKER_ENV,
+        "omp_wait_policy": omp_wait_policy,
         "python": platform.python_version(),
         "loadavg_at_start": list(load) if load else None,
     }
@@ -281,6 +296,7 @@ class Context:
         peer_python: The peer's interpreter, or None when the peer is skipped.
         peer_skip_reason: Why the peer is skipped (recorded in the results), else None.
         device: ``"cpu"`` or ``"cuda"``: where every worker computes (``args["device"]``).
+        omp_wait_policy: The workers' ``OMP_WAIT_POLICY`` (:data:`OMP_WAIT_POLICIES`; "unset": the runtime's).
     """
 
     name: str
@@ -292,6 +308,7 @@ class Context:
     peer_python: Path | None = None
     peer_skip_reason: str | None = None
     device: str = "cpu"
+    omp_wait_policy: str = "unset"
     machine: dict[str, Any] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
     tables: list[dict[str, Any]] = field(default_factory=list)
@@ -326,9 +343,14 @@ class Context:
         python = self._interpreter(side)
         payload = {"threads": self.threads, "quick": self.quick, "cache": str(self.cache), "device": self.device,
                    **(args or {})}
-        env = {**os.environ, **WORKER_ENV, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
                "PYTHONPATH": os.pathsep.join([str(self.directory), os.environ.get("PYTHONPATH", "")]),
                "PYTHONUNBUFFERED": "1"}
+        for key, value in worker_env(self.omp_wait_policy).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         t0 = time.perf_counter()
         done = subprocess.run([str(python), str(self.directory / script), json.dumps(payload)],
                               capture_output=True, text=True, env=env, timeout=timeout, cwd=self.directory.parent)
@@ -465,11 +487,16 @@ def _peer_state(directory: Path, quick: bool, log: Any) -> tuple[Path | None, st
     return ensure_peer(directory, log), None
 
 
+def _fmt_load(load: Sequence[float] | None) -> str:
+    return "/".join(f"{x:.2f}" for x in load) if load else "?"
+
+
 def _markdown(ctx: Context, seconds: float) -> str:
     m = ctx.machine
     lines = [f"# Benchmark `{ctx.name}`{' (quick: sizes too small to mean anything)' if ctx.quick else ''}", "",
              f"{m['date']} · commit `{m['commit']}` · {m['device']} ({m['cpu_count']} CPU cores) · torch {m['torch']} · "
-             f"{m['threads']} threads · {ctx.repeats} repeats · {seconds:.0f} s", ""]
+             f"{m['threads']} threads · OMP_WAIT_POLICY {m.get('omp_wait_policy', 'unset')} · "
+             f"load {_fmt_load(m.get('loadavg_at_start'))} · {ctx.repeats} repeats · {seconds:.0f} s", ""]
     if ctx.peer_skip_reason:
         lines += [f"**Peer ({PEER}) skipped:** {ctx.peer_skip_reason}.", ""]
     for t in ctx.tables:
@@ -508,12 +535,13 @@ def write_index(results_dir: Path) -> Path:
 
 
 def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeats: int, quick: bool,
-            peer: tuple[Path | None, str | None], device: str = "cpu", log: Any = print) -> list[Path]:
+            peer: tuple[Path | None, str | None], device: str = "cpu", omp_wait_policy: str = "unset",
+            log: Any = print) -> list[Path]:
     """Run one benchmark file and write ``<name>.json`` and ``<name>.md``; returns their paths."""
     module = _load_module(name, path)
     ctx = Context(name=name, directory=directory, results_dir=results_dir, repeats=repeats, quick=quick,
-                  peer_python=peer[0], peer_skip_reason=peer[1], device=device,
-                  machine=machine_info(directory, device=device), log=log)
+                  peer_python=peer[0], peer_skip_reason=peer[1], device=device, omp_wait_policy=omp_wait_policy,
+                  machine=machine_info(directory, device=device, omp_wait_policy=omp_wait_policy), log=log)
     log(f"[{name}] running ({'quick, ' if quick else ''}{repeats} repeats) ...")
     t0 = time.perf_counter()
     module.run(ctx)
@@ -531,7 +559,7 @@ def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeat
 
 def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmarks"), repeats: int = 3,
                    quick: bool = False, results_dir: Path | None = None, device: str = "cpu",
-                   log: Any = print) -> list[Path]:
+                   omp_wait_policy: str = "unset", log: Any = print) -> list[Path]:
     """Run the named benchmarks (default: every ``bench_*.py`` whose ``DEFAULT`` is not False).
 
     Args:
@@ -542,6 +570,8 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
         results_dir: Where to write the results.
         device: ``"cpu"``, or ``"cuda"`` to run every worker on the GPU; GPU results go to
             ``<directory>/results/cuda`` unless ``results_dir`` is given (the CPU tables stay).
+        omp_wait_policy: The workers' ``OMP_WAIT_POLICY``: "unset" (the OpenMP runtime's default, what a
+            user gets), "passive" (for a machine busy with other jobs) or "active".
 
     Returns:
         The paths written: ``<name>.json`` and ``<name>.md`` per benchmark, then the index README.md.
@@ -560,6 +590,7 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
     if repeats < 1:
         raise BenchError(f"repeats must be >= 1, got {repeats}")
     check_device(device)
+    worker_env(omp_wait_policy)  # refuses an unknown policy before anything runs
     results_dir = Path(results_dir) if results_dir else (
         directory / "results" / ("quick" if quick else "") / ("cuda" if device == "cuda" else ""))
     results_dir = results_dir.resolve()
@@ -568,7 +599,7 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
     written: list[Path] = []
     for name in chosen:
         written += run_one(name, found[name], directory=directory, results_dir=results_dir, repeats=repeats,
-                           quick=quick, peer=peer, device=device, log=log)
+                           quick=quick, peer=peer, device=device, omp_wait_policy=omp_wait_policy, log=log)
     written.append(write_index(results_dir))
     if results_dir.name == "cuda":  # the main index lists the GPU results too
         written.append(write_index(results_dir.parent))

@@ -512,13 +512,17 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="tiny sizes: checks that each benchmark runs"),
     device: str = typer.Option("cpu", "--device", help="cpu, or cuda: every worker on the GPU, results in "
                                "benchmarks/results/cuda/ (the peer: VAEKIT_BENCH_PEER_PYTHON or its venv)"),
+    omp_wait_policy: str = typer.Option("unset", "--omp-wait-policy", help="the workers' OMP_WAIT_POLICY: unset "
+                                        "(the OpenMP runtime's default, what a user gets), passive (on a machine "
+                                        "busy with other jobs, where spinning threads lose their partner) or "
+                                        "active"),
 ) -> None:
     """Run benchmarks side by side and write JSON + Markdown results to benchmarks/results/."""
     from vaekit.bench import run_benchmarks
 
     def run() -> None:
         for path in run_benchmarks(names or None, directory=directory, repeats=repeats, quick=quick,
-                                   device=device):
+                                   device=device, omp_wait_policy=omp_wait_policy):
             console.print(f"results: {path}")
 
     _guard(run)
