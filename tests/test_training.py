@@ -329,6 +329,35 @@ def test_compiled_warmup_is_computed_in_the_graph_not_recompiled():
     assert counters["stats"]["unique_graphs"] == graphs  # steps 2 and 3 reused the graph
 
 
+def test_compiled_provlae_fade_in_is_read_on_the_device_not_recompiled():
+    """pro-VLAE's schedule (levels added every 2 steps, faded in over 2) is computed from its step buffer with
+    tensor ops: compiled, the terms equal eager's at every step across the stages, and no graph is added after
+    the first step (before, each new fade-in value was a Python float that recompiled the objective)."""
+    import torch._inductor.config as inductor_config
+    from torch._dynamo.utils import counters
+
+    model = build_model("provlae", {"latent_dims": [2, 2, 2], "hidden": 8, "arch": "mlp", "mlp_hidden": [8],
+                                    "data_shape": [1, 4, 4], "steps_per_stage": 2, "fade_in_steps": 2})
+    eager = VAESystem(model, ELBO(), OptimConfig(schedule="constant"))
+    compiled = VAESystem(model, ELBO(), OptimConfig(schedule="constant"), compile="default")
+    x = torch.bernoulli(torch.rand(4, 1, 4, 4))
+    seen = []
+    with inductor_config.patch(fallback_random=True):
+        for step in range(7):
+            model.set_step(step)
+            seen.append(model.alphas().tolist())
+            torch.manual_seed(step)
+            got = compiled._train_terms({"x": x}, step)
+            torch.manual_seed(step)
+            want = eager._train_terms({"x": x}, step)
+            for key in ("loss", "elbo", "kl/layer_1"):
+                torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-5)
+            if step == 0:
+                graphs = counters["stats"]["unique_graphs"]
+    assert seen[3] == [0.0, 0.5, 1.0] and seen[5] == [0.5, 1.0, 1.0] and seen[6] == [1.0, 1.0, 1.0]
+    assert counters["stats"]["unique_graphs"] == graphs  # steps 1..6 reused the first step's graph
+
+
 def test_compiled_training_run_learns(tmp_path):
     eager = train(_cfg(train={"max_epochs": 3}), tmp_path / "eager")
     comp = train(_cfg(train={"max_epochs": 3, "compile": "default"}), tmp_path / "compiled")

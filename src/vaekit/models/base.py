@@ -33,7 +33,8 @@ class LatentLayer:
     z: Tensor
     name: str = "z"
     analytic_kl: bool = True
-    kl_weight: float = 1.0  # weight of this layer's KL in a training loss (e.g. pro-VLAE's pre-KL); the ELBO uses 1
+    # weight of this layer's KL in a training loss (e.g. pro-VLAE's pre-KL, a 0-dim tensor); the ELBO uses 1
+    kl_weight: float | Tensor = 1.0
 
     def kl_per_dim(self) -> Tensor:
         """``[B, D]`` KL per latent dimension in nats (closed form or single-sample Monte Carlo)."""

@@ -93,15 +93,19 @@ class ProVLAE(LatentVariableModel):
         n = self.config.steps_per_stage
         return self.num_layers if n == 0 else min(self.num_layers, 1 + int(self.step) // n)
 
-    def alphas(self) -> list[float]:
-        """Fade-in weight per level (index 0 = z_1): 1 for settled levels, 0 for unused ones."""
+    def alphas(self) -> Tensor:
+        """Fade-in weight per level, ``[L]`` (index 0 = z_1): 1 for settled levels, 0 for unused ones, and
+        ``(step - started) / fade_in_steps`` while a level fades in. Computed from the ``step`` buffer with
+        tensor ops, not Python numbers, so a compiled training step (``train.compile``) reads the schedule
+        on the device instead of recompiling for every new value of the step."""
         L, n, fade = self.num_layers, self.config.steps_per_stage, self.config.fade_in_steps
-        out = [0.0] * L
-        for rank in range(self.active_levels()):  # rank 0 = the top level
-            level = L - 1 - rank
-            started = rank * n
-            out[level] = 1.0 if n == 0 or fade == 0 or rank == 0 else min(1.0, (int(self.step) - started) / fade)
-        return out
+        if n == 0:
+            return torch.ones(L, device=self.step.device)
+        rank = torch.arange(L - 1, -1, -1, device=self.step.device)  # level l is added (L-1-l)-th; the top first
+        started = rank * n  # [L] the step at which each level is added
+        added = self.step >= started
+        ramp = ((self.step - started) / fade).clamp(max=1.0) if fade > 0 else torch.ones(L, device=self.step.device)
+        return torch.where(added, torch.where(rank == 0, 1.0, ramp), 0.0).float()
 
     # -- networks -------------------------------------------------------------------------------
     def posteriors(self, x: Tensor) -> list[Distribution]:
@@ -113,7 +117,7 @@ class ProVLAE(LatentVariableModel):
             out.append(diag_gaussian(mean, log_var))
         return out
 
-    def generate(self, zs: list[Tensor], alphas: list[float] | None = None) -> Distribution:
+    def generate(self, zs: list[Tensor], alphas: Tensor | list[float] | None = None) -> Distribution:
         """``p(x | z_1..z_L)``; ``zs[l]`` has shape ``[*lead, D_l]``."""
         alphas = self.alphas() if alphas is None else alphas
         top = self.num_layers - 1
@@ -152,8 +156,9 @@ class ProVLAE(LatentVariableModel):
         zs = [q.rsample() for q in qs]
         alphas = self.alphas()
         pre = self.config.pre_kl_weight
-        layers = [LatentLayer(q, p(x.shape[0]), z, name=f"z_{i + 1}", kl_weight=1.0 if a > 0 else pre)
-                  for i, (q, p, z, a) in enumerate(zip(qs, self.priors, zs, alphas))]
+        kl_weights = torch.where(alphas > 0, 1.0, pre)  # [L] the pre-KL penalty on levels not yet faded in
+        layers = [LatentLayer(q, p(x.shape[0]), z, name=f"z_{i + 1}", kl_weight=w)
+                  for i, (q, p, z, w) in enumerate(zip(qs, self.priors, zs, kl_weights))]
         return ModelOutput(self.generate(zs, alphas), layers)
 
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:

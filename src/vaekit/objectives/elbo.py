@@ -34,7 +34,7 @@ def linear_warmup(step: int | Tensor, warmup_steps: int) -> float | Tensor:
 
 def weighted_rate(output: ModelOutput, terms: Terms) -> Tensor:
     """``sum_l w_l KL_l``: the rate as a training loss sees it (layer weights, e.g. pro-VLAE's pre-KL)."""
-    if all(layer.kl_weight == 1.0 for layer in output.latents):
+    if all(not isinstance(layer.kl_weight, Tensor) and layer.kl_weight == 1.0 for layer in output.latents):
         return terms["rate"]
     return sum(layer.kl_weight * terms[f"kl/layer_{i}"] for i, layer in enumerate(output.latents, start=1))
 
