@@ -33,6 +33,8 @@ import vaekit
 from vaekit.objectives import build_objective
 from vaekit.training.loop import prepare
 
+from _common import VAEKIT_MODEL
+
 BATCH = 128
 
 
@@ -43,8 +45,7 @@ def vaekit_step(device: torch.device, k: int, capturable: bool = False):
     """vaekit's model, objective and optimiser for benchmark 2, and its training step."""
     cfg = vaekit.resolve_config("vae", {
         "data": {"name": NPZ, "batch_size": BATCH, "subset": 1000},
-        "model": {"name": "vae", "hidden": [512], "latent_dim": 16, "likelihood": {"name": "bernoulli"}},
-        "objective": {"name": "iwae", "k": k}})
+        "model": VAEKIT_MODEL, "objective": {"name": "iwae", "k": k}})
     _, model = prepare(cfg)
     model.to(device)
     objective = build_objective(cfg.objective)

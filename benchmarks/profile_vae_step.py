@@ -28,6 +28,8 @@ import vaekit
 from vaekit.objectives import build_objective
 from vaekit.training.loop import prepare
 
+from _common import VAEKIT_MODEL
+
 THREADS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 2
 if "--policies" in sys.argv:
     rounds = int(sys.argv[-1]) if sys.argv[-1].isdigit() and sys.argv[-2] == "--policies" else 3
@@ -48,8 +50,7 @@ if "--policies" in sys.argv:
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 cfg = vaekit.resolve_config("vae", {"data": {"name": "fashion_mnist", "batch_size": 128, "binarize": "dynamic"},
-                                    "model": {"name": "vae", "hidden": [512], "latent_dim": 16,
-                                              "likelihood": {"name": "bernoulli"}}})
+                                    "model": VAEKIT_MODEL})
 data, model = prepare(cfg)
 objective = build_objective(cfg.objective)
 X = torch.bernoulli(data.to_float(data.train.x[: 128 * 60], data.train_levels))  # [7680, 1, 28, 28]

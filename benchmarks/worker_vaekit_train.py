@@ -21,13 +21,15 @@ from vaekit.api import evaluate_run  # noqa: E402
 from vaekit.config import deep_merge  # noqa: E402
 from vaekit.training import train  # noqa: E402
 
+from _common import VAEKIT_MODEL  # noqa: E402
+
 DEVICE = a.get("device", "cpu")
 CLOCK = wl.lightning_epoch_clock()  # stamps every epoch of the Trainer vaekit builds
 
-# pythae's default MNIST VAE: MLP 784-512-(16, 16) / 16-512-784, Bernoulli p(x|z), batch 128, Adam 1e-4
+# pythae's default MNIST VAE (_common.VAEKIT_MODEL), batch 128, Adam 1e-4
 BASE = {
     "data": {"name": a["npz"], "batch_size": 128},
-    "model": {"name": "vae", "hidden": [512], "latent_dim": 16, "likelihood": {"name": "bernoulli"}},
+    "model": VAEKIT_MODEL,
     "train": {"max_epochs": a["epochs"], "progress": False, "seed": a.get("seed", a.get("repeat", 0)),
               "accelerator": DEVICE, "precision": a.get("precision", "32-true"),  # fp32 like pythae
               "optim": {"lr": 1e-4, "schedule": "constant", "weight_decay": 0.0}},
