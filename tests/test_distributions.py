@@ -64,6 +64,28 @@ def test_bernoulli_matches_hand_computation():
     assert head(logits).log_prob(x).item() == pytest.approx(expected, abs=1e-6)
 
 
+def test_bernoulli_in_place_log_prob_equals_torch_values_and_gradients():
+    """The in-place ``x l - softplus(l)`` gives torch's Bernoulli log-probabilities and the same gradients
+    (with respect to the logits, and to x when x needs one), for a broadcast x [B] against logits [k, B]
+    and for the out-of-place cases (x broadcasting beyond the logits, another dtype)."""
+    from torch.distributions import Bernoulli
+
+    head = _head("bernoulli", LikelihoodConfig(), levels=2)
+    logits = (3 * torch.randn(4, 3, 1, 2, 2)).requires_grad_()
+    x = torch.bernoulli(torch.rand(3, 1, 2, 2)).requires_grad_()
+    got = head(logits).log_prob(x)  # [4, 3]
+    want = Bernoulli(logits=logits).log_prob(x.expand_as(logits)).flatten(2).sum(-1)
+    torch.testing.assert_close(got, want)
+    g_got = torch.autograd.grad(got.square().sum(), [logits, x])
+    g_want = torch.autograd.grad(want.square().sum(), [logits, x])
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b)
+    small = head(logits[0].detach())  # logits [3, ...], x [4, 3, ...]: the result outgrows the logits
+    xs = torch.bernoulli(torch.rand(4, 3, 1, 2, 2))
+    torch.testing.assert_close(small.log_prob(xs), Bernoulli(logits=logits[0].detach()).log_prob(xs).flatten(2).sum(-1))
+    assert small.log_prob(xs.double()).dtype == torch.float64
+
+
 def test_gaussian_fixed_variance_matches_formula():
     head = _head("gaussian", GaussianConfig(variance="fixed", fixed_variance=0.25))
     mean = torch.rand(3, 1, 2, 2)
