@@ -47,8 +47,9 @@ THREADS = 2  # torch threads in every worker and in the matmul roofline (the mac
 # --omp-wait-policy``. "unset" (the default) leaves the variable out, so the workers get the OpenMP runtime's
 # own default (libgomp: spin for a while, then sleep), which is what a user's ``vaekit train`` gets. On a quiet
 # 2-core machine that is much faster than PASSIVE for these small steps: benchmark 1's step outside any loop
-# took 4.8-5.4 ms unset, 5.7-6.2 ms ACTIVE, 8.8-10.4 ms PASSIVE (2 threads; 8.0-8.7 ms with 1 thread), because
-# every elementwise op's parallel region has to wake a sleeping thread. "passive" is for a machine shared
+# took 4.99 ms unset, 5.59 ACTIVE, 7.81 PASSIVE (medians, 2 threads; ~8.2 ms with 1 thread;
+# ``benchmarks/profile_vae_step.py 2 --policies``), because every elementwise op's parallel region has to
+# wake a sleeping thread. "passive" is for a machine shared
 # with other jobs: there a spinning thread whose partner was descheduled burns its core, and 2-thread
 # training ran 2-5x slower (30x at worst) unset than PASSIVE. The policy is recorded with every result.
 OMP_WAIT_POLICIES = ("unset", "passive", "active")
