@@ -86,3 +86,19 @@ def test_saved_config_reads_back_the_same_even_for_number_like_strings(tmp_path)
     save_config(tmp_path, cfg)
     back = read_run_config(tmp_path)
     assert back.data.path == "1e3" and back.train.optim.eps == 1e-4
+
+
+def test_a_choice_set_by_name_and_options_is_the_same_in_either_order():
+    """``--set model.likelihood.num_mixtures=1 --set model.likelihood=dlogistic`` once silently meant 5
+    mixtures (the bare name replaced the section) and errored in the other order."""
+    from vaekit.config import parse_overrides
+    from vaekit.run import resolve_config
+
+    orders = (["model.likelihood.num_mixtures=1", "model.likelihood=dlogistic"],
+              ["model.likelihood=dlogistic", "model.likelihood.num_mixtures=1"])
+    built = [resolve_config("vae", parse_overrides(o)).model.params.likelihood for o in orders]
+    assert built[0] == built[1] and built[0].name == "dlogistic" and built[0].params.num_mixtures == 1
+    for o in (["a.b=1", "a.b.c=2"], ["a.b.c=2", "a.b=1"]):  # a section and a number: an error either way
+        with pytest.raises(ConfigError, match="a.b"):
+            parse_overrides(o)
+    assert parse_overrides(["t.x=1", "t.x=2"]) == {"t": {"x": 2}}  # the last value wins

@@ -35,6 +35,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from vaekit.errors import VaekitError
+
 RESULT_PREFIX = "BENCH_RESULT "  # a worker's one result line on stdout starts with this
 PEER = "pythae"
 PEER_VERSION = "0.1.2"
@@ -65,7 +67,7 @@ def worker_env(omp_wait_policy: str = "unset") -> dict[str, str | None]:
 DATA_SEED = 0  # the fixed numpy seed of the one-off binarisation of Fashion-MNIST
 
 
-class BenchError(RuntimeError):
+class BenchError(VaekitError, RuntimeError):
     """A benchmark or one of its workers failed; the message says which and shows its output."""
 
 

@@ -21,9 +21,7 @@ from typing import Any, Union, get_args, get_origin
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid."""
+from vaekit.errors import ConfigError  # re-exported: vaekit.config.ConfigError
 
 
 @dataclass
@@ -206,7 +204,13 @@ def load_yaml(text: str) -> Any:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Turn ``["model.latent_dim=32", "train.lr=1e-3"]`` into a nested dict (values parsed as YAML)."""
+    """Turn ``["model.latent_dim=32", "train.lr=1e-3"]`` into a nested dict (values parsed as YAML).
+
+    A key may be set both as a name and as a section, in either order: ``model.likelihood=dlogistic``
+    and ``model.likelihood.num_mixtures=1`` give ``{"name": "dlogistic", "num_mixtures": 1}`` (a
+    :class:`Choice`'s mapping), so the order of the flags never changes the result. Setting the same
+    key twice keeps the last value; a section and a value that is not a name is an error.
+    """
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -215,11 +219,21 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         value = load_yaml(raw) if raw != "" else ""
         node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {p!r} is not a section")
-        node[parts[-1]] = value
+        for i, p in enumerate(parts[:-1]):
+            here = node.get(p, {})
+            if isinstance(here, str):  # named first, options after: the name goes into the section
+                here = {"name": here}
+            if not isinstance(here, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} was set to {here!r}, not a section")
+            node[p] = here
+            node = here
+        last = parts[-1]
+        if isinstance(node.get(last), dict) and not isinstance(value, dict):
+            if not isinstance(value, str):
+                raise ConfigError(f"--set {item!r}: {key.strip()} has options set, so its value must be a name")
+            node[last] = {**node[last], "name": value}  # options first, named after
+        else:
+            node[last] = value
     return out
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from vaekit.errors import UnknownNameError
+
 T = TypeVar("T")
 
 
@@ -56,7 +58,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}") from None
 
     def registered(self, name: str) -> bool:
         """Whether ``name`` is registered now, without importing the built-in modules (for use at import)."""

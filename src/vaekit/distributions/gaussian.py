@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from vaekit.registry import PRIORS
+from vaekit.errors import ConfigError, DataError
 
 
 def diag_gaussian(mean: Tensor, log_var: Tensor) -> Independent:
@@ -115,13 +116,13 @@ class ConditionalGaussianPrior(Prior):
     def __init__(self, latent_dim: int, num_classes: int | None = None, cfg=None):
         super().__init__(latent_dim, num_classes)
         if not num_classes:
-            raise ValueError("the conditional prior p(z|y) needs labelled data (num_classes)")
+            raise ConfigError("the conditional prior p(z|y) needs labelled data (num_classes)")
         self.table = nn.Embedding(num_classes, 2 * latent_dim)
         nn.init.zeros_(self.table.weight)
 
     def forward(self, batch_size: int, y: Tensor | None = None) -> Distribution:
         if y is None:
-            raise ValueError("the conditional prior p(z|y) needs labels y")
+            raise DataError("the conditional prior p(z|y) needs labels y")
         mean, log_var = self.table(y).chunk(2, dim=-1)  # [B, D] each
         return diag_gaussian(mean, log_var)
 

@@ -22,11 +22,12 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
 from vaekit.config import ConfigError
+from vaekit.errors import VaekitError
 from vaekit.distributions.discrete import DiscretizedLogisticMixture, QuantizedCategorical
 from vaekit.registry import LIKELIHOODS
 
 
-class LikelihoodDataError(ValueError):
+class LikelihoodDataError(VaekitError, ValueError):
     """The chosen likelihood is not a valid likelihood for the data's form."""
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from vaekit.evaluation.mode import evaluating
+from vaekit.errors import DataError
 from vaekit.models.vqvae import VQModel
 from vaekit.quantize import perplexity
 
@@ -48,7 +49,7 @@ def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, leve
         for batch in batches:
             x = batch["x"]
             if not torch.isfinite(x).all():
-                raise ValueError("evaluation data contains NaN or infinite values")
+                raise DataError("evaluation data contains NaN or infinite values")
             codes = model.codes(x)
             px = model.decode_codes_dist(codes)
             add("distortion_nats", -px.log_prob(x))
@@ -61,7 +62,7 @@ def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, leve
                     add(f"rate_prior_bits/level_{l}", -v / ln2)
             n += x.shape[0]
     if n == 0:
-        raise ValueError("no data to evaluate")
+        raise DataError("no data to evaluate")
     res: dict[str, Any] = {k: v / n for k, v in sums.items()}
     dim = math.prod(model.data_shape)
     uniform = [h * w * math.log2(vq.num_codes) for (h, w), vq in zip(model.code_shapes, model.quantizers)]

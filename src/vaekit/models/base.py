@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaekit.distributions import kl_per_dim
+from vaekit.errors import VaekitError
 
 
 @dataclass
@@ -78,7 +79,7 @@ def check_layer_sizes(latent_dims: list[int], hidden: list[list[int]]) -> None:
         raise ConfigError(f"model.hidden lists must be non-empty positive widths, got {hidden}")
 
 
-class BatchError(ValueError):
+class BatchError(VaekitError, ValueError):
     """A batch does not fit the model (shape, dtype, range)."""
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaekit.config import ConfigError
+from vaekit.models.base import BatchError
 from vaekit.nn.pixelcnn import GatedPixelCNN
 
 
@@ -71,17 +72,17 @@ class CodePrior(nn.Module):
 
     def _check(self, codes: list[Tensor], y: Tensor | None) -> None:
         if len(codes) != len(self.nets):
-            raise ValueError(f"this prior has {len(self.nets)} code levels, got {len(codes)} maps")
+            raise BatchError(f"this prior has {len(self.nets)} code levels, got {len(codes)} maps")
         for c, shape in zip(codes, self.shapes):
             if tuple(c.shape[1:]) != shape:
-                raise ValueError(f"code map {list(c.shape)} does not fit the prior's {list(shape)}")
+                raise BatchError(f"code map {list(c.shape)} does not fit the prior's {list(shape)}")
         self._check_labels(y)
 
     def _check_labels(self, y: Tensor | None) -> None:
         if self.num_classes and y is None:
-            raise ValueError("this prior is class-conditional: pass the labels y")
+            raise BatchError("this prior is class-conditional: pass the labels y")
         if not self.num_classes and y is not None:
-            raise ValueError("this prior is unconditional (fitted with prior.class_conditional=false): "
+            raise BatchError("this prior is unconditional (fitted with prior.class_conditional=false): "
                              "it takes no labels y")
 
     def log_prob_levels(self, codes: list[Tensor], y: Tensor | None = None) -> list[Tensor]:
@@ -98,7 +99,7 @@ class CodePrior(nn.Module):
                temperature: float = 1.0, generator: torch.Generator | None = None) -> list[Tensor]:
         """Ancestral sampling, top level first: ``[n, h_l, w_l]`` int64 per level, bottom first."""
         if shapes is not None and [tuple(s) for s in shapes] != self.shapes:
-            raise ValueError(f"the prior was fitted to code maps {self.shapes}, not {shapes}")
+            raise BatchError(f"the prior was fitted to code maps {self.shapes}, not {shapes}")
         self._check_labels(y)
         codes: list[Tensor | None] = [None] * len(self.nets)
         for level in reversed(range(len(self.nets))):

@@ -17,7 +17,7 @@ from torch.distributions import Distribution
 
 from vaekit.config import Choice, ConfigError, choice_field
 from vaekit.distributions import build_likelihood, build_prior, diag_gaussian
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from vaekit.registry import MODELS, NETWORKS
 
@@ -87,7 +87,7 @@ class VAE(LatentVariableModel):
             return None
         y = cond.get("y")
         if y is None:
-            raise ValueError(f"{type(self).__name__} needs labels: pass y=...")
+            raise BatchError(f"{type(self).__name__} needs labels: pass y=...")
         return F.one_hot(y, self.config.num_classes).float().expand(*lead, *y.shape, -1)
 
     # -- contract -------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from torch.distributions import Distribution
 
 from vaekit.config import Choice, ConfigError, choice_field
 from vaekit.distributions import CodePointMass, build_likelihood, uniform_codes
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.errors import UsageError
+from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.nn.resnet import ResConvDecoder, ResConvEncoder
 from vaekit.quantize import Quantized, VectorQuantizer, perplexity
 from vaekit.registry import MODELS
@@ -111,10 +112,10 @@ class VQModel(LatentVariableModel):
     def decode_codes_dist(self, codes: list[Tensor]) -> Distribution:
         """``p(x | codes)`` for code maps ``[B, h_l, w_l]`` (bottom first)."""
         if len(codes) != len(self.quantizers):
-            raise ValueError(f"{type(self).__name__} has {len(self.quantizers)} code levels, got {len(codes)} maps")
+            raise BatchError(f"{type(self).__name__} has {len(self.quantizers)} code levels, got {len(codes)} maps")
         for c, shape in zip(codes, self.code_shapes):
             if tuple(c.shape[1:]) != tuple(shape):
-                raise ValueError(f"code map of shape {list(c.shape)} does not fit this model's {list(shape)}")
+                raise BatchError(f"code map of shape {list(c.shape)} does not fit this model's {list(shape)}")
         return self.decode_quantized([vq.lookup(c) for vq, c in zip(self.quantizers, codes)])
 
     @torch.no_grad()
@@ -153,13 +154,13 @@ class VQModel(LatentVariableModel):
         per class in turn) and decode them: ``[n, C, H, W]`` in [0, 1]."""
         prior = self.code_prior
         if prior is None:
-            raise ValueError("this VQ model has no fitted prior over its codes (training uses a uniform one, "
+            raise UsageError("this VQ model has no fitted prior over its codes (training uses a uniform one, "
                              "which gives noise): run `vaekit fit-prior RUN` first")
         y = cond.get("y")
         if prior.num_classes and y is None:
             y = torch.arange(n, device=self.device) % prior.num_classes
         if y is not None and not prior.num_classes:
-            raise ValueError("the fitted prior is unconditional: it cannot sample a given class y")
+            raise UsageError("the fitted prior is unconditional: it cannot sample a given class y")
         codes = prior.sample(n, self.code_shapes, y=y, temperature=temperature)
         px = self.decode_codes_dist(codes)
         return (px.mean if use_mean else px.sample()).clamp(0, 1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from vaekit.errors import VaekitError
 
-class ImageSizeError(ValueError):
+
+class ImageSizeError(VaekitError, ValueError):
     """The image is too small for the number of stride-2 stages."""
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, StackDataset
 
 from vaekit.config import ConfigError, from_dict, to_dict
 from vaekit.data import ImageData, iterate_batches
+from vaekit.errors import RunError
 from vaekit.models.code_prior import CodePrior, CodePriorConfig
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
@@ -178,19 +179,19 @@ def load_code_prior(run_dir: str | Path, device: str = "cpu", model: VQModel | N
                           [tuple(s) for s in meta["shapes"]], meta["num_classes"])
         missing, unexpected = prior.load_state_dict(state, strict=False)
     except Exception as e:  # truncated files, missing keys, tensors of the wrong size
-        raise ValueError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); {refit}") from None
+        raise RunError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); {refit}") from None
     if missing or unexpected:
-        raise ValueError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected "
+        raise RunError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected "
                          f"{unexpected[:5]}; {refit}")
     if model is not None:
         fits = (prior.num_codes == [vq.num_codes for vq in model.quantizers]
                 and prior.shapes == [tuple(s) for s in model.code_shapes])
         if not fits:
-            raise ValueError(f"the prior in {out} models codes {prior.num_codes} x {prior.shapes}, but the model "
+            raise RunError(f"the prior in {out} models codes {prior.num_codes} x {prior.shapes}, but the model "
                              f"in {run_dir} has {[vq.num_codes for vq in model.quantizers]} x {model.code_shapes}; "
                              f"{refit}")
         recorded = meta.get("vq_model_sha256")
         if recorded is not None and recorded != model_fingerprint(run_dir):
-            raise ValueError(f"the prior in {out} was fitted to other weights than {run_dir}/model.safetensors "
+            raise RunError(f"the prior in {out} was fitted to other weights than {run_dir}/model.safetensors "
                              f"(was the model retrained or resumed since?); {refit}")
     return prior.to(device).eval()
