@@ -58,28 +58,145 @@ def test_exploding_gradient_is_skipped():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_train_resume_export(tmp_path):
+def _weights(run):
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model.safetensors"))
+
+
+def _ckpt(run):
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def test_train_resume_continues_exactly_where_it_stopped(tmp_path):
+    """A run stopped after 2 epochs and resumed to 4 has the step count, optimiser state and weights of
+    an uninterrupted 4-epoch run (same seed, CPU): a resume that restarted, or replayed epoch 1's
+    shuffle or noise, would differ. The constant schedule keeps the learning rate independent of
+    max_epochs (which the two attempts set differently)."""
+    cfg = lambda epochs: _cfg(train={"max_epochs": epochs, "optim": {"schedule": "constant"}})  # noqa: E731
+    whole = train(cfg(4), tmp_path / "whole")
     run = tmp_path / "run"
-    res = train(_cfg(), run)
-    assert res.epochs == 2
-    assert (run / "checkpoints" / "last.ckpt").is_file()
+    res = train(cfg(2), run)
+    assert res.epochs == 2 and (run / "checkpoints" / "last.ckpt").is_file()
     assert not list((run / "checkpoints").glob(".*tmp"))  # atomic: no temp file left
     with pytest.raises(FileExistsError, match="--resume"):
-        train(_cfg(), run)
-    res2 = train(_cfg(train={"max_epochs": 4}), run, resume=True)
+        train(cfg(2), run)
+    res2 = train(cfg(4), run, resume=True)
     assert res2.epochs == 4
-    with open(run / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    epochs = {int(float(r["epoch"])) for r in rows if r.get("epoch")}
-    assert epochs == {0, 1, 2, 3}  # both attempts kept
-    model = load(run)
-    assert model.sample(3).shape == (3, 1, 8, 8)
+    a, b = _ckpt(tmp_path / "whole"), _ckpt(run)
+    assert a["global_step"] == b["global_step"] == 4 * 20  # 1257 train digits / 64 per batch = 20 steps
+    for sa, sb in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
+        assert int(sa["step"]) == int(sb["step"]) == 4 * 20
+        torch.testing.assert_close(sa["exp_avg_sq"], sb["exp_avg_sq"], rtol=1e-5, atol=1e-9)
+    wa, wb = _weights(tmp_path / "whole"), _weights(run)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert {int(float(r["epoch"])) for r in rows if r.get("epoch")} == {0, 1, 2, 3}  # both attempts kept
+    assert [r["step"] for r in rows] == [r["step"] for r in csv.DictReader(open(tmp_path / "whole" / "metrics.csv"))]
+    assert load(run).sample(3).shape == (3, 1, 8, 8) and whole.epochs == 4
 
 
-def test_ema_weights_are_exported(tmp_path):
-    res = train(_cfg(train={"max_epochs": 1, "optim": {"ema": 0.9}}), tmp_path / "ema")
-    exported = load(tmp_path / "ema")
-    assert all(torch.equal(a, b) for a, b in zip(res.model.state_dict().values(), exported.state_dict().values()))
+def _logged(path):
+    return [(r["step"], r.get("train/loss", ""), r.get("val/elbo", "")) for r in csv.DictReader(open(path))]
+
+
+def test_metrics_after_a_kill_hold_each_step_once_from_the_kept_attempt(tmp_path):
+    """A kill after epoch 3's rows were logged but before its checkpoint landed: the resumed attempt redoes
+    epoch 3, and metrics.csv keeps its rows, not the lost attempt's (each step once)."""
+    import shutil
+
+    cfg = lambda epochs: _cfg(train={"max_epochs": epochs, "optim": {"schedule": "constant"}},  # noqa: E731
+                              data={"batch_size": 16})  # 79 steps an epoch; rows every 20th batch
+    run = tmp_path / "run"
+    train(cfg(2), run)
+    saved = tmp_path / "epoch2.ckpt"
+    shutil.copy(run / "checkpoints" / "last.ckpt", saved)
+    train(cfg(3), run, resume=True)  # logs epoch 3 (attempt version_1) ...
+    shutil.copy(saved, run / "checkpoints" / "last.ckpt")  # ... whose checkpoint is then lost
+    train(cfg(4), run, resume=True)  # version_2 redoes epoch 3 from the epoch-2 checkpoint
+    merged = _logged(run / "metrics.csv")
+    steps = [s for s, loss, _ in merged if loss]  # training rows
+    assert len(steps) == len(set(steps)) == 4 * 79 // 20  # at batches 19, 39, ..., 299 of 316
+    lost = set(_logged(run / "logs" / "version_1" / "metrics.csv"))
+    kept = set(_logged(run / "logs" / "version_2" / "metrics.csv"))
+    assert lost and not (lost - kept) & set(merged)  # none of the lost attempt's own rows survive
+    assert kept <= set(merged)
+
+
+def test_a_fresh_run_replaces_an_attempt_killed_before_its_first_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(train={"max_epochs": 1}), run)
+    for name in ("checkpoints", "model.safetensors", "model.json", "metrics.csv"):  # as if killed in epoch 1
+        p = run / name
+        shutil_rm = __import__("shutil").rmtree if p.is_dir() else p.unlink
+        shutil_rm(p)
+    train(_cfg(train={"max_epochs": 2}), run)
+    assert _logged(run / "metrics.csv") == _logged(run / "logs" / "version_1" / "metrics.csv")
+
+
+def test_ema_weights_are_exported_not_the_raw_ones(tmp_path):
+    """The export holds the EMA copy (``ema.module.*`` in the checkpoint), which differs from the raw
+    weights (``model.*``); with EMA off it holds the raw weights."""
+    run = tmp_path / "ema"
+    train(_cfg(train={"max_epochs": 1, "optim": {"ema": 0.9}}), run)
+    exported, state = _weights(run), _ckpt(run)["state_dict"]
+    assert exported.keys() == {k[len("model."):] for k in state if k.startswith("model.")}
+    for k, v in exported.items():
+        assert torch.equal(v, state[f"ema.module.{k}"]), k
+    assert any(not torch.equal(v, state[f"model.{k}"]) for k, v in exported.items() if v.is_floating_point())
+    train(_cfg(train={"max_epochs": 1}), tmp_path / "raw")
+    exported, state = _weights(tmp_path / "raw"), _ckpt(tmp_path / "raw")["state_dict"]
+    assert all(torch.equal(v, state[f"model.{k}"]) for k, v in exported.items())
+
+
+class _NaNAt:
+    """The ELBO, with the loss made NaN at the given training batches (counted from 0)."""
+
+    def __init__(self, batches):
+        self.inner, self.batches, self.seen = ELBO(), set(batches), 0
+
+    def __call__(self, model, batch, step):
+        terms = self.inner(model, batch, step)
+        if model.training:
+            if self.seen in self.batches:
+                terms = {**terms, "loss": terms["loss"] * float("nan")}
+            self.seen += 1
+        return terms
+
+
+def test_nan_batches_mid_run_are_skipped_and_logged_through_lightning(tmp_path, monkeypatch):
+    """A real Lightning fit with NaN losses injected partway (the first after steps were logged): no
+    error from Lightning's logger (the key's arguments never change), metrics.csv's skipped count is the
+    true count at each logged batch, a skipped logged batch shows its NaN loss rather than an old value."""
+    import vaekit.training.loop as loop
+
+    nan_at = [25, 39, 40, 41, 60]  # 79 batches of 16; rows at batches 19 (no skip yet), 39 (itself NaN), 59
+    monkeypatch.setattr(loop, "build_objective", lambda cfg: _NaNAt(nan_at))
+    res = train(_cfg(train={"max_epochs": 1, "optim": {"schedule": "constant"}}, data={"batch_size": 16}),
+                tmp_path / "run")
+    assert res.skipped_steps == len(nan_at)
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if r["train/loss"]]
+    assert [int(r["step"]) for r in rows] == [19, 39, 59]
+    assert [float(r["train/skipped_steps"]) for r in rows] == [sum(b <= s for b in nan_at) for s in (19, 39, 59)]
+    assert rows[1]["train/loss"] == "nan" and "nan" not in (rows[0]["train/loss"], rows[2]["train/loss"])
+    assert _ckpt(tmp_path / "run")["global_step"] == 79 - len(nan_at)
+
+
+def test_a_run_whose_updates_are_mostly_skipped_fails_and_is_marked(tmp_path, monkeypatch):
+    import json
+
+    import vaekit.training.loop as loop
+    from vaekit.errors import TrainingFailedError
+
+    monkeypatch.setattr(loop, "build_objective", lambda cfg: _NaNAt(range(1, 19)))
+    with pytest.raises(TrainingFailedError, match="18 of 20 updates were skipped"):
+        train(_cfg(train={"max_epochs": 1}), tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["status"] == "failed" and meta["skipped_steps"] == 18 and "18 of 20" in meta["problems"][0]
+    monkeypatch.setattr(loop, "build_objective", lambda cfg: _NaNAt(range(1, 9)))  # 8 of 20: below one half
+    assert train(_cfg(train={"max_epochs": 1}), tmp_path / "ok").skipped_steps == 8
+    assert json.loads((tmp_path / "ok" / "model.json").read_text())["status"] == "ok"
 
 
 def test_truncated_checkpoint_gives_a_clear_error_and_is_kept(tmp_path):

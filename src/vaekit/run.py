@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 import vaekit
 from vaekit.config import Choice, ConfigError, choice_field, deep_merge, dump_yaml, from_dict, load_yaml, to_dict
+from vaekit.errors import RunError, RunNotFoundError
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.registry import MODELS
 
@@ -35,6 +36,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 100.0  # clip the global grad norm to this (vdvae uses 200)
     skip_threshold: float = 1e6  # skip an update whose grad norm exceeds this (vdvae's skip_threshold)
+    max_skipped_fraction: float = 0.5  # a run that skipped more of its updates than this failed (exit 1)
     ema: float = 0.0  # EMA decay of the evaluation weights, e.g. 0.999 (0 = off)
 
     def validate(self) -> None:
@@ -46,6 +48,8 @@ class OptimConfig:
             raise ConfigError("train.optim.grad_clip and skip_threshold must be > 0")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("train.optim.min_lr_ratio must be in [0, 1]")
+        if not 0 <= self.max_skipped_fraction <= 1:
+            raise ConfigError(f"train.optim.max_skipped_fraction must be in [0, 1], got {self.max_skipped_fraction}")
         if not 0 < self.eps < 1:
             raise ConfigError(f"train.optim.eps must be in (0, 1), got {self.eps}")
 
@@ -210,24 +214,27 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel
     meta_path, weights_path = run_dir / "model.json", run_dir / "model.safetensors"
     for p in (meta_path, weights_path):
         if not p.is_file():
-            raise FileNotFoundError(
+            raise RunNotFoundError(
                 f"{p} not found: {run_dir} is not an exported vaekit run (train with `vaekit train`, "
                 f"which exports at the end of training)"
             )
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_path} is not valid JSON ({e}); the file is corrupt") from None
-    model = build_model(meta["name"], meta["config"])
+        raise RunError(f"{meta_path} is not valid JSON ({e}); the file is corrupt") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(meta.get("config"), dict):
+        raise RunError(f"{meta_path} lacks the model's 'name' and 'config': it is not a vaekit model.json")
+    try:
+        model = build_model(meta["name"], meta["config"])
+    except ConfigError as e:
+        raise RunError(f"{meta_path} does not describe a valid model: {e}") from None
     try:
         state = load_file(str(weights_path), device=device)
     except Exception as e:  # safetensors raises its own error types for truncated headers/data
-        raise ValueError(f"{weights_path} is corrupt or truncated ({e}); re-export it from "
-                         f"{run_dir / 'checkpoints'} or retrain") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights_path} does not match the model in {meta_path}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise RunError(f"{weights_path} is corrupt or truncated ({e}); re-export it from "
+                       f"{run_dir / 'checkpoints'} or retrain") from None
+    check_weights_fit(model, state, f"{weights_path} does not match the model in {meta_path}")
+    model.load_state_dict(state)
     model.model_name = meta["name"]
     if getattr(model, "latent_kind", "") == "discrete":  # a VQ model: attach its fitted code prior, if any
         from vaekit.training.prior import load_code_prior
@@ -238,8 +245,22 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel
     return model.to(device).eval()
 
 
+def check_weights_fit(model: LatentVariableModel, state: dict[str, Any], what: str) -> None:
+    """Raise :class:`RunError` naming every key missing, unexpected or of another shape (``load_state_dict``
+    would stop at the first with a RuntimeError listing torch's internals)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} is {list(state[k].shape)}, the model's {list(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = ([f"shapes differ: {'; '.join(shapes[:3])}"] if shapes else []) + \
+                ([f"missing {missing[:5]}"] if missing else []) + ([f"unexpected {unexpected[:5]}"] if unexpected else [])
+        raise RunError(f"{what} ({', '.join(parts)}): was model.json edited, or the weights replaced?")
+
+
 def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a vaekit run directory?")
+        raise RunNotFoundError(f"{path} not found: is {run_dir} a vaekit run directory?")
     return from_dict(RunConfig, load_config_file(path))

@@ -47,13 +47,24 @@ class ImageDataModule(lightning.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        # one shuffle generator for the whole fit, saved in checkpoints (state_dict), so that a resumed
+        # run sees the same batches as an uninterrupted one (a fresh generator would replay epoch 1's order)
+        self._shuffle = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The train shuffle's generator state (Lightning stores it in every checkpoint)."""
+        return {"shuffle_generator": self._shuffle.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "shuffle_generator" in state:
+            self._shuffle.set_state(state["shuffle_generator"])
 
     def _loader(self, split: ImageSplit, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(
             BatchDataset(self.data, split, self.seed),
             batch_size=batch_size,
             shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            generator=self._shuffle if shuffle else None,
             num_workers=self.num_workers,
             collate_fn=_passthrough,
             drop_last=False,

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import importlib.util
 import io
+import json
 import logging
 import os
 import time
@@ -24,6 +25,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 from vaekit.config import ConfigError
+from vaekit.errors import RunExistsError, RunNotFoundError, TrainingFailedError, VaekitError
 from vaekit.data import ImageData, ImageDataModule, load_images
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.objectives import build_objective
@@ -32,7 +34,7 @@ from vaekit.run import RunConfig, TrainConfig, atomic_write_text, export_model, 
 from vaekit.training.system import VAESystem
 
 
-class CheckpointError(ValueError):
+class CheckpointError(VaekitError, ValueError):
     """A checkpoint cannot be read (truncated, corrupt, or not a vaekit checkpoint)."""
 
 
@@ -130,13 +132,39 @@ def _logger(cfg: RunConfig, run_dir: Path) -> list[Any]:
     return loggers
 
 
+ATTEMPT_FILE = "attempt.json"  # in each logs/version_N/: where that attempt started
+
+
+def record_attempt(logger: Any, start_step: int) -> None:
+    """Write ``attempt.json`` into the CSV logger's folder for this attempt: the logged step it starts
+    at (0 for a fresh run, the checkpoint's batch count on resume), which :func:`merge_metrics` needs."""
+    folder = Path(logger.log_dir)
+    atomic_write_text(folder / ATTEMPT_FILE, json.dumps({"start_step": int(start_step), "started": time.time()}))
+
+
+def _attempt_start(folder: Path) -> int | None:
+    try:
+        return int(json.loads((folder / ATTEMPT_FILE).read_text())["start_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # an attempt of an older vaekit: nothing known, its rows are kept
+
+
 def merge_metrics(run_dir: Path) -> Path | None:
-    """Concatenate ``logs/version_*/metrics.csv`` (in version order) into ``run_dir/metrics.csv``."""
+    """Join ``logs/version_*/metrics.csv`` (in version order) into ``run_dir/metrics.csv``, each step once.
+
+    An attempt that starts at step ``s`` (``attempt.json``) replaces every earlier row at a step ``>= s``:
+    a resumed attempt redoes the partial epoch that the killed one logged after its last checkpoint, and
+    a fresh attempt (``s = 0``) replaces an attempt killed before its first checkpoint. So every row comes
+    from the attempt whose weights were kept.
+    """
     parts = sorted((run_dir / "logs").glob("version_*/metrics.csv"),
                    key=lambda p: int(p.parent.name.split("_")[-1]))
     rows: list[dict[str, str]] = []
     keys: list[str] = []
     for part in parts:
+        start = _attempt_start(part.parent)
+        if start is not None:
+            rows = [r for r in rows if _row_step(r) < start]
         with open(part, newline="") as f:
             reader = csv.DictReader(f)
             for name in reader.fieldnames or []:
@@ -153,10 +181,27 @@ def merge_metrics(run_dir: Path) -> Path | None:
     return run_dir / "metrics.csv"
 
 
-def check_checkpoint(path: Path) -> None:
-    """Read ``path`` without executing code (``weights_only=True``); raise :class:`CheckpointError`."""
+def _row_step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return float("nan")  # (NaN < start is False: a row without a step goes with its attempt)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a Lightning checkpoint without executing code (``weights_only=True``); raise
+    :class:`CheckpointError` that says what is wrong (truncated, pickled objects, not vaekit's)."""
+    import pickle
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only met a Python object it will not rebuild
+        raise CheckpointError(
+            f"checkpoint {path} holds pickled Python objects ({str(e).splitlines()[0][:160]}). vaekit never "
+            f"unpickles files, since unpickling can run any code. If you trust the file, convert it once in a "
+            f"separate Python session: ckpt = torch.load(path, weights_only=False), then keep only tensors "
+            f"and plain values (state_dict, optimizer_states, loops) and torch.save them; nothing was changed"
+        ) from None
     except Exception as e:
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:200]}); it is truncated or "
@@ -164,17 +209,90 @@ def check_checkpoint(path: Path) -> None:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a Lightning checkpoint of a vaekit run")
+    return ckpt
+
+
+def check_checkpoint(path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``path`` is a readable checkpoint (:func:`load_checkpoint`)."""
+    load_checkpoint(path)
 
 
 def check_resume(ckpt: Path, resume: bool, exists_message: str) -> None:
     """Before training into a folder: with ``resume`` the checkpoint must exist and be readable;
-    without it, an existing checkpoint is never overwritten (``FileExistsError(exists_message)``)."""
+    without it, an existing checkpoint is never overwritten (``RunExistsError(exists_message)``)."""
     if resume:
         if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+            raise RunNotFoundError(f"--resume: no checkpoint at {ckpt}")
         check_checkpoint(ckpt)
     elif ckpt.exists():
-        raise FileExistsError(exists_message)
+        raise RunExistsError(exists_message)
+
+
+# what an attempt writes before its first checkpoint: a folder holding only these, with vaekit's attempt
+# records in logs/, is an attempt killed early, which a fresh run may replace
+_EARLY_ATTEMPT_ENTRIES = {"config.yaml", "logs", "metrics.csv", "tensorboard", "mlruns"}
+
+
+def check_out_dir(run_dir: Path, resume: bool) -> bool:
+    """Refuse to train into a folder whose contents training would overwrite.
+
+    Allowed: a missing or empty folder; with ``resume``, a run with a readable checkpoint; without it,
+    the leftovers of a vaekit attempt killed before its first checkpoint (returns True: the caller
+    says that it starts over). Anything else (a finished run whose checkpoints were removed, a user's
+    folder with a ``config.yaml``) raises :class:`RunExistsError` and nothing is written.
+    """
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    check_resume(ckpt, resume, f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
+                               f"or choose another --out")
+    if resume or not run_dir.exists():
+        return False
+    if not run_dir.is_dir():
+        raise RunExistsError(f"--out {run_dir} is a file, not a folder")
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if not entries:
+        return False
+    early = (set(entries) <= _EARLY_ATTEMPT_ENTRIES and (run_dir / "logs").is_dir()
+             and any((run_dir / "logs").glob(f"version_*/{ATTEMPT_FILE}")))
+    if early:
+        return True
+    shown = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
+    what = ("a finished run without its checkpoints (model.safetensors)" if "model.safetensors" in entries
+            else "files that are not a resumable vaekit run")
+    raise RunExistsError(f"--out {run_dir} is not empty: it holds {what} ({shown}); training would overwrite "
+                         f"them. Choose another --out, or empty the folder yourself")
+
+
+# config sections a resumed run may not change: the weights in the checkpoint belong to them
+_FIXED_ON_RESUME = ("model", "data.name", "data.binarize", "data.subset")
+
+
+def check_same_run(saved: RunConfig, cfg: RunConfig) -> None:
+    """``--resume`` continues the saved run: refuse a changed architecture or data, naming the keys."""
+    from vaekit.config import to_dict
+
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(d, dict):
+            return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        return {prefix[:-1]: d}
+
+    old, new = flat(to_dict(saved)), flat(to_dict(cfg))
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)
+                     and any(k == f or k.startswith(f + ".") for f in _FIXED_ON_RESUME))
+    if changed:
+        detail = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:6])
+        raise ConfigError(f"--resume cannot change the model or its data ({detail}): the checkpoint holds weights "
+                          f"for the saved config. Nothing was changed; train a new run with another --out")
+
+
+def check_state_fits(state: dict[str, Any], model: torch.nn.Module, path: Path) -> None:
+    """The checkpoint's model weights have the shapes of ``model`` (else :class:`CheckpointError`)."""
+    own = {f"model.{k}": v.shape for k, v in model.state_dict().items()}
+    theirs = {k: v.shape for k, v in state.items() if k.startswith("model.")}
+    bad = [f"{k} {list(theirs[k])} vs {list(own[k])}" for k in own if k in theirs and theirs[k] != own[k]]
+    missing = [k for k in own if k not in theirs]
+    if bad or missing:
+        raise CheckpointError(f"{path} does not fit the model of this run's config: "
+                              + "; ".join(bad[:3] + [f"missing {k}" for k in missing[:3]]))
 
 
 @dataclass
@@ -230,25 +348,45 @@ def schedule_steps(num_train: int, batch_size: int, world_size: int, *, max_epoc
 
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -> TrainResult:
-    """Train ``cfg`` into ``run_dir``; with ``resume`` continue from ``checkpoints/last.ckpt``."""
+    """Train ``cfg`` into ``run_dir``; with ``resume`` continue from ``checkpoints/last.ckpt``.
+
+    Everything that can refuse the run (the output folder, a changed config on resume, a checkpoint
+    that does not fit) is checked before anything is written. A run that trains but fails (most updates
+    skipped, a non-finite validation ELBO or weights) is exported with ``status: failed`` in
+    ``model.json`` and raises :class:`TrainingFailedError`.
+    """
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    check_resume(ckpt, resume, f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
-                               f"or choose another --out")
+    starts_over = check_out_dir(run_dir, resume)
+    state: dict[str, Any] | None = None
+    if resume:
+        if (run_dir / "config.yaml").is_file():
+            from vaekit.run import read_run_config
+
+            check_same_run(read_run_config(run_dir), cfg)
+        state = load_checkpoint(ckpt)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     data, model = prepare(cfg)
     initialise(model, data, cfg.train)
+    if state is not None:
+        check_state_fits(state["state_dict"], model, ckpt)
+    if starts_over:
+        logging.getLogger("vaekit").warning("%s holds an attempt killed before its first checkpoint: starting "
+                                            "over (its logged rows are replaced)", run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run_dir, cfg)
     dm = ImageDataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
                          num_workers=cfg.data.num_workers, seed=cfg.train.seed)
     t = cfg.train
+    loggers = _logger(cfg, run_dir)
     trainer = build_trainer(
         run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time, progress=t.progress,
-        precision=t.precision, logger=_logger(cfg, run_dir), accelerator=t.accelerator, devices=t.devices,
+        precision=t.precision, logger=loggers, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, num_nodes=t.num_nodes, check_val_every_n_epoch=t.val_every,
         limit_val_batches=None if t.limit_val_batches == 1.0 else t.limit_val_batches,  # None: all, no notice
     )
+    if trainer.is_global_zero:
+        record_attempt(loggers[0], logged_batches(state) if state is not None else 0)
     steps_per_epoch, total = schedule_steps(len(data.train), cfg.data.batch_size, trainer.world_size,
                                             max_epochs=t.max_epochs, max_steps=t.max_steps)
     system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total,
@@ -258,13 +396,47 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         trainer.fit(system, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
     final = system.exported_model()
+    skipped = int(system.skipped_steps)
+    problems = training_problems(trainer, system, final, t.optim.max_skipped_fraction)
     if trainer.is_global_zero:
         merge_metrics(run_dir)
         export_model(run_dir, cfg.model.name, final, extra={
             "data": {"name": data.name, "source": data.source, "binarization": data.binarization,
                      "levels": data.levels, "split": data.split_note},
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
-            "skipped_steps": int(system.skipped_steps), "ema": cfg.train.optim.ema,
+            "skipped_steps": skipped, "ema": cfg.train.optim.ema,
+            "status": "failed" if problems else "ok", **({"problems": problems} if problems else {}),
         })
-    return TrainResult(run_dir, final, data, seconds, trainer.current_epoch, int(system.skipped_steps),
-                       trainer.is_global_zero)
+    if problems:
+        raise TrainingFailedError(
+            f"training of {run_dir} failed: {'; '.join(problems)}. The run is kept and marked failed in "
+            f"{run_dir / 'model.json'}; try a lower train.optim.lr, a warm-up (train.optim.schedule="
+            f"warmup_cosine) or a smaller train.optim.grad_clip")
+    return TrainResult(run_dir, final, data, seconds, trainer.current_epoch, skipped, trainer.is_global_zero)
+
+
+def logged_batches(ckpt: dict[str, Any]) -> int:
+    """The batch count (Lightning's logging step) at which a checkpoint was written: optimiser steps plus
+    skipped updates, as Lightning counts ``_batches_that_stepped``."""
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except (KeyError, TypeError):
+        return int(ckpt.get("global_step", 0)) + int(ckpt["state_dict"].get("skipped_steps", 0))
+
+
+def training_problems(trainer: L.Trainer, system: VAESystem, final: torch.nn.Module,
+                      max_skipped_fraction: float) -> list[str]:
+    """What makes a finished fit unusable: most updates skipped, a non-finite validation ELBO or weights."""
+    problems = []
+    skipped = int(system.skipped_steps)
+    batches = trainer.global_step + skipped
+    if batches and skipped > max_skipped_fraction * batches:
+        problems.append(f"{skipped} of {batches} updates were skipped (a non-finite loss, or a gradient norm "
+                        f"above train.optim.skip_threshold), more than train.optim.max_skipped_fraction="
+                        f"{max_skipped_fraction}")
+    elbo = trainer.callback_metrics.get("val/elbo")
+    if elbo is not None and not bool(torch.isfinite(elbo).all()):
+        problems.append(f"the last validation ELBO is {float(elbo)}")
+    if not all(bool(torch.isfinite(v).all()) for v in final.state_dict().values() if v.is_floating_point()):
+        problems.append("the trained weights hold NaN or infinite values")
+    return problems

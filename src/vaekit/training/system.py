@@ -34,6 +34,35 @@ from vaekit.training.schedules import SCHEDULES
 COMPILE_MODES = ("none", "default", "reduce-overhead")  # train.compile
 
 
+def random_states() -> dict[str, Any]:
+    """The torch (CPU and every CUDA device), numpy and Python random states, as tensors and lists
+    (readable with ``torch.load(weights_only=True)``)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": list(random.getstate()[1])}
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`random_states` returned."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate((3, tuple(states["python"]), None))
+
+
 def _fused_supported() -> bool:
     major, minor = (int(v) for v in torch.__version__.split(".")[:2])
     return (major, minor) >= (2, 4)
@@ -63,6 +92,8 @@ class VAESystem(L.LightningModule):
             if optim.ema > 0 else None
         )
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self._skipped = 0  # the same count on the host, so that deciding when to log reads no device
+        self._resumed_rng: dict[str, Any] | None = None  # random states of a checkpoint, applied at on_train_start
 
     # -- helpers --------------------------------------------------------------------------------
     @property
@@ -81,9 +112,12 @@ class VAESystem(L.LightningModule):
                      sync_dist=stage != "train")
 
     def _log_now(self) -> bool:
-        """Whether this training step's metrics are written (Lightning keeps every n-th step's)."""
+        """Whether Lightning writes this training step's metrics: it keeps every n-th *batch* (its
+        ``_batches_that_stepped``), and a skipped update is a batch but no optimiser step, so the batch
+        count is ``global_step + skipped`` (counting optimiser steps alone logged at the wrong batches
+        once a step was skipped, and wrote stale or no values)."""
         every = self._trainer.log_every_n_steps if self._trainer is not None else 1
-        return (self.global_step + 1) % max(every, 1) == 0
+        return (self.global_step + self._skipped + 1) % max(every, 1) == 0
 
     # -- training -------------------------------------------------------------------------------
     def _objective_terms(self, batch: dict[str, Tensor], step: int | Tensor) -> dict[str, Tensor]:
@@ -113,22 +147,42 @@ class VAESystem(L.LightningModule):
         # one host read per step decides: each read waits for the device (two took ~0.5 ms a step on an H100)
         ok = torch.isfinite(loss) & torch.isfinite(grad_norm) & (grad_norm < self.optim.skip_threshold)
         skip = not bool(ok.item())
-        if not skip and self._log_now():
+        log_now = self._log_now()  # before the counts change
+        if not skip and log_now:
             self.log("train/grad_norm", grad_norm, batch_size=self._batch_size(batch), on_step=True)
         if skip:
             opt.zero_grad(set_to_none=True)
             self.skipped_steps += 1
+            self._skipped += 1
         else:
             opt.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
         if sched is not None:
             sched.step()
-        if not self._log_now():
+        if not log_now:
             return  # per-step logging costs ~9% of a small model's step; the CSV only keeps every n-th
-        self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, prog_bar=bool(self.skipped_steps))
-        if not skip:  # (logging takes each term's mean, a new tensor: a CUDA graph's outputs are not kept)
-            self._log_terms("train", {k: v.detach() for k, v in terms.items()}, self._batch_size(batch), ("loss",))
+        # the same arguments at every call (Lightning refuses a key logged with others within an epoch)
+        self.log("train/skipped_steps", float(self._skipped), on_step=True, on_epoch=False, prog_bar=False)
+        # a skipped step logs its terms too (NaN or huge: what was refused), else the row repeats the last
+        # logged values; logging takes each term's mean, a new tensor, so a CUDA graph's outputs are not kept
+        self._log_terms("train", {k: v.detach() for k, v in terms.items()}, self._batch_size(batch), ("loss",))
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the random states, so that a resumed run draws the same noise as an uninterrupted one
+        (Lightning's checkpoints restore weights, optimiser and loops, not the generators)."""
+        checkpoint["vaekit_rng"] = random_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._skipped = int(checkpoint["state_dict"].get("skipped_steps", 0))
+        self._resumed_rng = checkpoint.get("vaekit_rng")
+
+    def on_train_start(self) -> None:
+        # after the sanity check, whose validation draws would otherwise shift the resumed stream
+        if self._resumed_rng is not None:
+            set_random_states(self._resumed_rng)
+            self._resumed_rng = None
 
     # -- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
