@@ -78,6 +78,7 @@ def test_cvae_class_grid(tmp_path):
     _ok(["train", "cvae", *QUICK, "--set", "model.prior=conditional", "--out", str(out)])
     assert (out / "figures" / "class_samples.png").is_file()
     _ok(["sample", str(out), "--label", "3", "-n", "4"])
+    assert "classes 0..9" in _err(["sample", str(out), "--label", "10", "-n", "4"])
 
 
 def test_user_errors_are_one_clear_line(tmp_path):
@@ -188,3 +189,151 @@ def test_compare_refuses_runs_trained_on_different_data(run_dir, tmp_path):
          "--set", "train.max_epochs=1", "--out", str(other)])
     r = runner.invoke(app, ["compare", str(run_dir), str(other), "-k", "5", "--subset", "10"])
     assert r.exit_code != 0 and "different data" in r.output
+
+
+# -- bad input: each refused with one clear line, and nothing lost (issue 14) ----------------------------
+def _err(args):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
+    assert "Traceback" not in r.output and "error:" in r.output
+    return " ".join(r.output.split())  # rich wraps long lines
+
+
+def test_resume_refuses_a_changed_architecture_before_writing_anything(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    text = _err(["train", "vae", "--resume", "--out", str(run), "--set", "model.latent_dim=7",
+                 "--set", "train.max_epochs=3", "--no-evaluate", "--no-figures"])
+    assert "model.params.latent_dim: 3 -> 7" in text or "latent_dim" in text
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
+    _ok(["train", "vae", "--resume", "--out", str(run), "--set", "train.max_epochs=3", "--no-evaluate",
+         "--no-figures"])  # a plain resume still works
+    assert json.loads((run / "model.json").read_text())["epochs"] == 3
+
+
+def test_weights_that_do_not_match_model_json_are_one_line(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    meta = json.loads((run / "model.json").read_text())
+    meta["config"]["latent_dim"] = 7
+    (run / "model.json").write_text(json.dumps(meta))
+    text = _err(["evaluate", str(run), "-k", "2"])
+    assert "does not match the model" in text and "shapes differ" in text
+    assert "is [3]," in text and "the model's [7]" in text  # e.g. the encoder head's bias
+
+
+def test_out_that_holds_something_else_is_refused_and_kept(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "finished"
+    shutil.copytree(run_dir, run)
+    shutil.rmtree(run / "checkpoints")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    text = _err(["train", "vae", *QUICK, "--out", str(run)])
+    assert "not empty" in text and "model.safetensors" in text
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "config.yaml").write_text("my: own\n")
+    (user / "metrics.csv").write_text("a,b\n1,2\n")
+    assert "not empty" in _err(["train", "vae", *QUICK, "--out", str(user)])
+    assert (user / "config.yaml").read_text() == "my: own\n" and (user / "metrics.csv").read_text() == "a,b\n1,2\n"
+    (tmp_path / "afile").write_text("x")
+    assert "is a file" in _err(["train", "vae", *QUICK, "--out", str(tmp_path / "afile")])
+
+
+def test_options_out_of_range_are_refused(run_dir):
+    before = set((run_dir / "eval").iterdir())
+    assert "importance samples must be >= 0" in _err(["evaluate", str(run_dir), "-k", "-5"])
+    assert set((run_dir / "eval").iterdir()) == before  # no result written
+    assert "'bogus' is not a device name" in _err(["evaluate", str(run_dir), "-k", "2", "--device", "bogus"])
+    assert "has 360 images" in _err(["traverse", str(run_dir), "--index", "100000"])
+    assert "has 360 images" in _err(["reconstruct", str(run_dir), "-n", "361"])
+    assert "steps must be >= 2" in _err(["interpolate", str(run_dir), "--steps", "1"])
+
+
+def test_sample_draws_in_batches_caps_the_grid_and_writes_the_rest(run_dir, tmp_path, monkeypatch):
+    import numpy as np
+
+    from vaekit import cli
+    from vaekit.models.vae import VAE
+
+    sizes = []
+    real = VAE.sample
+
+    def spy(self, n, *a, **k):
+        sizes.append(n)
+        return real(self, n, *a, **k)
+
+    monkeypatch.setattr(VAE, "sample", spy)
+    monkeypatch.setattr(cli, "SAMPLE_BATCH", 200)
+    text = _ok(["sample", str(run_dir), "-n", "450", "--out", str(tmp_path / "s.png")])
+    assert sizes == [200, 200, 50]
+    arr = np.load(tmp_path / "s.npy", mmap_mode="r")
+    assert arr.shape == (450, 1, 8, 8) and arr.dtype == np.float32 and 0 <= arr.min() and arr.max() <= 1
+    assert "first 256 of 450" not in text and "s.npy" in text
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert "needs a conditional model" in _err(["sample", str(run_dir), "-n", "2", "--label", "0"])
+
+
+def test_reconstruct_of_images_of_another_size_names_both(run_dir, tmp_path):
+    import shutil
+
+    import numpy as np
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big.npz", x_train=rng.integers(0, 17, (30, 10, 10), dtype=np.uint8),
+             x_test=rng.integers(0, 17, (10, 10, 10), dtype=np.uint8))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["name"] = str(tmp_path / "big.npz")
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    text = _err(["reconstruct", str(run), "-n", "4"])
+    assert "1x10x10 images" in text and "takes 1x8x8" in text
+
+
+def test_a_pickled_checkpoint_is_refused_with_how_to_convert(run_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["hparams"] = __import__("argparse").Namespace(lr=1.0)  # a Python object: only a pickle holds it
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    text = _err(["train", "vae", "--resume", "--out", str(run), "--set", "train.max_epochs=3"])
+    assert "never unpickles" in text and "convert" in text
+    assert "In PyTorch 2.6" not in text  # torch's own advice is not quoted
+
+
+def test_an_internal_bug_keeps_its_traceback(run_dir, monkeypatch):
+    import vaekit.api
+
+    def broken(*a, **k):
+        raise ValueError("a bug, not the user's doing")
+
+    monkeypatch.setattr(vaekit.api, "evaluate_run", broken)
+    r = runner.invoke(app, ["evaluate", str(run_dir), "-k", "2"])
+    assert r.exit_code == 1 and isinstance(r.exception, ValueError)  # not the one-line "error:" exit 2
+    assert "error:" not in r.output
+
+
+def test_a_diverged_run_exits_nonzero_and_is_marked(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "vae", *QUICK, "--set", "data.batch_size=32", "--set", "train.optim.lr=10",
+                            "--set", "train.max_epochs=1", "--no-figures", "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    text = " ".join(r.output.split())
+    assert "training of" in text and "failed" in text and "updates were skipped" in text
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["status"] == "failed" and meta["skipped_steps"] > 20
+    r = runner.invoke(app, ["evaluate", str(out), "-k", "2"])
+    assert r.exit_code == 1 and "non-finite" in " ".join(r.output.split())

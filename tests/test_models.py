@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -148,3 +150,80 @@ def test_conv_stack_handles_odd_sizes():
     for shape in ([1, 28, 28], [3, 7, 9], [1, 33, 20]):
         model = build_model("vae", {"arch": "conv", "channels": [4, 8], "data_shape": shape, "levels": 2})
         assert model.sample(2).shape == (2, *shape)
+
+
+# -- evaluation of non-finite values ---------------------------------------------------------------
+
+
+def _nan_for_example(model, example: int, where: str):
+    """Make ``model`` give NaN for one example of a batch of 5: in its log importance weights (``"log_w"``, the
+    IS-NLL's input) or in its decoder's output for that example (``"decoder"``, so in the ELBO)."""
+    if where == "log_w":
+        clean = model.log_importance_weights
+
+        def log_w(batch, k):
+            w = clean(batch, k).clone()
+            w[:, example] = float("nan")
+            return w
+
+        model.log_importance_weights = log_w
+    else:
+        def poison(module, inputs, out):
+            return out.index_fill(0, torch.tensor([example]), float("nan")) if out.shape[0] == 5 else out
+
+        model.decoder.register_forward_hook(poison)
+    return model
+
+
+def test_importance_sampling_keeps_examples_apart():
+    """The IS-NLL's log-sum-exp runs over each example's k samples, never across examples: one example whose
+    log-weights are all 1e4 (a log-sum-exp stabilised by the batch's maximum would underflow every other
+    example to -inf) gets -log p(x) = -log mean(e^1e4) = -1e4, and the other four are exactly what the clean model gives."""
+    from vaekit.evaluation import per_example_nll
+
+    model, batch = _make("vae", 0)
+    clean = per_example_nll(model, [batch], num_samples=6, seed=1)
+    assert torch.isfinite(clean).all()
+    inner = model.log_importance_weights
+
+    def log_w(b, k):
+        w = inner(b, k).clone()
+        w[:, 1] = 1e4
+        return w
+
+    model.log_importance_weights = log_w
+    shifted = per_example_nll(model, [batch], num_samples=6, seed=1)
+    keep = torch.tensor([0, 2, 3, 4])
+    assert torch.equal(shifted[keep], clean[keep])
+    assert math.isclose(shifted[1].item(), -1e4, abs_tol=1e-2)
+
+
+def test_evaluation_refuses_data_with_nan():
+    from vaekit.evaluation import evaluate_likelihood, per_example_nll
+
+    model, batch = _make("vae", 0)
+    x = batch["x"].clone()
+    x[2, 0, 3, 3] = float("nan")
+    for evaluate in (evaluate_likelihood, per_example_nll):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            evaluate(model, [{"x": x}], num_samples=2)
+    x[2, 0, 3, 3] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        evaluate_likelihood(model, [{"x": x}], num_samples=0)
+
+
+@pytest.mark.parametrize("where,num_samples", [("log_w", 4), ("decoder", 0)])
+def test_evaluation_raises_when_the_model_gives_nan_for_an_example(where, num_samples):
+    """A model whose ELBO or IS-NLL is NaN for one example is broken; the evaluation must say so (an error that
+    names the non-finite values) rather than report NaN means as results."""
+    from vaekit.evaluation import evaluate_likelihood, per_example_nll
+
+    model, batch = _make("vae", 0)
+    from vaekit.errors import NonFiniteError
+
+    model = _nan_for_example(model, 1, where)
+    with pytest.raises(NonFiniteError, match="non-finite .* for 1 of 5 examples"):
+        evaluate_likelihood(model, [batch], num_samples=num_samples)
+    if num_samples:
+        with pytest.raises(NonFiniteError, match="non-finite .* for 1 of 5 examples"):
+            per_example_nll(model, [batch], num_samples=num_samples)

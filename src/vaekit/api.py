@@ -18,6 +18,7 @@ import vaekit
 from vaekit.config import to_dict
 from vaekit.data import ImageData, iterate_batches, load_images
 from vaekit.data.images import ImageSplit
+from vaekit.errors import UsageError
 from vaekit.evaluation import evaluate_likelihood, latent_usage, paired_difference, per_example_nll
 from vaekit.run import RunConfig, atomic_write_text, load, read_run_config
 
@@ -29,6 +30,52 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``), or CUDA when there is one and else the CPU;
+    :class:`UsageError` for a name torch does not know or a device this machine lacks."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a device name (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device on this machine (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {device}: vaekit runs on cpu or cuda")
+    return dev
+
+
+def save_result(folder: Path, stem: str, result: dict[str, Any]) -> Path:
+    """Write ``result`` as ``folder/<stem>_<timestamp>.json`` under a name no other result has: the name
+    is claimed with an exclusive create (so two evaluations in the same second, or at once, never
+    overwrite each other), then the text replaces the empty file atomically. Every result file of
+    every evaluation goes through here; :func:`rewrite_result` updates one in place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = f"{stem}_{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for i in range(10_000):
+        path = folder / (f"{base}.json" if i == 0 else f"{base}_{i}.json")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        rewrite_result(path, result)
+        return path
+    raise RuntimeError(f"no free result name for {base} in {folder}")  # pragma: no cover
+
+
+def rewrite_result(path: Path, result: dict[str, Any]) -> None:
+    """Replace the text of a result this process wrote with :func:`save_result` (atomically)."""
+    atomic_write_text(path, json.dumps(result, indent=2, default=float))
+
+
+def nonfinite_numbers(result: dict[str, Any]) -> list[str]:
+    """The top-level numbers of a result that are NaN or infinite (a diverged model's evaluation)."""
+    return sorted(k for k, v in result.items() if isinstance(v, float) and not np.isfinite(v))
 
 
 def device_name(device: torch.device) -> str:
@@ -62,7 +109,7 @@ def load_run_data(cfg: RunConfig, data_override: str | None = None) -> ImageData
 def split_part(data: ImageData, split: str, subset: int | None = None) -> ImageSplit:
     """The named split (test, val or train) of ``data``, cut to its first ``subset`` examples (None or 0: all)."""
     if split not in ("test", "val", "train"):
-        raise ValueError(f"split must be test, val or train, got {split!r}")
+        raise UsageError(f"split must be test, val or train, got {split!r}")
     part = {"test": data.test, "val": data.val, "train": data.train}[split]
     if subset:
         part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
@@ -93,8 +140,14 @@ def evaluate_run(
     k = e.num_samples if num_samples is None else num_samples
     seed = e.seed if seed is None else seed
     subset = e.subset if subset is None else (subset or None)  # 0: the whole split
+    if k < 0:
+        raise UsageError(f"the number of importance samples must be >= 0 (0: the ELBO only), got {k}")
+    if subset is not None and subset < 0:
+        raise UsageError(f"subset must be >= 0 (0: the whole split), got {subset}")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
     bs = batch_size or e.batch_size
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
     data = data or load_run_data(cfg)
     part = split_part(data, split, subset)
@@ -133,21 +186,19 @@ def evaluate_run(
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": to_dict(cfg),
     }
+    meta_path = run_dir / "model.json"
+    status = json.loads(meta_path.read_text()).get("status", "ok") if meta_path.is_file() else "ok"
+    if status != "ok":
+        result["run_status"] = status  # training marked this run failed (vaekit train said why)
+    result["nonfinite"] = nonfinite_numbers(lik)
     if model.latent_kind == "discrete":
         result["note"] = ("VQ model: -log p(x) <= distortion + rate, with the rate under the uniform training "
                           "prior and, if fitted, the code prior (bound_*_bpd); no importance sampling")
     if result["likelihood_kind"] == "density":
         result["note"] = "Gaussian density of continuous values: not a discrete log-likelihood, no bits/dim"
     if save:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         tag = "codes" if model.latent_kind == "discrete" else f"k{k}"
-        path = run_dir / "eval" / f"{split}_{tag}_{stamp}.json"
-        i = 1
-        while path.exists():
-            path = run_dir / "eval" / f"{split}_{tag}_{stamp}_{i}.json"
-            i += 1
-        atomic_write_text(path, json.dumps(result, indent=2))
-        result["path"] = str(path)
+        result["path"] = str(save_result(run_dir / "eval", f"{split}_{tag}", result))
     return result
 
 
@@ -171,16 +222,16 @@ def compare_runs(
     data_a, data_b = (load_run_data(c) for c in cfgs)
     same = lambda d: (d.name, d.binarization, d.levels, d.shape)  # noqa: E731
     if same(data_a) != same(data_b):
-        raise ValueError(f"the runs were trained on different data: {same(data_a)} vs {same(data_b)}; "
+        raise UsageError(f"the runs were trained on different data: {same(data_a)} vs {same(data_b)}; "
                          f"a paired comparison needs the same images")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     part = split_part(data_a, split, subset)
     start = time.perf_counter()
     nll = []
     for r in (run_a, run_b):
         model = load(Path(r), device=str(dev))
         if model.latent_kind == "discrete":
-            raise ValueError(f"{r}: a VQ model has no importance-sampled NLL (use vaekit evaluate for its bound)")
+            raise UsageError(f"{r}: a VQ model has no importance-sampled NLL (use vaekit evaluate for its bound)")
         model.likelihood.check_data(data_a.levels, data_a.name)
         nll.append(per_example_nll(model, iterate_batches(part, data_a, batch_size, device=dev, seed=seed),
                                    num_samples=num_samples, seed=seed))
@@ -208,10 +259,10 @@ def evaluate_disentanglement_run(
     from vaekit.evaluation.disentanglement import default_dci_classifier, disentanglement_metrics
 
     run_dir = Path(run_dir)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
     if tuple(model.data_shape) != (1, 64, 64):
-        raise ValueError(f"disentanglement metrics run on dSprites (1x64x64 images); this model takes "
+        raise UsageError(f"disentanglement metrics run on dSprites (1x64x64 images); this model takes "
                          f"{list(model.data_shape)}")
     ds = load_dsprites(subset=1, seed=seed)  # the factor grid; images come from the renderer
     classifier = default_dci_classifier
@@ -226,11 +277,9 @@ def evaluate_disentanglement_run(
     res.update({"run": str(run_dir), "device": device_name(dev), "commit": git_commit(), "fast_dci": fast_dci,
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if save:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = run_dir / "eval" / f"disentanglement_{stamp}.json"
-        atomic_write_text(path, json.dumps(res, indent=2, default=float))  # the scores first: figures may fail
+        path = save_result(run_dir / "eval", "disentanglement", res)  # the scores first: figures may fail
         res["figures"] = [str(p) for p in _factor_figures(model, ds, res, run_dir / "figures")]
-        atomic_write_text(path, json.dumps(res, indent=2, default=float))
+        rewrite_result(path, res)
         res["path"] = str(path)
     return res
 
@@ -260,11 +309,11 @@ def evaluate_cas_run(run_dir: str | os.PathLike, *, per_class: int = 1000, epoch
     from vaekit.evaluation.cas import classification_accuracy_score
 
     run_dir = Path(run_dir)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
     prior = getattr(model, "code_prior", None)
     if not (model.conditional or (prior is not None and prior.num_classes)):
-        raise ValueError(f"CAS needs class-conditional samples: {run_dir} holds an unconditional model "
+        raise UsageError(f"CAS needs class-conditional samples: {run_dir} holds an unconditional model "
                          f"(fit a class-conditional prior with `vaekit fit-prior`, or train a cvae)")
     data = load_run_data(read_run_config(run_dir))
     res = classification_accuracy_score(model, data, per_class=per_class, epochs=epochs, seed=seed,
@@ -272,7 +321,5 @@ def evaluate_cas_run(run_dir: str | os.PathLike, *, per_class: int = 1000, epoch
     res.update({"run": str(run_dir), "data": data.name, "device": device_name(dev), "commit": git_commit(),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if save:
-        path = run_dir / "eval" / f"cas_{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-        atomic_write_text(path, json.dumps(res, indent=2))
-        res["path"] = str(path)
+        res["path"] = str(save_result(run_dir / "eval", "cas", res))
     return res

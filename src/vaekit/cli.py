@@ -21,35 +21,25 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from vaekit.bench import BenchError
-    from vaekit.config import ConfigError
-    from vaekit.data import DataNotFoundError
-    from vaekit.distributions import LikelihoodDataError
-    from vaekit.models import BatchError
-    from vaekit.nn import ImageSizeError
-    from vaekit.training import CheckpointError
-
-    return (ConfigError, DataNotFoundError, LikelihoodDataError, BatchError, ImageSizeError, CheckpointError,
-            BenchError, FileNotFoundError, FileExistsError, KeyError, ValueError)
+    raise typer.Exit(code=code)
 
 
 def _guard(fn):
-    """Turn the library's user-facing errors into one red line and exit code 2 (no traceback)."""
+    """Turn a :class:`vaekit.errors.VaekitError` (input the user can fix) into one red line and its exit
+    code (2; 1 for a run that trained but failed). Any other exception is a bug and keeps its traceback;
+    ``VAEKIT_DEBUG=1`` shows the traceback of user errors too."""
     import os
+
+    from vaekit.errors import VaekitError
 
     try:
         return fn()
-    except _user_errors() as e:
+    except VaekitError as e:
         if os.environ.get("VAEKIT_DEBUG"):
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        _fail(str(msg))
+        _fail(str(e), e.exit_code)
 
 
 def _default_out(name: str) -> Path:
@@ -118,11 +108,19 @@ def _train_and_report(cfg, run_dir: Path, resume: bool, evaluate: bool, figures:
     if evaluate:
         res = evaluate_run(run_dir, data=result.data)
         _print_eval(res)
+        _refuse_nonfinite(res)
         usage = res["latent_usage"]
     if figures:
         paths = make_figures(result.model, result.data, run_dir, usage=usage)
         for p in paths:
             console.print(f"figure: {p}")
+
+
+def _refuse_nonfinite(res: dict) -> None:
+    """An evaluation whose numbers are NaN or infinite is a failed model, not a result: exit 1."""
+    if res.get("nonfinite"):
+        _fail(f"the evaluation gave non-finite {', '.join(res['nonfinite'])}: the model is broken (diverged "
+              f"training?); saved as {res.get('path', 'not saved')} for inspection", 1)
 
 
 def _print_eval(res: dict) -> None:
@@ -266,6 +264,10 @@ def evaluate(
             print(json.dumps({k: v for k, v in res.items() if k != "latent_usage"}, indent=2))
         else:
             _print_eval(res)
+        if res.get("run_status", "ok") != "ok":
+            err.print(f"[bold yellow]warning:[/] {run_dir} is marked {res['run_status']} by training "
+                      f"(see 'problems' in {run_dir / 'model.json'})")
+        _refuse_nonfinite(res)
 
     _guard(run)
 
@@ -306,17 +308,23 @@ def _load_run(run_dir: Path):
     return load(run_dir), cfg
 
 
+GRID_MAX = 256  # samples drawn in a figure; more go to an .npy file beside it
+SAMPLE_BATCH = 1000  # samples decoded at once: memory stays flat whatever -n is
+
+
 @app.command()
 def sample(
     run_dir: Path = typer.Argument(..., help="a run directory"),
-    n: int = typer.Option(64, "-n", help="number of samples"),
+    n: int = typer.Option(64, "-n", help=f"number of samples (the figure shows the first {GRID_MAX}; more are "
+                                         "also written to an .npy file beside it)"),
     temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior's spread"),
     label: Optional[int] = typer.Option(None, "--label", help="class for conditional models"),
     mean: bool = typer.Option(True, "--mean/--draw", help="show the likelihood's mean or a draw from it"),
     seed: int = typer.Option(0, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN/figures/samples_cli.png)"),
 ) -> None:
-    """Draw samples from the prior and save them as an image grid."""
+    """Draw samples from the prior and save them as an image grid (and, past the grid's size, as .npy)."""
+    import numpy as np
     import torch
 
     from vaekit import plots
@@ -324,18 +332,42 @@ def sample(
     def run() -> None:
         if n < 1:
             _fail("-n must be >= 1")
+        if not temperature > 0:
+            _fail(f"--temperature must be > 0, got {temperature}")
         model, _ = _load_run(run_dir)
         torch.manual_seed(seed)
-        cond = {}
+        classes = model.config.num_classes if model.conditional else None
         if label is not None:
             prior = getattr(model, "code_prior", None)
             if not (model.conditional or (prior is not None and prior.num_classes)):
                 _fail("--label needs a conditional model (cvae, or a VQ model with a class-conditional prior)")
-            cond = {"y": torch.full((n,), label, dtype=torch.long)}
-        x = model.sample(n, temperature, use_mean=mean, **cond)
-        path = plots.save_figure(plots.image_grid(x, title=f"samples (T={temperature})"),
-                                 out or run_dir / "figures" / "samples_cli.png")
+            classes = classes or prior.num_classes
+            if not 0 <= label < classes:
+                _fail(f"--label {label} out of range: the model has classes 0..{classes - 1}")
+        png = out or run_dir / "figures" / "samples_cli.png"
+        npy = png.with_suffix(".npy") if n > GRID_MAX else None
+        store = None
+        grid = []
+        for start in range(0, n, SAMPLE_BATCH):
+            b = min(SAMPLE_BATCH, n - start)
+            cond = {} if label is None else {"y": torch.full((b,), label, dtype=torch.long, device=model.device)}
+            x = model.sample(b, temperature, use_mean=mean, **cond).cpu()
+            if npy is not None:
+                if store is None:  # written as it is drawn: a memory map of the whole [n, C, H, W] file
+                    npy.parent.mkdir(parents=True, exist_ok=True)
+                    store = np.lib.format.open_memmap(npy, mode="w+", dtype=np.float32, shape=(n, *x.shape[1:]))
+                store[start:start + b] = x.numpy()
+            if sum(len(g) for g in grid) < GRID_MAX:
+                grid.append(x[:GRID_MAX - sum(len(g) for g in grid)])
+        if store is not None:
+            store.flush()
+            del store
+        shown = torch.cat(grid)
+        title = f"samples (T={temperature})" + (f", the first {len(shown)} of {n}" if n > len(shown) else "")
+        path = plots.save_figure(plots.image_grid(shown, title=title), png)
         console.print(f"figure: {path}")
+        if npy is not None:
+            console.print(f"samples: {npy} ({n} x {list(shown.shape[1:])} float32 in [0, 1])")
 
     _guard(run)
 
@@ -345,6 +377,14 @@ def _test_images(run_dir: Path, n: int, offset: int = 0):
 
     model, cfg = _load_run(run_dir)
     data = load_run_data(cfg)
+    if n < 1:
+        _fail(f"need at least one image, got {n}")
+    if not 0 <= offset < len(data.test) or offset + n > len(data.test):
+        _fail(f"the test split of {data.name} has {len(data.test)} images (0..{len(data.test) - 1}); "
+              f"asked for {n} from index {offset}")
+    if tuple(data.shape) != tuple(model.data_shape):
+        _fail(f"{data.name} holds {'x'.join(map(str, data.shape))} images, but the model in {run_dir} takes "
+              f"{'x'.join(map(str, model.data_shape))}: was the run's data changed since training?")
     x = data.to_float(data.test.x[offset:offset + n], data.levels_of(data.test))
     y = data.test.y[offset:offset + n] if data.test.y is not None else None
     cond = {"y": y} if model.conditional else {}

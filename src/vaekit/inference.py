@@ -10,15 +10,23 @@ import torch
 from torch import Tensor
 
 from vaekit.models.base import LatentVariableModel
+from vaekit.errors import UsageError
 
 
 def _mean(dist) -> Tensor:
     return dist.mean.clamp(0, 1)
 
 
+def _check(model: LatentVariableModel, x: Tensor, cond: dict[str, Tensor]) -> None:
+    """Images of another size or dtype than the model's get :class:`BatchError` naming both shapes here,
+    not a shape error deep in a network or a plot."""
+    model.check_batch({"x": x, **cond})
+
+
 @torch.no_grad()
 def reconstruct(model: LatentVariableModel, x: Tensor, **cond: Tensor) -> Tensor:
     """``x [B, C, H, W]`` -> the likelihood's mean at the posterior mean, ``[B, C, H, W]``."""
+    _check(model, x, cond)
     return _mean(model.reconstruction(x, **cond))
 
 
@@ -29,7 +37,9 @@ def interpolate(model: LatentVariableModel, x_a: Tensor, x_b: Tensor, steps: int
     Returns ``[R, steps, C, H, W]``. A condition ``y`` (if any) is that of ``x_a``.
     """
     if steps < 2:
-        raise ValueError(f"steps must be >= 2, got {steps}")
+        raise UsageError(f"steps must be >= 2, got {steps}")
+    _check(model, x_a, cond)
+    _check(model, x_b, cond)
     za, zb = model.encode(x_a, **cond).mean, model.encode(x_b, **cond).mean  # [R, D]
     t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
     z = za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t  # [R, S, D]
@@ -42,6 +52,7 @@ def traverse(model: LatentVariableModel, x: Tensor, dims: list[int], values: Ten
 
     Returns ``[len(dims), len(values), C, H, W]``: row ``i`` sets ``z[dims[i]]`` to each of ``values``.
     """
+    _check(model, x, cond)
     z0 = model.encode(x, **cond).mean[0]  # [D]
     values = values.to(z0.device, z0.dtype)
     z = z0.expand(len(dims), len(values), -1).clone()  # [R, S, D]
@@ -58,6 +69,7 @@ def traverse_layer(model: LatentVariableModel, x: Tensor, layer: int, dims: list
     """Per-layer traversal (seed 003's figure): around the codes of one image ``x [1, C, H, W]``, set
     dimension ``dims[i]`` of latent layer ``layer`` (0 = bottom) to each of ``values``, infer or keep the
     other layers as the model defines (:meth:`decode_with_layer`), decode. ``[len(dims), S, C, H, W]``."""
+    _check(model, x, cond)
     z0 = model.layer_codes(x, **cond)[layer][0]  # [D_l]
     values = values.to(z0.device, z0.dtype)
     z = z0.expand(len(dims), len(values), -1).clone()  # [R, S, D_l]

@@ -19,13 +19,21 @@ import torch
 from torch import Tensor
 
 from vaekit.evaluation.mode import evaluating
+from vaekit.errors import DataError, NonFiniteError
 from vaekit.models.base import LatentVariableModel
 from vaekit.objectives import elbo_terms
 
 
 def _check_finite(x: Tensor) -> None:
     if not torch.isfinite(x).all():
-        raise ValueError("evaluation data contains NaN or infinite values")
+        raise DataError("evaluation data contains NaN or infinite values")
+
+
+def _check_model_finite(what: str, bad: int, n: int) -> None:
+    """A broken model's NaN must not become a reported mean (or a bare NaN in a result's JSON)."""
+    if bad:
+        raise NonFiniteError(f"the model's {what} is non-finite (NaN or infinite) for {bad} of {n} examples: "
+                             f"the model is broken (a diverged run?), so there is no result to report")
 
 
 @torch.no_grad()
@@ -75,19 +83,23 @@ def evaluate_likelihood(
     """
     sums: dict[str, float] = {}
     nll_values: list[Tensor] = []
-    n = 0
+    n = bad = 0
     with evaluating(model, seed):
         for batch in batches:
             x = batch["x"]
             _check_finite(x)
             terms, _ = elbo_terms(model(batch), x)
+            bad += int((~torch.isfinite(terms["elbo"])).sum())
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.double().sum().item()
             if num_samples > 0:
                 nll_values.append(-importance_sampled_log_likelihood(model, batch, num_samples, max_rows).cpu())
             n += x.shape[0]
     if n == 0:
-        raise ValueError("no evaluation data")
+        raise DataError("no evaluation data")
+    _check_model_finite("ELBO", bad, n)
+    if nll_values:
+        _check_model_finite("importance-sampled log-likelihood", int((~torch.isfinite(torch.cat(nll_values))).sum()), n)
     out: dict[str, Any] = {f"{name.replace('/', '_')}_nats": s / n for name, s in sums.items()}
     out["neg_elbo_nats"] = -out.pop("elbo_nats")
     out["num_examples"] = n
@@ -121,8 +133,10 @@ def per_example_nll(
             _check_finite(batch["x"])
             out.append(-importance_sampled_log_likelihood(model, batch, num_samples, max_rows).double().cpu())
     if not out:
-        raise ValueError("no evaluation data")
-    return torch.cat(out)
+        raise DataError("no evaluation data")
+    nll = torch.cat(out)
+    _check_model_finite("importance-sampled log-likelihood", int((~torch.isfinite(nll)).sum()), len(nll))
+    return nll
 
 
 def paired_difference(nll_a: Tensor, nll_b: Tensor) -> dict[str, float]:
