@@ -359,6 +359,8 @@ def report(ctx: Any, runs: dict[str, Any], summary_file: dict[str, Any], source:
     summary = main_batch(summary_file)
     epochs = summary.get("epochs")
     device = summary.get("device", "?")
+    ctx.machine["runs_on"] = (f"{device}, torch {summary.get('torch', '?')}, commit {summary.get('commit', '?')}, "
+                              f"{summary.get('date', '?')}")  # the header names where the table was measured
     cols = ["layers", "objective"] + [x for k in KS for x in (f"k={k} paper", f"k={k} vaekit")]
     rows = []
     for L in (1, 2):

@@ -104,6 +104,16 @@ def test_harness_writes_results_with_metadata_and_skips_the_peer(fake_dir):
     assert "| a | 4 [2, 6] |" in md and "Peer (pythae) skipped" in md and "a note" in md
     assert "echo ok" in (out / "README.md").read_text()
     assert not list(out.glob(".*tmp"))  # atomic writes leave no temp files
+    assert "Runs measured on" not in md
+
+
+def test_a_report_of_runs_measured_elsewhere_names_that_machine(fake_dir):
+    """The IWAE table is trained on a GPU and written up on a CPU: its header named the CPU (issue 14)."""
+    (fake_dir / "bench_echo.py").write_text(FAKE_BENCH + "\n    ctx.machine['runs_on'] = 'GPU-X, torch 9'\n")
+    run_benchmarks(["echo"], directory=fake_dir, repeats=1, quick=True, log=lambda *_: None)
+    out = fake_dir / "results" / "quick"
+    assert (out / "echo.md").read_text().splitlines()[2].startswith("Runs measured on GPU-X, torch 9 · this report")
+    assert "| GPU-X, torch 9 |" in (out / "README.md").read_text()
 
 
 def test_named_benchmark_and_errors(fake_dir, tmp_path):

@@ -300,6 +300,9 @@ class Context:
         peer_skip_reason: Why the peer is skipped (recorded in the results), else None.
         device: ``"cpu"`` or ``"cuda"``: where every worker computes (``args["device"]``).
         omp_wait_policy: The workers' ``OMP_WAIT_POLICY`` (:data:`OMP_WAIT_POLICIES`; "unset": the runtime's).
+        machine: The machine writing the results. A benchmark that reports runs measured elsewhere (the
+            IWAE table, trained on a GPU and written up later) sets ``machine["runs_on"]``: the report's
+            header and the index then name where the numbers were measured, not only the reporter.
     """
 
     name: str
@@ -496,10 +499,12 @@ def _fmt_load(load: Sequence[float] | None) -> str:
 
 def _markdown(ctx: Context, seconds: float) -> str:
     m = ctx.machine
-    lines = [f"# Benchmark `{ctx.name}`{' (quick: sizes too small to mean anything)' if ctx.quick else ''}", "",
-             f"{m['date']} · commit `{m['commit']}` · {m['device']} ({m['cpu_count']} CPU cores) · torch {m['torch']} · "
-             f"{m['threads']} threads · OMP_WAIT_POLICY {m.get('omp_wait_policy', 'unset')} · "
-             f"load {_fmt_load(m.get('loadavg_at_start'))} · {ctx.repeats} repeats · {seconds:.0f} s", ""]
+    here = (f"{m['date']} · commit `{m['commit']}` · {m['device']} ({m['cpu_count']} CPU cores) · torch {m['torch']} · "
+            f"{m['threads']} threads · OMP_WAIT_POLICY {m.get('omp_wait_policy', 'unset')} · "
+            f"load {_fmt_load(m.get('loadavg_at_start'))} · {ctx.repeats} repeats · {seconds:.0f} s")
+    if m.get("runs_on"):  # numbers measured elsewhere, reported here
+        here = f"Runs measured on {m['runs_on']} · this report written {here}"
+    lines = [f"# Benchmark `{ctx.name}`{' (quick: sizes too small to mean anything)' if ctx.quick else ''}", "", here, ""]
     if ctx.peer_skip_reason:
         lines += [f"**Peer ({PEER}) skipped:** {ctx.peer_skip_reason}.", ""]
     for t in ctx.tables:
@@ -527,7 +532,7 @@ def write_index(results_dir: Path) -> Path:
         m = meta.get("machine", {})
         headline = "; ".join(meta.get("headline", [])) or "-"
         rows.append(f"| [{rel}]({rel}.md) | {m.get('date', '?')} | `{m.get('commit')}` | "
-                    f"{m.get('device', '?')} | {headline} |")
+                    f"{m.get('runs_on') or m.get('device', '?')} | {headline} |")
     text = "\n".join(["# Benchmark results", "",
                       "Written by `make bench` / `vaekit bench` (see ../README.md). Each row links to its table; "
                       "the JSON beside it has every raw repeat.", "",
