@@ -17,6 +17,8 @@ from vaekit.data import (
     ImageDataModule,
     describe_datasets,
     find_dataset_dir,
+    formats,
+    images,
     iterate_batches,
     load_images,
     resolve,
@@ -24,14 +26,7 @@ from vaekit.data import (
 from vaekit.data.images import IDX_GZ
 from vaekit.registry import DATASETS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-needs_shared = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"shared data folder {SHARED_DATA} is absent"
-)
-needs_fashion = pytest.mark.skipif(
-    not FASHION_DIR.is_dir(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
-)
+from conftest import FASHION_DIR, SHARED_DATA, needs_fashion, needs_shared  # skip outside CI, fail in it
 
 
 @pytest.fixture(autouse=True)
@@ -335,6 +330,258 @@ def test_image_folder_mixed_sizes(tmp_path):
     Image.new("L", (5, 4)).save(tmp_path / "odd.png")
     with pytest.raises(ValueError, match=r"odd\.png.*same size"):
         load_images(str(tmp_path))
+
+
+# --- reading only what is asked (subset, splits) --------------------------------------------------
+
+
+def _digest(t: torch.Tensor | None) -> str | None:
+    return None if t is None else hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]
+
+
+def _assert_same_data(got, expected):
+    for s in ("train", "val", "test"):
+        a, b = getattr(got, s), getattr(expected, s)
+        assert a.x.dtype == b.x.dtype and a.x.shape == b.x.shape, s
+        assert torch.equal(a.x, b.x), s
+        assert (a.y is None) == (b.y is None) and (a.y is None or torch.equal(a.y, b.y)), s
+    for field in ("name", "levels", "shape", "num_classes", "source", "binarization", "split_note", "train_levels"):
+        assert getattr(got, field) == getattr(expected, field), field
+
+
+def _first(data, n: int | None, s: str):
+    split = getattr(data, s)
+    return split if n is None else images._take(split, slice(0, n))
+
+
+REAL_SETS = [
+    pytest.param("mnist", marks=needs_shared),
+    pytest.param("binarized_mnist", marks=needs_shared),
+    pytest.param("fashion_mnist", marks=needs_fashion),
+    "digits",
+]
+
+
+@pytest.mark.parametrize("name", REAL_SETS)
+def test_lazy_reads_equal_the_full_load_then_cut(name, monkeypatch):
+    """Known answer: subset and splits read on demand give, image for image, what loading the whole
+    data set and cutting it gives (the eager readers read the whole files)."""
+    if name == "digits":
+        monkeypatch.delenv("VAEKIT_DATA")
+    forms = [("none", 3)] + ([] if name == "binarized_mnist" else [("dynamic", 0)])
+    for binarize, seed in forms:
+        full = load_images(name, binarize=binarize, seed=seed)
+        n = 150
+        expected = images._subset(full, n, seed)
+        _assert_same_data(load_images(name, binarize=binarize, seed=seed, subset=n), expected)
+        for wanted in ({"test": 70}, {"val": 70, "train": 40}, {"test": None}, ("val",)):
+            got = load_images(name, binarize=binarize, seed=seed, splits=wanted)
+            cuts = wanted if isinstance(wanted, dict) else dict.fromkeys(wanted)
+            for s in ("train", "val", "test"):
+                want = _first(full, cuts[s], s) if s in cuts else images._take(getattr(full, s), slice(0, 0))
+                assert torch.equal(getattr(got, s).x, want.x), (wanted, s)
+                assert (want.y is None and getattr(got, s).y is None) or torch.equal(getattr(got, s).y, want.y)
+            assert (got.split_note, got.levels, got.num_classes) == (full.split_note, full.levels, full.num_classes)
+
+
+# sha256 prefixes of what the loader gave before it read on demand (it loaded everything, then cut)
+OLD_ANSWERS = {
+    ("mnist", 0, "none"): ("722e25783f428a28", "124dc04d690a7fac", "8a004a2f81a80f48", "f38924fe17800bc7"),
+    ("mnist", 3, "none"): ("1202f9e808922544", "124dc04d690a7fac", "8a004a2f81a80f48", "c34a6b2ea3a1c79e"),
+    ("mnist", 0, "dynamic"): ("722e25783f428a28", "5366bb473cca1bf5", "8169e0dda067a7a0", "f38924fe17800bc7"),
+    ("binarized_mnist", 0, "none"): ("53e67e6845770e01", "27a2e7d744317249", "1c77cca1c72af743", None),
+    ("fashion_mnist", 0, "none"): ("5530fc1029a9c934", "0932e1130d4243aa", "d8c9b85550f6c8fa", "22050a0ba869eab4"),
+    ("digits", 3, "none"): ("4e745e36ebeccf4b", "6fae6acf3a300f33", "f7abb5710077a5a5", "310fe90a6ff5ca99"),
+}
+
+
+@pytest.mark.parametrize(("name", "seed", "binarize"), [
+    pytest.param(*key, marks=needs_fashion if key[0] == "fashion_mnist" else
+                 needs_shared if key[0] != "digits" else ()) for key in OLD_ANSWERS
+])
+def test_subset_gives_the_old_loaders_images(name, seed, binarize, monkeypatch):
+    if name == "digits":
+        monkeypatch.delenv("VAEKIT_DATA")
+    data = load_images(name, subset=100, seed=seed, binarize=binarize)
+    got = (_digest(data.train.x), _digest(data.val.x), _digest(data.test.x), _digest(data.train.y))
+    assert got == OLD_ANSWERS[name, seed, binarize]
+    if name != "digits":  # what `vaekit evaluate --subset 100` evaluates on
+        test = load_images(name, splits={"test": 100}, seed=seed, binarize=binarize).test.x
+        assert _digest(test) == OLD_ANSWERS[name, seed, binarize][2]
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", REAL_SETS[:3])
+def test_a_split_reads_only_its_own_files(name):
+    """These files are compressed (MNIST's .npz members, binarized MNIST's .mat, Fashion-MNIST's
+    gzip idx), and numpy, scipy.io.loadmat and gzip read a compressed array only whole: a subset
+    reads the whole training file (47 MB of images, 55-140 MB peak) and cuts it. A file that no
+    split asks for is never read: splits={"test": 100} stays near the 7.8 MB of test images."""
+    load_images(name, subset=1)  # imports, caches
+    assert _peak_bytes(lambda: load_images(name, splits={"test": 100})) < 40 * 2**20
+
+
+@needs_shared
+def test_memory_mapped_files_read_only_the_images_kept(tmp_path):
+    """.npy files, raw idx files and .npz members stored uncompressed are memory-mapped: 100 of
+    MNIST's 60,000 training images (47 MB) cost a few MB (the levels scan goes in 1 MiB blocks)."""
+    arrays = dict(np.load(SHARED_DATA / "mnist" / "mnist_full.npz"))
+    (tmp_path / "idx").mkdir()
+    for name, key in zip(images.IDX_NAMES, ("x_train", "y_train", "x_test", "y_test"), strict=True):
+        _write_idx(tmp_path / "idx" / name, arrays[key])
+    np.save(tmp_path / "x.npy", arrays["x_train"])
+    np.savez(tmp_path / "stored.npz", **arrays)
+    (tmp_path / "npz").mkdir()
+    (tmp_path / "stored.npz").rename(tmp_path / "npz" / "mnist_full.npz")
+    del arrays
+    loads = {
+        "raw idx": lambda: load_images("mnist", root=str(tmp_path / "idx"), subset=100),
+        "npy": lambda: load_images(str(tmp_path / "x.npy"), subset=100),
+        "stored npz (mnist)": lambda: load_images("mnist", root=str(tmp_path / "npz"), subset=100),
+        "stored npz (a path)": lambda: load_images(str(tmp_path / "npz" / "mnist_full.npz"), subset=100),
+    }
+    for what, load in loads.items():
+        load()
+        assert _peak_bytes(load) < 8 * 2**20, what
+
+
+def test_readers_memory_map_what_numpy_can(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (300, 5, 4), dtype=np.uint8)
+    _write_idx(tmp_path / "raw-idx3-ubyte", x)
+    _write_idx(tmp_path / "gz-idx3-ubyte.gz", x)
+    raw = formats.open_idx(tmp_path / "raw-idx3-ubyte", x.shape)
+    gz = formats.open_idx(tmp_path / "gz-idx3-ubyte.gz", x.shape)
+    assert isinstance(raw, np.memmap) and isinstance(gz, formats.LazyArray)
+    np.save(tmp_path / "a.npy", x)
+    npy = formats.open_npy(tmp_path / "a.npy")
+    np.savez(tmp_path / "stored.npz", c=x, f=np.asfortranarray(x))
+    np.savez_compressed(tmp_path / "deflated.npz", x=x)
+    stored, deflated = formats.open_npz(tmp_path / "stored.npz"), formats.open_npz(tmp_path / "deflated.npz")["x"]
+    assert isinstance(npy, np.memmap) and isinstance(stored["c"], np.memmap) and isinstance(stored["f"], np.memmap)
+    assert isinstance(deflated, formats.LazyArray) and gz.shape == deflated.shape == x.shape
+    index = np.array([299, 3, 150, 3, 0])
+    for a in (raw, gz, npy, stored["c"], stored["f"], deflated):
+        np.testing.assert_array_equal(a[index], x[index])
+    with pytest.raises(DataCorruptError, match=r"gz-idx3-ubyte\.gz.*expected"):  # the header is read when indexed
+        formats.open_idx(tmp_path / "gz-idx3-ubyte.gz", (301, 5, 4))[np.arange(2)]
+
+
+@needs_shared
+def test_mat_files_are_read_whole_when_first_indexed():
+    for f in images.BINARIZED_SPLITS.values():
+        path = SHARED_DATA / "binarized_mnist" / f
+        lazy, eager = formats.open_mat_binary(path), formats.read_mat_binary(path)
+        assert isinstance(lazy, formats.LazyArray) and lazy.shape == eager.shape
+        index = np.array([len(eager) - 1, 0, 17, 17, 4000])
+        np.testing.assert_array_equal(lazy[index], eager[index])
+
+
+def test_mat_reader_checks_values(tmp_path):
+    import scipy.io
+
+    x = np.random.default_rng(0).integers(0, 2, (40, 784)).astype(np.float64)
+    for compress in (True, False):
+        scipy.io.savemat(tmp_path / "a.mat", {"other": np.eye(3), "X": x}, do_compression=compress)
+        np.testing.assert_array_equal(formats.open_mat_binary(tmp_path / "a.mat")[[39, 2]], x[[39, 2]])
+    x[5, 5] = 2
+    scipy.io.savemat(tmp_path / "b.mat", {"X": x}, do_compression=True)
+    with pytest.raises(DataCorruptError, match="outside"):
+        formats.open_mat_binary(tmp_path / "b.mat")[[0]]
+    scipy.io.savemat(tmp_path / "c.mat", {"Y": x})  # no X: read now, which names the problem
+    with pytest.raises(DataCorruptError, match="no variable 'X'"):
+        formats.open_mat_binary(tmp_path / "c.mat")
+
+
+@pytest.mark.parametrize("kind", ["npy", "stored", "deflated", "train_test"])
+def test_array_files_read_on_demand_equal_the_full_load(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (400, 6, 5, 3), dtype=np.uint8)  # channels last: converted per row
+    y = rng.integers(0, 5, 400)
+    path = tmp_path / ("a.npy" if kind == "npy" else "a.npz")
+    if kind == "npy":
+        np.save(path, x)
+    elif kind == "train_test":
+        np.savez_compressed(path, x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
+    else:
+        (np.savez if kind == "stored" else np.savez_compressed)(path, images=x, labels=y)
+    full = load_images(str(path))
+    _assert_same_data(load_images(str(path), subset=25, seed=2), images._subset(full, 25, 2))
+    got = load_images(str(path), splits={"val": 9})
+    assert torch.equal(got.val.x, full.val.x[:9]) and len(got.train) == len(got.test) == 0
+
+
+def test_array_file_levels_come_from_every_value(tmp_path, monkeypatch):
+    """An 8-bit array whose first rows hold only 0 and 1 is still 8-bit, read in small blocks."""
+    monkeypatch.setattr(formats, "SCAN_BLOCK_BYTES", 64)
+    x = np.zeros((50, 4, 4), np.uint8)
+    x[-1, 0, 0] = 7
+    np.save(tmp_path / "a.npy", x)
+    assert load_images(str(tmp_path / "a.npy"), subset=3).levels == 256
+    x[-1, 0, 0] = 1
+    np.save(tmp_path / "a.npy", x)
+    assert load_images(str(tmp_path / "a.npy"), subset=3).levels == 2
+    np.save(tmp_path / "b.npy", x.astype(np.int16) * 300)  # the range, too, from every block
+    with pytest.raises(ValueError, match=r"values in \[0, 300\]"):
+        load_images(str(tmp_path / "b.npy"), subset=3)
+
+
+def test_image_folder_decodes_only_the_images_kept(tmp_path, monkeypatch):
+    for i in range(40):
+        Image.new("L", (4, 3), i).save(tmp_path / f"{i:02d}.png")
+    full = load_images(str(tmp_path))
+    decoded = []
+    read_image = formats.read_image
+    monkeypatch.setattr(formats, "read_image", lambda p: decoded.append(p) or read_image(p))
+    _assert_same_data(load_images(str(tmp_path), subset=2), images._subset(full, 2, 0))
+    assert len(decoded) == 6  # 2 each of train, val and test
+    Image.new("L", (5, 3)).save(tmp_path / "odd.png")  # every header is still checked
+    with pytest.raises(ValueError, match=r"odd\.png.*same size"):
+        load_images(str(tmp_path), subset=2)
+
+
+@needs_shared
+def test_mnist_from_raw_idx_files_reads_on_demand(tmp_path):
+    arrays = np.load(SHARED_DATA / "mnist" / "mnist_full.npz")
+    for name, key in zip(images.IDX_NAMES, ("x_train", "y_train", "x_test", "y_test"), strict=True):
+        _write_idx(tmp_path / name, arrays[key])
+    full = load_images("mnist", root=str(tmp_path), binarize="dynamic", seed=4)
+    got = load_images("mnist", root=str(tmp_path), binarize="dynamic", seed=4, subset=64)
+    _assert_same_data(got, images._subset(full, 64, 4))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"splits": {"tset": 5}}, "split names"),
+        ({"splits": {}}, "split names"),
+        ({"splits": {"test": 0}}, "positive integer"),
+        ({"splits": {"test": 2.5}}, "positive integer"),
+        ({"splits": {"test": 5}, "subset": 5}, "cannot be combined"),
+    ],
+)
+def test_bad_splits(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_images("digits", **kwargs)
+
+
+def test_splits_on_a_loader_without_an_on_demand_form(monkeypatch):
+    """A registered loader that only loads whole still gets the same cut."""
+    entry = DATASETS.get("digits")
+    monkeypatch.setitem(entry.extra, "open", None)
+    full = load_images("digits")
+    got = load_images("digits", splits={"test": 11})
+    assert torch.equal(got.test.x, full.test.x[:11]) and len(got.train) == 0
+    _assert_same_data(load_images("digits", subset=9, seed=1), images._subset(full, 9, 1))
 
 
 # --- batches ---------------------------------------------------------------------------------------

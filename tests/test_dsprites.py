@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 
 import numpy as np
 import pytest
+import torch
 
 from vaekit.data import dsprites as ds
+from vaekit.data import formats, images, load_images, resolve
 from vaekit.data.resolve import DataCorruptError
 from vaekit.registry import DATASETS
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_data
 
 GIF = SHARED_DATA / "dsprites" / "dsprites.gif"
-needs_gif = pytest.mark.skipif(not GIF.is_file(), reason=f"{GIF} (the real dSprites frames) not present")
+needs_gif = needs_data(GIF, "the real dSprites frames, in ../shared/data")
 
 
 def bbox(img: np.ndarray) -> tuple[int, int, int, int]:
@@ -172,3 +175,129 @@ def test_registered_once_even_when_reloaded():
     assert DATASETS.get("dsprites").extra["modality"] == "image"
     importlib.reload(ds)
     assert DATASETS.get("dsprites").obj.__name__ == "load_dsprites_images"
+
+
+# --- load_images("dsprites", subset=...) reads only what it keeps -----------------------------------
+
+
+def _digest(a) -> str:
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(a), dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+@pytest.fixture
+def no_dsprites_files(tmp_path, monkeypatch):
+    """Neither the original .npz nor a cache anywhere (HOME, VAEKIT_DATA, VAEKIT_CACHE all empty)."""
+    for var, folder in (("HOME", "home"), ("VAEKIT_DATA", "data"), ("VAEKIT_CACHE", "cache")):
+        (tmp_path / folder).mkdir()
+        monkeypatch.setenv(var, str(tmp_path / folder))
+    monkeypatch.setattr(resolve, "SYSTEM_DIRS", ())
+    return tmp_path
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _count_renders(monkeypatch) -> list[int]:
+    rendered: list[int] = []
+    render = ds.render_factors
+    monkeypatch.setattr(ds, "render_factors", lambda factors: rendered.append(len(factors)) or render(factors))
+    return rendered
+
+
+def test_load_images_subset_renders_only_the_images_it_keeps(no_dsprites_files, monkeypatch):
+    """Before, subset=100 rendered all 737,280 images into a cache and held 3 GB to keep 300."""
+    rendered = _count_renders(monkeypatch)
+    data = load_images("dsprites", subset=100, seed=5)
+    assert sum(rendered) == 300
+    assert not any((no_dsprites_files / "cache").iterdir())  # nothing written
+    # the images the full load gave, cut: train[randperm(seed)[:100]] and the first 100 of val/test
+    parts = ds.split_indices()
+    pick = torch.randperm(len(parts["train"]), generator=torch.Generator().manual_seed(5))[:100].numpy()
+    expected = {"train": parts["train"][pick], "val": parts["val"][:100], "test": parts["test"][:100]}
+    assert _digest(expected["train"]) == "80e58835da22105d"
+    assert _digest(data.train.y) == "b96ba261f5a6d73e"  # the old loader's labels, i.e. its choice
+    for split, flat in expected.items():
+        rendered_now = ds.render_factors(ds.index_to_factors(flat))
+        np.testing.assert_array_equal(getattr(data, split).x[:, 0].numpy(), rendered_now)
+        np.testing.assert_array_equal(getattr(data, split).y.numpy(), flat // ds.STRIDES[0])
+    rendered.clear()
+    test = load_images("dsprites", splits={"test": 40}).test  # what `vaekit evaluate --subset 40` needs
+    assert sum(rendered) == 40 and torch.equal(test.x, data.test.x[:40]) and torch.equal(test.y, data.test.y[:40])
+
+
+def test_rendering_a_few_images_equals_rendering_them_with_their_neighbours():
+    """The cache holds images rendered in blocks; on demand they are rendered a few at a time."""
+    start = 8192 * 61 + 1000  # hearts, the most intricate outline
+    block = ds.render_factors(ds.index_to_factors(np.arange(start, start + 2048)))
+    rng = np.random.default_rng(0)
+    for size in (1, 3, 100):
+        pos = rng.choice(len(block), size, replace=False)
+        np.testing.assert_array_equal(ds.render_factors(ds.index_to_factors(start + pos)), block[pos])
+
+
+def test_load_images_subset_equals_the_full_load_then_cut(no_dsprites_files, monkeypatch):
+    """Known answer on the grid's first 12,352 images (all squares; the full grid is 3 GB): the
+    full load (the cache rendered whole, or the original held in memory) cut by subset/splits equals
+    the images read on demand (rendered, from the cache's memory map, or streamed from the original)."""
+    monkeypatch.setattr(ds, "NUM_IMAGES", 12352)  # _open_original probes image 12345
+    full = load_images("dsprites")  # renders the whole (small) grid into $VAEKIT_CACHE
+    assert "(cache)" in full.source and len(full.train) + len(full.val) + len(full.test) == 12352
+    expected = {seed: images._subset(full, 50, seed) for seed in (0, 2)}
+
+    def check(**where):
+        for seed, want in expected.items():
+            got = load_images("dsprites", subset=50, seed=seed, **where)
+            for split in ("train", "val", "test"):
+                assert torch.equal(getattr(got, split).x, getattr(want, split).x), split
+                assert torch.equal(getattr(got, split).y, getattr(want, split).y), split
+            assert got.split_note == want.split_note and got.num_classes == want.num_classes == 3
+        got = load_images("dsprites", splits={"test": 30, "val": None}, **where)
+        assert torch.equal(got.test.x, full.test.x[:30]) and torch.equal(got.val.x, full.val.x)
+        assert len(got.train) == 0
+        return got.source
+
+    assert "(cache)" in check()  # the cache's memory map
+    monkeypatch.setenv("VAEKIT_CACHE", str(no_dsprites_files / "elsewhere"))
+    rendered = _count_renders(monkeypatch)
+    assert "(render)" in check()
+    assert sum(rendered) == 2 * 150 + 30 + len(full.val)
+
+    original = no_dsprites_files / "original"
+    original.mkdir()
+    flat = np.arange(ds.NUM_IMAGES)
+    imgs = np.empty((ds.NUM_IMAGES, 64, 64), np.uint8)
+    for split, idx in ds.split_indices().items():
+        imgs[idx] = getattr(full, split).x[:, 0].numpy()
+    classes = np.concatenate([np.zeros((len(flat), 1), np.int64), ds.index_to_factors(flat)], axis=1)
+    np.savez_compressed(original / ds.ORIGINAL_NPZ, imgs=imgs, latents_classes=classes)
+    rendered.clear()
+    npz_getitem = np.lib.npyio.NpzFile.__getitem__
+
+    def never_imgs(archive, key):
+        assert key != "imgs", "the original's images were read whole"
+        return npz_getitem(archive, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", never_imgs)
+    passes = []
+    npz_rows = formats.NpzRows.__getitem__
+    monkeypatch.setattr(formats.NpzRows, "__getitem__", lambda rows, i: passes.append(len(i)) or npz_rows(rows, i))
+    assert "(original)" in check(root=str(original))  # read row by row (NpzRows), never whole
+    assert rendered == [] and passes == [150, 150, 30 + len(full.val)]  # one pass per load
+
+
+def test_a_subset_of_the_cache_reads_only_its_images(no_dsprites_files, monkeypatch):
+    """The cache is memory-mapped: 150 images of it cost well under its size (here 12,352 images,
+    6 MB packed, 50 MB unpacked; the full grid's is 377 MB packed, 3 GB unpacked)."""
+    monkeypatch.setattr(ds, "NUM_IMAGES", 12352)
+    ds.build_cache()
+    load_images("dsprites", subset=50)
+    assert "(cache)" in load_images("dsprites", subset=50).source
+    assert _peak_bytes(lambda: load_images("dsprites", subset=50)) < 3 * 2**20

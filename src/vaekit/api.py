@@ -100,16 +100,27 @@ def data_form(data: ImageData) -> str:
     return f"{data.levels} grey levels per pixel"
 
 
-def load_run_data(cfg: RunConfig, data_override: str | None = None) -> ImageData:
+SPLITS = ("test", "val", "train")
+
+
+def load_run_data(cfg: RunConfig, data_override: str | None = None,
+                  splits: dict[str, int | None] | None = None) -> ImageData:
+    """The data a run was trained on (its name, path, binarisation and seed). ``splits`` reads only the
+    first N images of the named splits (``{"test": 100}``; None: the whole split), leaving the others
+    empty, so evaluating 100 test images does not load (or render) the whole data set."""
     d = cfg.data
     name, root = (data_override, None) if data_override else (d.name, d.path)
-    return load_images(name, root=root, binarize=d.binarize, seed=cfg.train.seed)
+    return load_images(name, root=root, binarize=d.binarize, seed=cfg.train.seed, splits=splits)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise UsageError(f"split must be test, val or train, got {split!r}")
 
 
 def split_part(data: ImageData, split: str, subset: int | None = None) -> ImageSplit:
     """The named split (test, val or train) of ``data``, cut to its first ``subset`` examples (None or 0: all)."""
-    if split not in ("test", "val", "train"):
-        raise UsageError(f"split must be test, val or train, got {split!r}")
+    _check_split(split)
     part = {"test": data.test, "val": data.val, "train": data.train}[split]
     if subset:
         part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
@@ -147,9 +158,10 @@ def evaluate_run(
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"batch size must be >= 1, got {batch_size}")
     bs = batch_size or e.batch_size
+    _check_split(split)
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
-    data = data or load_run_data(cfg)
+    data = data or load_run_data(cfg, splits={split: subset})
     part = split_part(data, split, subset)
     model.likelihood.check_data(data.levels, data.name)
     start = time.perf_counter()
@@ -219,7 +231,8 @@ def compare_runs(
     so that the images and their likelihoods are the same. ``subset``: the first N images (None: all).
     """
     cfgs = [read_run_config(Path(r)) for r in (run_a, run_b)]
-    data_a, data_b = (load_run_data(c) for c in cfgs)
+    _check_split(split)
+    data_a, data_b = (load_run_data(c, splits={split: subset or None}) for c in cfgs)
     same = lambda d: (d.name, d.binarization, d.levels, d.shape)  # noqa: E731
     if same(data_a) != same(data_b):
         raise UsageError(f"the runs were trained on different data: {same(data_a)} vs {same(data_b)}; "

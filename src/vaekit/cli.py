@@ -376,7 +376,7 @@ def _test_images(run_dir: Path, n: int, offset: int = 0):
     from vaekit.api import load_run_data
 
     model, cfg = _load_run(run_dir)
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, splits=("test",))  # the test split only: train is neither read nor rendered
     if n < 1:
         _fail(f"need at least one image, got {n}")
     if not 0 <= offset < len(data.test) or offset + n > len(data.test):

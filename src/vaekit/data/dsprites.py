@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageSequence
 
-from vaekit.data.images import ImageData, ImageSplit
+from vaekit.data.formats import NpzRows
+from vaekit.data.images import ImageData, ImageSplit, LazyImageData, LazySplit
 from vaekit.data.resolve import DataCorruptError, DataFiles
+from vaekit.errors import ConfigError
 from vaekit.registry import DATASETS
 
 # --- the factor grid ------------------------------------------------------------------------------
@@ -243,6 +245,8 @@ class DSpritesSource:
     Attributes:
         kind: ``"original"`` (the .npz), ``"cache"`` (bit-packed .npy) or ``"render"``.
         path: The file read, or None when rendering.
+        _array: The original's images (in memory, 3 GB, or a :class:`~vaekit.data.formats.NpzRows`
+            read on demand, one pass through the file per call), or the packed cache (a memory map).
     """
 
     kind: str
@@ -254,6 +258,8 @@ class DSpritesSource:
         index = np.asarray(index, dtype=np.int64)
         if self.kind == "render":
             return render_factors(index_to_factors(index))
+        if isinstance(self._array, NpzRows):  # the original, compressed: one pass, rows asked for
+            return self._array[index]
         # sorted reads are sequential on a memory map; blocks keep the temporaries small (the
         # full set is 3 GB unpacked)
         order = np.argsort(index, kind="stable")
@@ -265,10 +271,12 @@ class DSpritesSource:
         return rows
 
 
-def _open_original(path: Path) -> DSpritesSource:
+def _open_original(path: Path, *, stream: bool = False) -> DSpritesSource:
+    """The original .npz, checked; its images in memory (3 GB), or with ``stream`` read on demand."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            imgs, classes = archive["imgs"], archive["latents_classes"]
+            imgs = NpzRows(path, "imgs") if stream else archive["imgs"]  # NpzRows: its header only
+            classes = archive["latents_classes"]  # 35 MB
     except (OSError, ValueError, KeyError) as e:
         raise DataCorruptError(f"{path}: cannot read imgs/latents_classes ({e})") from e
     if imgs.shape != (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE) or classes.shape != (NUM_IMAGES, 6):
@@ -279,28 +287,36 @@ def _open_original(path: Path) -> DSpritesSource:
     return DSpritesSource("original", path, imgs)
 
 
-def open_source(root: str | os.PathLike | None = None, *, render_missing: bool = True) -> DSpritesSource:
+def open_source(
+    root: str | os.PathLike | None = None, *, render_missing: bool = True, stream_original: bool = False
+) -> DSpritesSource:
     """Where dSprites images come from: the original .npz if found, else the packed cache.
 
     Args:
         root: An explicit folder (or file) holding the original .npz or the cache; it is also where
             a new cache is written. When None, the standard places are searched
-            (:func:`vaekit.data.resolve.searched_places`) and a new cache goes to
-            :func:`default_cache_dir`.
+            (:func:`vaekit.data.resolve.searched_places`), then :func:`default_cache_dir`, where
+            a new cache goes.
         render_missing: When neither file exists: render the whole grid into the cache (about a
             minute) if True, else return a source that renders each requested image on demand.
+        stream_original: Read the original's (compressed) images on demand, one pass through the
+            file per request, up to the last image asked for, instead of holding all 3 GB in
+            memory. For one read (``load_images``); code that asks for images again and again
+            (the disentanglement metrics) wants them in memory.
     """
     if root is not None and Path(root).expanduser().is_file():
         path = Path(root).expanduser()
         if path.name == CACHE_FILE:
             return DSpritesSource("cache", path, np.load(path, mmap_mode="r"))
-        return _open_original(path)
+        return _open_original(path, stream=stream_original)
     places = DSPRITES_FILES.searched("dsprites", root)
+    if root is None:  # also where build_cache writes ($VAEKIT_CACHE may be outside the standard places)
+        places = list(dict.fromkeys([*places, default_cache_dir()]))
     for name in (ORIGINAL_NPZ, CACHE_FILE):
         for place in places:
             if (place / name).is_file():
                 if name == ORIGINAL_NPZ:
-                    return _open_original(place / name)
+                    return _open_original(place / name, stream=stream_original)
                 return DSpritesSource("cache", place / name, np.load(place / name, mmap_mode="r"))
     if not render_missing:
         return DSpritesSource("render")
@@ -376,7 +392,7 @@ def load_dsprites(
         DataCorruptError: The .npz is unreadable or not dSprites.
     """
     if subset is not None and (not isinstance(subset, int) or subset <= 0):
-        raise ValueError(f"subset={subset!r}; expected a positive integer or None")
+        raise ConfigError(f"subset={subset!r}; expected a positive integer or None")
     source = open_source(root, render_missing=subset is None if render_missing is None else render_missing)
     indices = split_indices()
     note = SPLIT_NOTE
@@ -412,6 +428,46 @@ def load_dsprites_images(root: str | None = None) -> ImageData:
     return load_dsprites(root).images
 
 
+class _SourceImages:
+    """The 737,280 images ``[N, 1, 64, 64]`` of a :class:`DSpritesSource`, by flat index (``a[rows]``)."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, source: DSpritesSource):
+        self.source, self.shape = source, (NUM_IMAGES, 1, IMAGE_SIZE, IMAGE_SIZE)
+        self.one_pass = isinstance(source._array, NpzRows)
+
+    def __len__(self) -> int:
+        return NUM_IMAGES
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        return self.source.images(index)[:, None]
+
+
+def open_dsprites_images(root: str | None = None, *, whole: bool = True) -> LazyImageData:
+    """dSprites as :func:`load_dsprites_images` has it, before any image is read (``load_images``).
+
+    Args:
+        root: As for :func:`load_dsprites`.
+        whole: Every image will be read: with neither file present the whole grid is rendered into
+            the cache first (as :func:`load_dsprites` does). Otherwise only the images read are
+            rendered, nothing is written, and the original .npz (if present) is streamed, not held.
+    """
+    source = open_source(root, render_missing=whole, stream_original=not whole)
+    x = _SourceImages(source)
+    splits = {k: LazySplit(x, v, v // STRIDES[0]) for k, v in split_indices().items()}  # y: the shape
+    where = str(source.path) if source.path else "rendered on demand by vaekit.data.dsprites"
+    return LazyImageData(
+        name="dsprites",
+        splits=splits,
+        levels=2,
+        shape=(1, IMAGE_SIZE, IMAGE_SIZE),
+        source=f"{where} ({source.kind})",
+        split_note=SPLIT_NOTE,
+        num_classes=len(SHAPES),
+    )
+
+
 def _register() -> None:
     # the registry refuses a second registration; importlib.reload of this module must not fail
     if DATASETS.registered("dsprites"):
@@ -422,6 +478,7 @@ def _register() -> None:
         "(663,552/36,864/36,864)",
         files=DSPRITES_FILES,
         modality="image",
+        open=open_dsprites_images,
     )(load_dsprites_images)
 
 

@@ -4,13 +4,26 @@ Every reader checks what it reads and raises :class:`DataCorruptError` (a ``Valu
 file for truncated, corrupt or wrongly shaped input, never a bare numpy or zlib traceback.
 Array-like inputs are normalised by :func:`to_image_array` to ``[N, C, H, W]`` plus their number of
 integer levels (``None`` for continuous floats).
+
+What is read lazily and what whole (``load_images(..., subset=, splits=)`` wants a few images):
+numpy memory-maps .npy files, raw idx files and the members of an .npz stored uncompressed
+(``np.savez``), so only the rows asked for are read. Compressed .npz members, gzip idx files and
+MATLAB .mat files are read whole (by numpy, gzip, ``scipy.io.loadmat``), each when first indexed
+(:class:`LazyArray`: a file no split needs is never read), and then cut: numpy and scipy read such
+arrays only whole, a random subset of train needs most of a compressed stream anyway, the files
+are small (MNIST's 47 MB of training images, binarized MNIST's 39 MB) and parsing their formats by
+hand is not worth it. The one exception is :class:`NpzRows`, for dSprites' original (3 GB of
+images deflated into one .npz member): zipfile decompresses it up to the last row asked for.
+Image folders decode only the files asked for.
 """
 
 from __future__ import annotations
 
 import gzip
+import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +31,7 @@ import scipy.io
 from PIL import Image, UnidentifiedImageError
 
 from vaekit.data.resolve import DataCorruptError
+from vaekit.errors import DataError
 
 IDX_UINT8 = 0x08
 IMAGE_SUFFIXES = frozenset(
@@ -89,43 +103,19 @@ def read_mat_binary(path: Path, key: str = "X", width: int = 784) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, loaded eagerly (pickled objects refused).
-
-    Raises:
-        DataCorruptError: Not a readable .npz archive.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataCorruptError(f"{path}: cannot read as an .npz archive ({e})") from e
-
-
-def load_npy(path: Path) -> np.ndarray:
-    """One array from an .npy file (pickled objects refused).
-
-    Raises:
-        DataCorruptError: Not a readable .npy file.
-    """
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise DataCorruptError(f"{path}: cannot read as an .npy file ({e})") from e
-
-
 def _is_binary(a: np.ndarray) -> bool:
     return bool(((a == 0) | (a == 1)).all())
 
 
-def _to_nchw(a: np.ndarray, where: str) -> np.ndarray:
+def to_nchw_view(a: np.ndarray, where: str) -> np.ndarray:
+    """``[N, C, H, W]`` of an image array, as a view (a memory map stays unread); see to_image_array."""
     if a.ndim == 3:
         return a[:, None]
     if a.ndim == 4 and a.shape[1] in CHANNEL_COUNTS:
         return a
     if a.ndim == 4 and a.shape[-1] in CHANNEL_COUNTS:
-        return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-    raise ValueError(
+        return a.transpose(0, 3, 1, 2)  # a view: a memory map stays unread
+    raise DataError(
         f"{where}: images of shape {a.shape} ({a.dtype}); expected [N, H, W], [N, C, H, W] or "
         f"[N, H, W, C] with C in {CHANNEL_COUNTS}"
     )
@@ -148,24 +138,46 @@ def to_image_array(a: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
         ValueError: Wrong number of dimensions, non-finite values, floats outside [0, 1], integers
             outside 0..255, or a non-numeric dtype.
     """
-    a = _to_nchw(np.asarray(a), where)
+    a = to_nchw_view(np.asarray(a), where)
+    levels = image_levels(a, where)
+    return a.astype(np.float32 if levels is None else np.uint8, order="C"), levels
+
+
+SCAN_BLOCK_BYTES = 1 << 20  # bytes of an array checked at once by image_levels (1 MiB)
+
+
+def image_levels(a: np.ndarray, where: str) -> int | None:
+    """:func:`to_image_array`'s levels (and errors) of an ``[N, C, H, W]`` array, found in blocks of
+    :data:`SCAN_BLOCK_BYTES` (the levels depend on every value; a memory map is not held whole)."""
     described = f"{where}: array of shape {a.shape} and dtype {a.dtype}"
-    if a.dtype == np.bool_ or (a.dtype.kind in "uif" and _is_binary(a)):
-        return a.astype(np.uint8), 2
+    step = max(1, SCAN_BLOCK_BYTES // max(1, a[:1].nbytes))
+
+    def blocks():
+        return (a[i : i + step] for i in range(0, len(a), step))
+
+    if a.dtype == np.bool_ or (a.dtype.kind in "uif" and all(_is_binary(b) for b in blocks())):
+        return 2
     if a.dtype.kind in "ui":
-        if a.min() < 0 or a.max() > 255:
-            raise ValueError(f"{described} has values in [{a.min()}, {a.max()}]; expected integers in 0..255")
-        return a.astype(np.uint8), 256
+        lo, hi = _min_max(blocks())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{described} has values in [{lo}, {hi}]; expected integers in 0..255")
+        return 256
     if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            raise ValueError(f"{described} contains NaN or infinite values")
-        if a.min() < 0 or a.max() > 1:
-            raise ValueError(
-                f"{described} has values in [{a.min():.4g}, {a.max():.4g}]; expected floats in [0, 1] "
+        if not all(np.isfinite(b).all() for b in blocks()):
+            raise DataError(f"{described} contains NaN or infinite values")
+        lo, hi = _min_max(blocks())
+        if lo < 0 or hi > 1:
+            raise DataError(
+                f"{described} has values in [{lo:.4g}, {hi:.4g}]; expected floats in [0, 1] "
                 "(or uint8 0..255)"
             )
-        return a.astype(np.float32), None
-    raise ValueError(f"{described}: expected a numeric or boolean dtype")
+        return None
+    raise DataError(f"{described}: expected a numeric or boolean dtype")
+
+
+def _min_max(blocks) -> tuple:
+    ranges = [(b.min(), b.max()) for b in blocks]
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 def to_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
@@ -176,7 +188,7 @@ def to_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
     """
     y = np.asarray(y)
     if y.shape != (n,) or y.dtype.kind not in "ui" or (n and y.min() < 0):
-        raise ValueError(
+        raise DataError(
             f"{where}: labels of shape {y.shape} and dtype {y.dtype}; expected {n} non-negative integers"
         )
     return y.astype(np.int64)
@@ -199,14 +211,14 @@ def list_image_folder(root: Path) -> tuple[list[Path], list[int] | None, list[st
     top = _image_files(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _image_files(d))
     if top and classes:
-        raise ValueError(
+        raise DataError(
             f"{root}: images both at the top level and in subfolders {classes[:3]}...; put all images in "
             "class subfolders (labelled) or all at the top level (unlabelled)"
         )
     if top:
         return top, None, None
     if not classes:
-        raise ValueError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+        raise DataError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
     files, labels = [], []
     for index, name in enumerate(classes):
         class_files = _image_files(root / name)
@@ -229,7 +241,7 @@ def read_image(path: Path) -> np.ndarray:
             if mode in ("1", "P"):
                 img = img.convert("L" if mode == "1" else "RGB")
             elif mode not in ("L", "RGB"):
-                raise ValueError(f"{path}: image mode {mode!r}; expected grey (L) or RGB images")
+                raise DataError(f"{path}: image mode {mode!r}; expected grey (L) or RGB images")
             a = np.asarray(img, dtype=np.uint8)
     except (OSError, UnidentifiedImageError) as e:
         raise DataCorruptError(f"{path}: cannot read as an image ({e})") from e
@@ -242,15 +254,207 @@ def read_image_stack(files: list[Path]) -> np.ndarray:
     Raises:
         ValueError: An image whose shape differs from the first one's, naming both files.
     """
-    first = read_image(files[0])
-    out = np.empty((len(files), *first.shape), dtype=np.uint8)
-    out[0] = first
-    for i, path in enumerate(files[1:], start=1):
-        img = read_image(path)
-        if img.shape != first.shape:
-            raise ValueError(
-                f"{path}: image of shape (C, H, W) = {img.shape}, but {files[0]} has {first.shape}; all "
-                "images of a folder must have the same size and colour mode"
-            )
-        out[i] = img
-    return out
+    return ImageFiles(files)[np.arange(len(files))]
+
+
+# --- unread arrays: ``a[rows]`` reads them (see the module docstring for what is read whole) -------
+
+_ZIP_ERRORS = (OSError, EOFError, KeyError, ValueError, struct.error, zipfile.BadZipFile, zlib.error)
+
+
+class LazyArray:
+    """An array of known shape and dtype that ``load`` reads whole the first time it is indexed."""
+
+    def __init__(self, shape: tuple[int, ...], dtype, load: Callable[[], np.ndarray], where: object):
+        self.shape, self.dtype, self._load, self._where = tuple(shape), np.dtype(dtype), load, where
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if self._array is None:
+            array = self._load()
+            if array.shape != self.shape:
+                raise DataCorruptError(f"{self._where}: shape {array.shape}, but its header says {self.shape}")
+            self._array = array
+        return self._array[index]
+
+
+def open_idx(path: Path, expected_shape: tuple[int, ...]) -> np.ndarray | LazyArray:
+    """:func:`read_idx`'s array, unread: a memory map of an uncompressed file whose header and size
+    are right; a .gz file (or an odd one, whose error read_idx gives) is read whole when indexed."""
+    header = bytes([0, 0, IDX_UINT8, len(expected_shape)]) + b"".join(d.to_bytes(4, "big") for d in expected_shape)
+    if path.suffix != ".gz":
+        try:
+            with open(path, "rb") as f:
+                ok = f.read(len(header)) == header
+            if ok and path.stat().st_size == len(header) + int(np.prod(expected_shape)):
+                return np.memmap(path, np.uint8, "r", offset=len(header), shape=tuple(expected_shape))
+        except OSError:
+            pass
+    return LazyArray(expected_shape, np.uint8, lambda: read_idx(path, expected_shape), path)
+
+
+def open_npy(path: Path) -> np.ndarray:
+    """An .npy file as a read-only memory map (pickled objects refused).
+
+    Raises:
+        DataCorruptError: Not a readable .npy file.
+    """
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataCorruptError(f"{path}: cannot read as an .npy file ({e})") from e
+
+
+def load_npz_member(path: Path, key: str) -> np.ndarray:
+    """One array of an .npz file, read whole by numpy (pickled objects refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return np.asarray(archive[key])
+    except _ZIP_ERRORS as e:
+        raise DataCorruptError(f"{path}: cannot read as an .npz archive ({e})") from e
+
+
+def _npy_header(archive: zipfile.ZipFile, name: str) -> tuple | None:
+    """``(shape, fortran_order, dtype, header bytes)`` of an .npz member, or None when it is not an
+    .npy file numpy's public header readers take (numpy then reads it whole)."""
+    with archive.open(name) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+        except ValueError:
+            return None
+        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        return None if version not in read else (*read[version](f), f.tell())
+
+
+def open_npz(path: Path) -> dict[str, np.ndarray | LazyArray]:
+    """The arrays of an .npz file, unread: a member stored uncompressed (``np.savez``) as a memory
+    map, a compressed one (``np.savez_compressed``) as a :class:`LazyArray` numpy reads whole.
+
+    Raises:
+        DataCorruptError: Not a readable .npz archive, or a member holding pickled objects.
+    """
+    members: dict[str, np.ndarray | LazyArray] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                key = info.filename.removesuffix(".npy")
+                header = _npy_header(archive, info.filename)
+                if header is None:
+                    members[key] = load_npz_member(path, key)
+                    continue
+                shape, fortran, dtype, header_bytes = header
+                if dtype.hasobject:
+                    raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+                if info.compress_type == zipfile.ZIP_STORED and np.prod(shape, dtype=np.int64) > 0:
+                    with open(path, "rb") as f:  # the local header: 30 bytes, then name and extra field
+                        f.seek(info.header_offset + 26)
+                        name_len, extra_len = struct.unpack("<HH", f.read(4))
+                    offset = info.header_offset + 30 + name_len + extra_len + header_bytes
+                    members[key] = np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
+                else:
+                    members[key] = LazyArray(shape, dtype, lambda key=key: load_npz_member(path, key), path)
+    except _ZIP_ERRORS as e:
+        raise DataCorruptError(f"{path}: cannot read as an .npz archive ({e})") from e
+    return members
+
+
+class NpzRows:
+    """The C-ordered array ``key`` of an .npz, never read whole: ``a[rows]`` has zipfile decompress
+    the member up to the last row asked for, one pass per call. For dSprites' original (3 GB of
+    images deflated into one member); other members are small enough for :func:`load_npz_member`.
+
+    Raises:
+        DataCorruptError: Not an .npz holding such an array, or (when read) cut short.
+    """
+
+    def __init__(self, path: Path, key: str):
+        self.path, self.name = path, f"{key}.npy"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                header = _npy_header(archive, self.name)
+            if header is None or header[1] or not header[0]:
+                raise ValueError(f"{key} is not a C-ordered array of rows")
+        except _ZIP_ERRORS as e:
+            raise DataCorruptError(f"{path}: cannot read {key} ({e})") from e
+        self.shape, _, self.dtype, self._start = header
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(np.asarray(index, dtype=np.int64), return_inverse=True)
+        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        out = np.empty((len(unique), *self.shape[1:]), self.dtype)
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(self.name) as f:
+                for i, row in enumerate(unique):
+                    f.seek(self._start + int(row) * row_bytes)  # forward: decompressed and skipped
+                    data = f.read(row_bytes)
+                    if len(data) != row_bytes:
+                        raise EOFError(f"{self.name} ends before row {row}")
+                    out[i] = np.frombuffer(data, self.dtype).reshape(self.shape[1:])
+        except _ZIP_ERRORS as e:
+            raise DataCorruptError(f"{self.path}: cannot read {self.name} ({e}); truncated or corrupt") from e
+        return out[inverse]
+
+
+def open_mat_binary(path: Path, key: str = "X", width: int = 784) -> np.ndarray | LazyArray:
+    """:func:`read_mat_binary`'s matrix, read whole when first indexed; its shape from the file's
+    variable headers (``scipy.io.whosmat``). A file that does not list it is read now, for the error."""
+    try:
+        shape = {name: shape for name, shape, _ in scipy.io.whosmat(path)}.get(key)
+    except Exception:  # noqa: BLE001 - read_mat_binary below names whatever is wrong
+        shape = None
+    if shape is None or len(shape) != 2 or shape[1] != width:
+        return read_mat_binary(path, key, width)
+    return LazyArray(shape, np.uint8, lambda: read_mat_binary(path, key, width), path)
+
+
+def image_shape(path: Path) -> tuple[int, int, int]:
+    """``(C, H, W)`` that :func:`read_image` gives, from the file's header (nothing decoded).
+
+    Raises:
+        DataCorruptError: Unreadable image.
+        ValueError: A mode other than L, 1, RGB or P.
+    """
+    try:
+        with Image.open(path) as img:
+            mode, (width, height) = img.mode, img.size
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataCorruptError(f"{path}: cannot read as an image ({e})") from e
+    if mode not in ("1", "L", "RGB", "P"):
+        raise DataError(f"{path}: image mode {mode!r}; expected grey (L) or RGB images")
+    return (1 if mode in ("1", "L") else 3, height, width)
+
+
+def _same_shape(img, path: Path, first_path: Path, first_shape: tuple[int, ...]):
+    """``img`` (an image or its shape) when its shape is ``first_shape``, else the folder's error."""
+    shape = img if isinstance(img, tuple) else img.shape
+    if shape != first_shape:
+        raise DataError(
+            f"{path}: image of shape (C, H, W) = {shape}, but {first_path} has {first_shape}; all "
+            "images of a folder must have the same size and colour mode"
+        )
+    return img
+
+
+class ImageFiles:
+    """Same-size images of a list of files, each decoded when indexed (``a[rows]``: uint8
+    ``[n, C, H, W]``); every header is checked first, so a bad folder fails before any decoding."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, files: list[Path]):
+        first = image_shape(files[0])
+        for path in files[1:]:
+            _same_shape(image_shape(path), path, files[0], first)
+        self.files, self.shape = files, (len(files), *first)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+        for i, row in enumerate(rows):
+            out[i] = _same_shape(read_image(self.files[row]), self.files[row], self.files[0], self.shape[1:])
+        return out

@@ -5,33 +5,44 @@ likelihood can use the exact discrete values; :meth:`ImageData.to_float` maps th
 Registered data sets (:data:`vaekit.registry.DATASETS`): ``fashion_mnist``, ``mnist``,
 ``binarized_mnist`` (Larochelle's static binarisation) and ``digits`` (scikit-learn's 8x8 digits).
 :func:`load_images` also reads a folder of images or a .npy/.npz file given by path.
+
+Loaders describe a data set first (:class:`LazyImageData`: split sizes, labels, levels, with the
+stored images not read yet: memory maps, :class:`~vaekit.data.formats.LazyArray`, image files) and
+read images only when asked, so ``subset`` and ``splits`` read the files they need (see
+:mod:`vaekit.data.formats` for which formats give only the rows kept and which are read whole).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vaekit.data.formats import (
+    ImageFiles,
+    LazyArray,
+    image_levels,
     list_image_folder,
-    load_npy,
-    load_npz,
+    open_idx,
+    open_mat_binary,
+    open_npy,
+    open_npz,
     read_idx,
-    read_image_stack,
-    read_mat_binary,
-    to_image_array,
     to_labels,
+    to_nchw_view,
 )
 from vaekit.data.resolve import DataCorruptError, DataFiles, DataNotFoundError, first_complete_layout
+from vaekit.errors import ConfigError, DataError
 from vaekit.registry import DATASETS
 
 BINARIZATIONS = ("none", "dynamic")
 MNIST_SHAPES = {"train": (60000, 28, 28), "test": (10000, 28, 28)}
 MNIST_VAL = 5000  # the last 5,000 training images, the usual validation split since Larochelle 2011
 SPLIT_SEED = 0  # the fixed permutation behind every split that is not given by the source
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -106,41 +117,105 @@ class ImageData:
         return self.train_levels if split is self.train else self.levels
 
 
-def _split(x: np.ndarray, y: np.ndarray | None) -> ImageSplit:
-    # copies: the sources are often read-only views of a file buffer
-    labels = None if y is None else torch.from_numpy(np.array(y, dtype=np.int64))
-    return ImageSplit(torch.from_numpy(np.array(x)), labels)
-
-
 def _num_classes(*ys: np.ndarray | None) -> int | None:
     present = [y for y in ys if y is not None and len(y)]
     return int(max(y.max() for y in present)) + 1 if present else None
 
 
-def _assemble(
-    name: str,
-    splits: dict[str, tuple[np.ndarray, np.ndarray | None]],
-    *,
-    levels: int | None,
-    source: str,
-    split_note: str,
-    binarization: str = "none",
-) -> ImageData:
-    """Build :class:`ImageData` from ``{"train"|"val"|"test": (x [N,C,H,W], y [N] or None)}``."""
-    x_train = splits["train"][0]
-    return ImageData(
-        name=name,
-        train=_split(*splits["train"]),
-        val=_split(*splits["val"]),
-        test=_split(*splits["test"]),
-        levels=levels,
-        shape=tuple(x_train.shape[1:]),
-        num_classes=_num_classes(*(y for _, y in splits.values())),
-        source=source,
-        binarization=binarization,
-        split_note=split_note,
-        train_levels=levels,
-    )
+@dataclass
+class LazySplit:
+    """One split before its images are read: which rows of a stored array it is, and its labels.
+
+    Attributes:
+        x: The stored images ``[N_stored, ...]``, one image a row (``C*H*W`` values in C order, in
+            the stored dtype), not read yet: anything ``x[rows]`` reads (an array, a memory map, a
+            :class:`~vaekit.data.formats.LazyArray`). Splits carved from one array (MNIST's val from
+            its training file) share one ``x``.
+        rows: int64 ``[n]``: the split's images in split order, as rows of ``x``.
+        y: int64 ``[n]`` labels in split order (labels are small and read at once), or None.
+    """
+
+    x: object
+    rows: np.ndarray
+    y: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class LazyImageData:
+    """An image data set whose splits are known (sizes, labels, levels) but whose images are unread.
+
+    :meth:`read` reads the images of the rows picked from each split, and only those; every loader
+    of this module builds one of these, so that a subset never reads a whole data set.
+    """
+
+    name: str
+    splits: dict[str, LazySplit]
+    levels: int | None
+    shape: tuple[int, int, int]
+    source: str
+    split_note: str
+    binarization: str = "none"
+    num_classes: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.num_classes is None:  # from every label of every split, so the same whatever is read
+            self.num_classes = _num_classes(*(s.y for s in self.splits.values()))
+
+    def read(self, picks: Mapping[str, np.ndarray | None] | None = None) -> ImageData:
+        """The :class:`ImageData` of the picked images.
+
+        Args:
+            picks: Split name -> positions within the split (int array; empty for none) or None
+                for the whole split; a missing split or ``picks=None`` reads it whole.
+
+        Splits sharing an ``x`` that is read in one pass (``x.one_pass``: dSprites' compressed
+        original) are read together.
+        """
+        picks = {s: (picks or {}).get(s) for s in SPLITS}
+        wanted = {s: sp.rows if picks[s] is None else sp.rows[picks[s]] for s, sp in self.splits.items()}
+        dtype = np.uint8 if self.levels is not None else np.float32
+        images = {s: np.empty((0, *self.shape), dtype) for s in SPLITS if not len(wanted[s])}  # unread
+        for s in SPLITS:
+            if s in images:
+                continue
+            x = self.splits[s].x
+            together = [t for t in SPLITS if self.splits[t].x is x and t not in images]
+            if getattr(x, "one_pass", False) and len(together) > 1:
+                block = x[np.concatenate([wanted[t] for t in together])]
+                parts = np.split(block, np.cumsum([len(wanted[t]) for t in together])[:-1])
+                images.update({t: part.copy() for t, part in zip(together, parts)})  # no shared buffer
+            else:
+                images[s] = x[wanted[s]]  # a new array: fancy indexing copies, even of a memory map
+        for s, a in images.items():
+            images[s] = np.ascontiguousarray(np.asarray(a).reshape(len(a), *self.shape), dtype=dtype)
+
+        def split(s: str) -> ImageSplit:
+            y = self.splits[s].y
+            if y is not None:  # a copy: labels are often read-only views of a file buffer
+                y = torch.from_numpy(np.array(y if picks[s] is None else y[picks[s]], dtype=np.int64))
+            return ImageSplit(torch.from_numpy(images[s]), y)
+
+        return ImageData(
+            name=self.name,
+            train=split("train"),
+            val=split("val"),
+            test=split("test"),
+            levels=self.levels,
+            shape=self.shape,
+            num_classes=self.num_classes,
+            source=self.source,
+            binarization=self.binarization,
+            split_note=self.split_note,
+            train_levels=self.levels,
+        )
+
+
+def _whole(x, y: np.ndarray | None) -> LazySplit:
+    """A split that is all of ``x``, in stored order."""
+    return LazySplit(x, np.arange(len(x), dtype=np.int64), y)
 
 
 def _rows(
@@ -150,21 +225,17 @@ def _rows(
     return None if y is None else y[index]
 
 
-def _permuted_split(
-    x: np.ndarray, y: np.ndarray | None, n_val: int, n_test: int
-) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def _permuted_split(x, y: np.ndarray | None, n_val: int, n_test: int) -> dict[str, LazySplit]:
     """Split by a fixed permutation (seed :data:`SPLIT_SEED`): test first, then val, the rest train."""
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    return {k: (x[idx], _rows(y, idx)) for k, idx in parts.items()}
+    return {k: LazySplit(x, idx, _rows(y, idx)) for k, idx in parts.items()}
 
 
-def _tenth_split(
-    x: np.ndarray, y: np.ndarray | None, where: str
-) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def _tenth_split(x, y: np.ndarray | None, where: str) -> dict[str, LazySplit]:
     """80/10/10 by the fixed permutation; val and test get ``max(1, N // 10)`` images each."""
     if len(x) < 3:
-        raise ValueError(f"{where}: {len(x)} images; at least 3 are needed for train/val/test splits")
+        raise DataError(f"{where}: {len(x)} images; at least 3 are needed for train/val/test splits")
     n_eval = max(1, len(x) // 10)
     return _permuted_split(x, y, n_eval, n_eval)
 
@@ -193,19 +264,21 @@ MNIST_NOTE = (
 )
 
 
-def _read_idx_set(directory: Path, files: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """``(x_train, y_train, x_test, y_test)`` from the four idx files named by ``files``."""
+def _read_idx_set(directory: Path, files: tuple[str, ...]) -> tuple:
+    """``(x_train, y_train, x_test, y_test)`` from the four idx files named by ``files``: the images
+    unread (memory maps, or read whole when indexed), the labels read."""
     train_x, train_y, test_x, test_y = (directory / f for f in files)
     return (
-        read_idx(train_x, MNIST_SHAPES["train"]),
+        open_idx(train_x, MNIST_SHAPES["train"]),
         read_idx(train_y, MNIST_SHAPES["train"][:1]),
-        read_idx(test_x, MNIST_SHAPES["test"]),
+        open_idx(test_x, MNIST_SHAPES["test"]),
         read_idx(test_y, MNIST_SHAPES["test"][:1]),
     )
 
 
-def _read_mnist_npz(path: Path) -> tuple[np.ndarray, ...]:
-    arrays = load_npz(path)
+def _read_mnist_npz(path: Path) -> tuple:
+    """As :func:`_read_idx_set`, from ``mnist_full.npz`` (only the members' headers and labels read)."""
+    arrays = open_npz(path)
     keys = ("x_train", "y_train", "x_test", "y_test")
     missing = [k for k in keys if k not in arrays]
     if missing:
@@ -216,26 +289,29 @@ def _read_mnist_npz(path: Path) -> tuple[np.ndarray, ...]:
                 raise DataCorruptError(
                     f"{path}: {key} is {arrays[key].dtype} {arrays[key].shape}, expected uint8 {shape}"
                 )
-    return tuple(arrays[k] for k in keys)
+    labels = {k: np.asarray(arrays[k][...]) for k in ("y_train", "y_test")}  # small: read now
+    return arrays["x_train"], labels["y_train"], arrays["x_test"], labels["y_test"]
 
 
-def _mnist_style(name: str, arrays: tuple[np.ndarray, ...], source: str) -> ImageData:
-    x_train, y_train, x_test, y_test = arrays
+def _mnist_style(name: str, arrays: tuple, source: str) -> LazyImageData:
+    x_train, y_train, x_test, y_test = arrays  # val is carved from x_train
     n = len(x_train) - MNIST_VAL
-    return _assemble(
+    rows = np.arange(len(x_train), dtype=np.int64)
+    return LazyImageData(
         name,
         {
-            "train": (x_train[:n, None], y_train[:n]),
-            "val": (x_train[n:, None], y_train[n:]),
-            "test": (x_test[:, None], y_test),
+            "train": LazySplit(x_train, rows[:n], y_train[:n]),
+            "val": LazySplit(x_train, rows[n:], y_train[n:]),
+            "test": _whole(x_test, y_test),
         },
         levels=256,
+        shape=(1, 28, 28),
         source=source,
         split_note=MNIST_NOTE,
     )
 
 
-def _load_idx_or_npz(name: str, files: DataFiles, root: str | None) -> ImageData:
+def _open_idx_or_npz(name: str, files: DataFiles, root: str | None) -> LazyImageData:
     directory = files.find(name, root)
     layout = first_complete_layout(directory, files.layouts)
     if layout == ("mnist_full.npz",):
@@ -245,15 +321,24 @@ def _load_idx_or_npz(name: str, files: DataFiles, root: str | None) -> ImageData
     return _mnist_style(name, arrays, ", ".join(str(directory / f) for f in layout))
 
 
+def _open_fashion_mnist(root: str | None = None, *, whole: bool = True) -> LazyImageData:
+    return _open_idx_or_npz("fashion_mnist", FASHION_FILES, root)
+
+
+def _open_mnist(root: str | None = None, *, whole: bool = True) -> LazyImageData:
+    return _open_idx_or_npz("mnist", MNIST_FILES, root)
+
+
 @DATASETS.register(
     "fashion_mnist",
     description="Fashion-MNIST: 28x28 grey clothing images, 10 classes (55k/5k/10k)",
     files=FASHION_FILES,
     modality="image",
+    open=_open_fashion_mnist,
 )
 def load_fashion_mnist(root: str | None = None) -> ImageData:
     """Fashion-MNIST (Xiao et al. 2017) from its four idx files (.gz or uncompressed)."""
-    return _load_idx_or_npz("fashion_mnist", FASHION_FILES, root)
+    return _open_fashion_mnist(root).read()
 
 
 @DATASETS.register(
@@ -261,10 +346,11 @@ def load_fashion_mnist(root: str | None = None) -> ImageData:
     description="MNIST: 28x28 grey handwritten digits, 10 classes (55k/5k/10k)",
     files=MNIST_FILES,
     modality="image",
+    open=_open_mnist,
 )
 def load_mnist(root: str | None = None) -> ImageData:
     """MNIST from its four idx files (.gz or uncompressed) or ``mnist_full.npz``."""
-    return _load_idx_or_npz("mnist", MNIST_FILES, root)
+    return _open_mnist(root).read()
 
 
 # --- statically binarised MNIST (Larochelle & Murray 2011) ---------------------------------------
@@ -277,28 +363,34 @@ BINARIZED_SPLITS = {
 BINARIZED_FILES = DataFiles(required=tuple(BINARIZED_SPLITS.values()))
 
 
-@DATASETS.register(
-    "binarized_mnist",
-    description="Statically binarised MNIST (Larochelle & Murray 2011): 28x28 {0,1}, no labels (50k/10k/10k)",
-    files=BINARIZED_FILES,
-    modality="image",
-)
-def load_binarized_mnist(root: str | None = None) -> ImageData:
-    """The fixed binarisation of MNIST used for likelihood benchmarks, from its three .mat files."""
+def _open_binarized_mnist(root: str | None = None, *, whole: bool = True) -> LazyImageData:
     directory = BINARIZED_FILES.find("binarized_mnist", root)
     splits = {
-        split: (read_mat_binary(directory / f).reshape(-1, 1, 28, 28), None)
+        split: _whole(open_mat_binary(directory / f), None)  # [N, 784], read whole when indexed
         for split, f in BINARIZED_SPLITS.items()
     }
-    return _assemble(
+    return LazyImageData(
         "binarized_mnist",
         splits,
         levels=2,
+        shape=(1, 28, 28),
         source=", ".join(str(directory / f) for f in BINARIZED_SPLITS.values()),
         split_note="the published Larochelle split: train 50,000, val 10,000, "
         "test 10,000 (the MNIST test set)",
         binarization="static",
     )
+
+
+@DATASETS.register(
+    "binarized_mnist",
+    description="Statically binarised MNIST (Larochelle & Murray 2011): 28x28 {0,1}, no labels (50k/10k/10k)",
+    files=BINARIZED_FILES,
+    modality="image",
+    open=_open_binarized_mnist,
+)
+def load_binarized_mnist(root: str | None = None) -> ImageData:
+    """The fixed binarisation of MNIST used for likelihood benchmarks, from its three .mat files."""
+    return _open_binarized_mnist(root).read()
 
 
 # --- scikit-learn digits: always present -----------------------------------------------------------
@@ -314,57 +406,71 @@ def _sklearn_dir() -> Path:
 DIGITS_FILE = _sklearn_dir() / "datasets" / "data" / "digits.csv.gz"
 
 
-@DATASETS.register(
-    "digits",
-    description="scikit-learn's 8x8 digits, values 0..16, 10 classes (1257/180/360); always available",
-    bundled=DIGITS_FILE,
-    modality="image",
-)
-def load_digits(root: str | None = None) -> ImageData:
-    """The 1,797 8x8 digits bundled with scikit-learn (levels 0..16, so ``levels`` = 17)."""
+def _open_digits(root: str | None = None, *, whole: bool = True) -> LazyImageData:
     if root is not None:
-        raise ValueError(f"digits is bundled with scikit-learn and takes no data path (got {root!r})")
+        raise ConfigError(f"digits is bundled with scikit-learn and takes no data path (got {root!r})")
     import sklearn.datasets  # here, not at module import: only this loader needs it
 
-    bunch = sklearn.datasets.load_digits()
+    bunch = sklearn.datasets.load_digits()  # 1,797 tiny images: read whole
     x = bunch.images.astype(np.uint8)[:, None]  # [1797, 1, 8, 8], integers 0..16
-    return _assemble(
+    return LazyImageData(
         "digits",
         _permuted_split(x, bunch.target.astype(np.int64), n_val=180, n_test=360),
         levels=17,
+        shape=(1, 8, 8),
         source=str(DIGITS_FILE),
         split_note="a fixed permutation (seed 0) of the 1,797 images: test = the first 360, "
         "val = the next 180, train = the remaining 1,257",
     )
 
 
+@DATASETS.register(
+    "digits",
+    description="scikit-learn's 8x8 digits, values 0..16, 10 classes (1257/180/360); always available",
+    bundled=DIGITS_FILE,
+    modality="image",
+    open=_open_digits,
+)
+def load_digits(root: str | None = None) -> ImageData:
+    """The 1,797 8x8 digits bundled with scikit-learn (levels 0..16, so ``levels`` = 17)."""
+    return _open_digits(root).read()
+
+
 # --- data given by path ----------------------------------------------------------------------------
+
+
+def _open_image_folder(path: Path) -> LazyImageData:
+    files, labels, _ = list_image_folder(path)
+    x = ImageFiles(files)  # every header checked, no image decoded yet
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    return LazyImageData(
+        str(path), _tenth_split(x, y, str(path)), levels=256, shape=x.shape[1:], source=str(path),
+        split_note=TENTH_NOTE,
+    )
 
 
 def load_image_folder(path: Path) -> ImageData:
     """A folder of same-size grey or RGB images, labelled by class subfolder when present."""
-    files, labels, _ = list_image_folder(path)
-    x = read_image_stack(files)
-    y = None if labels is None else np.asarray(labels, dtype=np.int64)
-    return _assemble(
-        str(path), _tenth_split(x, y, str(path)), levels=256, source=str(path), split_note=TENTH_NOTE
-    )
+    return _open_image_folder(path).read()
 
 
 ARRAY_KEYS = ("x", "X", "images", "arr_0")
 LABEL_KEYS = ("y", "labels")
 
 
-def _array_split(
-    arrays: dict[str, np.ndarray], x_key: str, y_key: str | None, where: str
-) -> tuple[np.ndarray, int | None, np.ndarray | None]:
-    """Images (with their levels) and, when ``y_key`` is present, labels of one split."""
-    x, levels = to_image_array(arrays[x_key], f"{where}[{x_key}]")
-    y = to_labels(arrays[y_key], len(x), f"{where}[{y_key}]") if y_key in arrays else None
+def _array_split(arrays: dict, x_key: str, y_key: str | None, where: str) -> tuple:
+    """Images ``[N, C, H, W]`` (a view: a memory map stays unread) with their levels and, when
+    ``y_key`` is present, labels of one split."""
+    x = arrays[x_key]
+    if isinstance(x, LazyArray):  # a compressed member: read whole (its levels need every value anyway)
+        x = x[...]
+    x = to_nchw_view(x, f"{where}[{x_key}]")
+    levels = image_levels(x, f"{where}[{x_key}]")
+    y = to_labels(np.asarray(arrays[y_key][...]), len(x), f"{where}[{y_key}]") if y_key in arrays else None
     return x, levels, y
 
 
-def _load_train_test_npz(arrays: dict[str, np.ndarray], where: str) -> tuple[dict, list[int | None], str]:
+def _load_train_test_npz(arrays: dict, where: str) -> tuple[dict, list[int | None], str]:
     """Splits from ``x_train``/``x_test`` (and ``x_val`` if present; else the last tenth of train)."""
     parts = {
         s: _array_split(arrays, f"x_{s}", f"y_{s}", where)
@@ -372,70 +478,83 @@ def _load_train_test_npz(arrays: dict[str, np.ndarray], where: str) -> tuple[dic
         if f"x_{s}" in arrays
     }
     levels_found = [levels for _, levels, _ in parts.values()]
-    splits = {s: (x, y) for s, (x, _, y) in parts.items()}
+    splits = {s: _whole(x, y) for s, (x, _, y) in parts.items()}
     if "val" in splits:
         return splits, levels_found, "train, val and test as stored in the file (x_train, x_val, x_test)"
-    x, y = splits["train"]
+    x, y = splits["train"].x, splits["train"].y
     n = len(x) - max(1, len(x) // 10)
-    splits["train"], splits["val"] = (x[:n], _rows(y, slice(0, n))), (x[n:], _rows(y, slice(n, None)))
+    rows = splits["train"].rows
+    splits["train"] = LazySplit(x, rows[:n], _rows(y, slice(0, n)))
+    splits["val"] = LazySplit(x, rows[n:], _rows(y, slice(n, None)))
     note = (
         "train = x_train without its last N//10 images, val = those last N//10 (stored order), test = x_test"
     )
     return splits, levels_found, note
 
 
-def load_array_file(path: Path) -> ImageData:
-    """Images from an .npy file, or an .npz with ``x_train``/``x_test`` (optional ``x_val``, ``y_*``)
-    or a single array under one of :data:`ARRAY_KEYS` (labels optional under :data:`LABEL_KEYS`)."""
+def _open_array_file(path: Path) -> LazyImageData:
     where = str(path)
-    arrays = {"x": load_npy(path)} if path.suffix == ".npy" else load_npz(path)
+    arrays = {"x": open_npy(path)} if path.suffix == ".npy" else open_npz(path)
     if "x_train" in arrays and "x_test" in arrays:
         splits, levels_found, note = _load_train_test_npz(arrays, where)
     else:
         x_key = next((k for k in ARRAY_KEYS if k in arrays), None)
         if x_key is None:
-            raise ValueError(
+            raise DataError(
                 f"{where}: no image array; expected x_train + x_test, or one of {ARRAY_KEYS} "
                 f"(found {sorted(arrays)})"
             )
         y_key = next((k for k in LABEL_KEYS if k in arrays), None)
         x, levels, y = _array_split(arrays, x_key, y_key, where)
         splits, levels_found, note = _tenth_split(x, y, where), [levels], TENTH_NOTE
-    return _assemble(
-        where, splits, levels=_agreed_levels(splits, levels_found, where), source=where, split_note=note
-    )
+    levels = _agreed_levels(splits, levels_found, where)
+    shape = tuple(splits["train"].x.shape[1:])
+    return LazyImageData(where, splits, levels=levels, shape=shape, source=where, split_note=note)
 
 
-def _agreed_levels(splits: dict, levels_found: list[int | None], where: str) -> int | None:
+def load_array_file(path: Path) -> ImageData:
+    """Images from an .npy file, or an .npz with ``x_train``/``x_test`` (optional ``x_val``, ``y_*``)
+    or a single array under one of :data:`ARRAY_KEYS` (labels optional under :data:`LABEL_KEYS`)."""
+    return _open_array_file(path).read()
+
+
+def _agreed_levels(splits: dict[str, LazySplit], levels_found: list[int | None], where: str) -> int | None:
     """Check that all splits share an image shape and kind; return their common number of levels.
 
     A split that happens to hold only 0 and 1 next to 8-bit splits counts as 8-bit (256).
     """
-    shapes = {tuple(x.shape[1:]) for x, _ in splits.values()}
+    shapes = {tuple(split.x.shape[1:]) for split in splits.values()}
     if len(shapes) > 1:
-        raise ValueError(f"{where}: splits have different image shapes {sorted(shapes)}")
+        raise DataError(f"{where}: splits have different image shapes {sorted(shapes)}")
     kinds = set(levels_found)
     if kinds == {2, 256}:
         return 256
     if len(kinds) > 1:
-        raise ValueError(f"{where}: splits mix integer and float images ({sorted(map(str, kinds))})")
+        raise DataError(f"{where}: splits mix integer and float images ({sorted(map(str, kinds))})")
     return levels_found[0]
 
 
 # --- the entry point -------------------------------------------------------------------------------
 
 
-def _load_source(name_or_path: str, root: str | None) -> ImageData:
+def _load_source(name_or_path: str, root: str | None, *, whole: bool = True) -> LazyImageData | ImageData:
+    """The data set, unread where its loader can (a :class:`LazyImageData`), else loaded whole.
+
+    A registered image data set reads on demand when its registry entry has ``open`` (a function
+    ``(root, *, whole) -> LazyImageData``; ``whole`` says that every image will be read, which lets
+    dSprites build its cache rather than render images one by one); otherwise its loader is called.
+    """
     if name_or_path in DATASETS:
         entry = DATASETS.get(name_or_path)
         if entry.extra.get("modality") != "image":
-            raise ValueError(f"data set {name_or_path!r} is not an image data set")
-        return entry.obj(root)
+            raise DataError(f"data set {name_or_path!r} is not an image data set")
+        opener = entry.extra.get("open")
+        return entry.obj(root) if opener is None else opener(root, whole=whole)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return load_image_folder(path)
+        return _open_image_folder(path)
     if path.is_file() and path.suffix in (".npy", ".npz"):
-        return load_array_file(path)
+        return _open_array_file(path)
     images = [e.name for e in DATASETS if e.extra.get("modality") == "image"]
     raise DataNotFoundError(
         f"{name_or_path!r} is neither a registered image data set ({', '.join(images)}) nor an existing "
@@ -443,10 +562,29 @@ def _load_source(name_or_path: str, root: str | None) -> ImageData:
     )
 
 
-def _binarize_dynamic(data: ImageData, seed: int) -> ImageData:
-    """Dynamic binarisation: val/test binarised once (generator seeded by ``seed``), train kept grey."""
-    if data.levels == 2:
-        raise ValueError(f"{data.name} is already binary; dynamic binarisation needs grey-level data")
+def _check_binarizable(name: str, levels: int | None) -> None:
+    if levels == 2:
+        raise ConfigError(f"{name} is already binary; dynamic binarisation needs grey-level data")
+
+
+def _skip_draws(generator: torch.Generator, count: int, block: int = 1 << 20) -> None:
+    """Advance ``generator`` as ``torch.bernoulli`` of ``count`` float32 probabilities would: one draw
+    per element, in order (so the images after skipped ones get the values a full pass gives them)."""
+    zeros = torch.zeros(min(block, count))
+    while count > 0:
+        m = min(block, count)
+        torch.bernoulli(zeros[:m], generator=generator)
+        count -= m
+
+
+def _binarize_dynamic(data: ImageData, seed: int, *, val_skipped: int = 0) -> ImageData:
+    """Dynamic binarisation: val/test binarised once (generator seeded by ``seed``), train kept grey.
+
+    One generator draws val's values and then test's. ``val_skipped``: the number of val images
+    after ``data.val`` (the first ones) that were not read; the generator skips their draws so that
+    test gets the values it gets when val is read whole.
+    """
+    _check_binarizable(data.name, data.levels)
     generator = torch.Generator().manual_seed(seed)
 
     def once(split: ImageSplit) -> ImageSplit:
@@ -454,9 +592,12 @@ def _binarize_dynamic(data: ImageData, seed: int) -> ImageData:
             torch.bernoulli(data.to_float(split.x), generator=generator).to(torch.uint8), split.y
         )
 
+    val = once(data.val)
+    if val_skipped and len(data.test):
+        _skip_draws(generator, val_skipped * int(np.prod(data.shape)))
     return replace(
         data,
-        val=once(data.val),
+        val=val,
         test=once(data.test),
         levels=2,
         binarization="dynamic",
@@ -470,17 +611,58 @@ def _take(split: ImageSplit, index: torch.Tensor | slice) -> ImageSplit:
     return ImageSplit(split.x[index], _rows(split.y, index))
 
 
+def _subset_picks(lengths: Mapping[str, int], n: int, seed: int) -> dict[str, np.ndarray]:
+    """What ``subset=n`` keeps, as positions within each split: the first ``n`` of a permutation of
+    train (seeded by ``seed``, in that random order) and the first ``n`` of val and test."""
+    order = torch.randperm(lengths["train"], generator=torch.Generator().manual_seed(seed))[:n]
+    return {
+        "train": order.numpy(),
+        **{s: np.arange(min(n, lengths[s]), dtype=np.int64) for s in ("val", "test")},
+    }
+
+
+def _subset_note(n: int, seed: int) -> str:
+    return f"; subset: {n} random train images (seed {seed}), the first {n} of val and test"
+
+
+def _first_picks(lengths: Mapping[str, int], wanted: Mapping[str, int | None]) -> dict[str, np.ndarray | None]:
+    """``splits=``: the first ``n`` of each named split (None: all of it), nothing of the others."""
+    return {
+        s: None if s in wanted and wanted[s] is None
+        else np.arange(min(wanted.get(s, 0), lengths[s]), dtype=np.int64)
+        for s in SPLITS
+    }
+
+
 def _subset(data: ImageData, n: int, seed: int) -> ImageData:
     """The first ``n`` of a permutation of train (seeded by ``seed``) and the first ``n`` of val/test."""
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n]
+    picks = _subset_picks({s: len(getattr(data, s)) for s in SPLITS}, n, seed)
     return replace(
         data,
-        train=_take(data.train, order),
-        val=_take(data.val, slice(0, n)),
-        test=_take(data.test, slice(0, n)),
-        split_note=data.split_note
-        + f"; subset: {n} random train images (seed {seed}), the first {n} of val and test",
+        **{s: _take(getattr(data, s), torch.from_numpy(picks[s])) for s in SPLITS},
+        split_note=data.split_note + _subset_note(n, seed),
     )
+
+
+def _check_splits(splits, subset: int | None) -> dict[str, int | None] | None:
+    """``splits=`` as ``{name: n or None}``, checked."""
+    if splits is None:
+        return None
+    if subset is not None:
+        raise ConfigError(
+            "subset and splits cannot be combined: subset draws random train images, splits keeps the "
+            "first n of each split it names"
+        )
+    if isinstance(splits, str):
+        splits = (splits,)
+    wanted = dict(splits) if isinstance(splits, Mapping) else {s: None for s in splits}
+    unknown = sorted(set(wanted) - set(SPLITS))
+    if unknown or not wanted:
+        raise ConfigError(f"splits={splits!r}; expected split names among {SPLITS} (a mapping to n or None)")
+    for s, n in wanted.items():
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n <= 0):
+            raise ConfigError(f"splits[{s!r}]={n!r}; expected a positive integer or None (the whole split)")
+    return wanted
 
 
 def load_images(
@@ -490,12 +672,18 @@ def load_images(
     binarize: str = "none",
     subset: int | None = None,
     seed: int = 0,
+    splits: Mapping[str, int | None] | Iterable[str] | None = None,
 ) -> ImageData:
     """Load an image data set with its fixed train/val/test split.
 
+    A subset or a cut split reads only the files it needs: from a memory map (.npy, raw idx, an
+    uncompressed .npz member) only its rows; a compressed file (gzip idx, compressed .npz member,
+    .mat) whole, then cut (see :mod:`vaekit.data.formats`). dSprites renders only those images when
+    neither its original file nor its cache is present, and reads only them from either file.
+
     Args:
         name_or_path: A registered data set (``fashion_mnist``, ``mnist``, ``binarized_mnist``,
-            ``digits``) or a path to a folder of images or a .npy/.npz file.
+            ``digits``, ``dsprites``) or a path to a folder of images or a .npy/.npz file.
         root: Explicit folder (or file) holding a registered data set's files; when None, the
             standard places are searched (see :func:`vaekit.data.resolve.searched_places`).
         binarize: ``"none"``, or ``"dynamic"``: ``levels`` becomes 2; val and test are binarised
@@ -506,22 +694,51 @@ def load_images(
             train and the first ``subset`` of val and test (after binarisation, so val/test values
             do not depend on ``subset``).
         seed: Seeds the val/test binarisation and the train subset.
+        splits: Read only some splits, each cut to its first images: a mapping from split name
+            (``"train"``, ``"val"``, ``"test"``) to ``n`` (its first ``n`` images in the split's fixed
+            order) or None (all of it), or a collection of names (each whole). E.g.
+            ``splits={"test": 500}`` gives the same images, labels and (under dynamic binarisation)
+            values as ``load_images(...).test`` cut to ``[:500]``, without reading train or val.
+            The splits not named come back empty (no images, the same image shape and dtype).
+            ``shape``, ``levels``, ``num_classes`` and ``split_note`` stay those of the whole data
+            set. Not combined with ``subset`` (whose train images are a random draw).
 
     Raises:
-        ValueError: An unknown ``binarize`` or a non-positive ``subset``, bad array contents.
+        ValueError: An unknown ``binarize``, a non-positive ``subset``, bad ``splits``, bad array
+            contents.
         DataNotFoundError: The data set's files are nowhere to be found.
         DataCorruptError: A file is truncated or corrupt.
     """
     if binarize not in BINARIZATIONS:
         hint = " (for static binarisation use the binarized_mnist data set)" if binarize == "static" else ""
-        raise ValueError(f"binarize={binarize!r}; expected one of {BINARIZATIONS}{hint}")
+        raise ConfigError(f"binarize={binarize!r}; expected one of {BINARIZATIONS}{hint}")
     if subset is not None and (not isinstance(subset, int) or subset <= 0):
-        raise ValueError(f"subset={subset!r}; expected a positive integer or None")
-    data = _load_source(name_or_path, root)
+        raise ConfigError(f"subset={subset!r}; expected a positive integer or None")
+    wanted = _check_splits(splits, subset)
+    whole = subset is None and (wanted is None or all(s in wanted and wanted[s] is None for s in SPLITS))
+    source = _load_source(name_or_path, root, whole=whole)
+    if isinstance(source, ImageData):  # a loader that only loads whole: load, then cut
+        data = _binarize_dynamic(source, seed) if binarize == "dynamic" else source
+        if subset is not None:
+            data = _subset(data, subset, seed)
+        if wanted is not None:
+            picks = _first_picks({s: len(getattr(data, s)) for s in SPLITS}, wanted)
+            data = replace(data, **{s: _take(getattr(data, s), slice(None) if picks[s] is None
+                                             else slice(0, len(picks[s]))) for s in SPLITS})
+        return data
     if binarize == "dynamic":
-        data = _binarize_dynamic(data, seed)
+        _check_binarizable(source.name, source.levels)  # before reading anything
+    lengths = {s: len(source.splits[s]) for s in SPLITS}
+    picks = None
     if subset is not None:
-        data = _subset(data, subset, seed)
+        picks = _subset_picks(lengths, subset, seed)
+    elif wanted is not None:
+        picks = _first_picks(lengths, wanted)
+    data = source.read(picks)
+    if binarize == "dynamic":
+        data = _binarize_dynamic(data, seed, val_skipped=lengths["val"] - len(data.val))
+    if subset is not None:
+        data = replace(data, split_note=data.split_note + _subset_note(subset, seed))
     return data
 
 
