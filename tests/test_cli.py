@@ -310,7 +310,7 @@ def test_a_pickled_checkpoint_is_refused_with_how_to_convert(run_dir, tmp_path):
     ckpt["hparams"] = __import__("argparse").Namespace(lr=1.0)  # a Python object: only a pickle holds it
     torch.save(ckpt, run / "checkpoints" / "last.ckpt")
     text = _err(["train", "vae", "--resume", "--out", str(run), "--set", "train.max_epochs=3"])
-    assert "never unpickles" in text and "convert" in text
+    assert "never unpickles" in text and "convert" in text and "such as argparse.Namespace" in text
     assert "In PyTorch 2.6" not in text  # torch's own advice is not quoted
 
 

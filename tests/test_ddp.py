@@ -46,6 +46,7 @@ def test_ddp_training_with_two_cpu_processes_from_the_cli(tmp_path):
     assert "Starting with 2 processes" in proc.stderr and "distributed_backend=gloo" in proc.stderr
     assert proc.stdout.count("training vae on digits") == 2  # both processes ran the command
     assert proc.stdout.count("nll_nats") == 1  # and only rank 0 evaluated after training
+    assert "starting over" not in proc.stderr  # the second process does not take rank 0's folder for a leftover
     assert (out / "model.safetensors").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
     info = json.loads((out / "model.json").read_text())
     assert info["epochs"] == 2

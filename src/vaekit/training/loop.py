@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -196,8 +197,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # weights_only met a Python object it will not rebuild
+        found = re.search(r"GLOBAL (\S+)", str(e))  # torch names the first class it refused
+        what = f" such as {found.group(1).rstrip(',.')}" if found else ""
         raise CheckpointError(
-            f"checkpoint {path} holds pickled Python objects ({str(e).splitlines()[0][:160]}). vaekit never "
+            f"checkpoint {path} holds pickled Python objects{what}. vaekit never "
             f"unpickles files, since unpickling can run any code. If you trust the file, convert it once in a "
             f"separate Python session: ckpt = torch.load(path, weights_only=False), then keep only tensors "
             f"and plain values (state_dict, optimizer_states, loops) and torch.save them; nothing was changed"
@@ -357,7 +360,9 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     """
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    starts_over = check_out_dir(run_dir, resume)
+    # under DDP the other processes re-run this after the first has written the folder: it checks and writes
+    secondary = _secondary_process()
+    starts_over = False if secondary else check_out_dir(run_dir, resume)
     state: dict[str, Any] | None = None
     if resume:
         if (run_dir / "config.yaml").is_file():
@@ -374,7 +379,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         logging.getLogger("vaekit").warning("%s holds an attempt killed before its first checkpoint: starting "
                                             "over (its logged rows are replaced)", run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(run_dir, cfg)
+    if not secondary:
+        save_config(run_dir, cfg)
     dm = ImageDataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
                          num_workers=cfg.data.num_workers, seed=cfg.train.seed)
     t = cfg.train
@@ -413,6 +419,12 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
             f"{run_dir / 'model.json'}; try a lower train.optim.lr, a warm-up (train.optim.schedule="
             f"warmup_cosine) or a smaller train.optim.grad_clip")
     return TrainResult(run_dir, final, data, seconds, trainer.current_epoch, skipped, trainer.is_global_zero)
+
+
+def _secondary_process() -> bool:
+    """Whether this is a process of a multi-process run other than the first: Lightning's DDP launcher
+    starts the others with ``LOCAL_RANK`` (and torchrun sets ``RANK``) before they re-run the command."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def logged_batches(ckpt: dict[str, Any]) -> int:

@@ -29,7 +29,8 @@ from vaekit.errors import RunError
 from vaekit.models.code_prior import CodePrior, CodePriorConfig
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
-from vaekit.training.loop import build_trainer, check_resume, merge_metrics, quiet_lightning, schedule_steps
+from vaekit.training.loop import (build_trainer, check_resume, load_checkpoint, logged_batches, merge_metrics,
+                                  quiet_lightning, record_attempt, schedule_steps)
 from vaekit.training.system import VAESystem
 
 
@@ -130,6 +131,7 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
 
     trainer = build_trainer(out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, progress=cfg.progress,
                             logger=CSVLogger(save_dir=str(out), name="logs"), accelerator=accelerator, devices=1)
+    record_attempt(trainer.logger, logged_batches(load_checkpoint(ckpt)) if resume else 0)  # for merge_metrics
     loaders = (DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True),
                DataLoader(val_set, batch_size=500))
     start = time.perf_counter()

@@ -46,7 +46,7 @@ def random_states() -> dict[str, Any]:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "python": list(random.getstate()[1])}
+            "python": list(random.getstate()[1]), "python_gauss": random.getstate()[2]}
 
 
 def set_random_states(states: dict[str, Any]) -> None:
@@ -60,7 +60,7 @@ def set_random_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
     n = states["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    random.setstate((3, tuple(states["python"]), None))
+    random.setstate((3, tuple(states["python"]), states.get("python_gauss")))
 
 
 def _fused_supported() -> bool:
