@@ -53,3 +53,15 @@ def pytest_runtest_makereport(item, call):
 
 needs_fashion = needs_data(FASHION_DIR, "apt-get install dataset-fashion-mnist; `make test` does it")
 needs_shared = needs_data(SHARED_DATA, "the project's ../shared/data folder, beside the checkout")
+
+
+def peak_bytes(fn) -> int:
+    """The most memory Python allocated (tracemalloc, numpy included) while ``fn()`` ran."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

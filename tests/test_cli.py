@@ -337,3 +337,27 @@ def test_a_diverged_run_exits_nonzero_and_is_marked(tmp_path):
     assert meta["status"] == "failed" and meta["skipped_steps"] > 20
     r = runner.invoke(app, ["evaluate", str(out), "-k", "2"])
     assert r.exit_code == 1 and "non-finite" in " ".join(r.output.split())
+
+
+def test_more_options_out_of_range_are_refused(run_dir, tmp_path):
+    assert "at least one importance sample" in _err(["compare", str(run_dir), str(run_dir), "-k", "0"])
+    assert "at least two images" in _err(["compare", str(run_dir), str(run_dir), "-k", "2", "--subset", "1"])
+    assert "comma-separated integers" in _err(["traverse", str(run_dir), "--dims", "1,x"])
+    assert "--steps must be >= 2" in _err(["traverse", str(run_dir), "--steps", "0"])
+    assert "unknown activation" in _err(["train", "vae", *QUICK, "--set", "model.activation=nope",
+                                         "--out", str(tmp_path / "a")])
+    assert "Lightning refuses" in _err(["train", "vae", *QUICK, "--strategy", "no_such_strategy",
+                                        "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_sweep_keeps_the_values_that_trained_when_one_fails(tmp_path):
+    out = tmp_path / "sweep"
+    r = runner.invoke(app, ["sweep", "vae", "--data", "digits", "--param", "train.optim.lr", "--values", "1e-3,10",
+                            "-k", "2", "--set", "model.hidden=[16]", "--set", "model.likelihood=dlogistic",
+                            "--set", "data.batch_size=32", "--set", "train.max_epochs=1",
+                            "--set", "train.progress=false", "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    res = json.loads((out / "sweep.json").read_text())
+    assert [p["lr"] for p in res["points"]] == [1e-3] and [p["lr"] for p in res["failed"]] == [10]
+    assert "updates were skipped" in res["failed"][0]["failed"] and (out / "rate_distortion.png").is_file()

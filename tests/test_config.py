@@ -102,3 +102,35 @@ def test_a_choice_set_by_name_and_options_is_the_same_in_either_order():
         with pytest.raises(ConfigError, match="a.b"):
             parse_overrides(o)
     assert parse_overrides(["t.x=1", "t.x=2"]) == {"t": {"x": 2}}  # the last value wins
+
+
+def test_a_choice_named_in_a_file_keeps_options_given_by_set(tmp_path):
+    from vaekit.config import parse_overrides
+
+    path = tmp_path / "c.yaml"
+    path.write_text("objective: iwae\nmodel:\n  name: vae\n  likelihood: dlogistic\n")
+    cfg = resolve_config(str(path), parse_overrides(["objective.k=3", "model.likelihood.num_mixtures=2"]))
+    assert cfg.objective.name == "iwae" and cfg.objective.params.k == 3  # was: elbo, silently
+    assert cfg.model.params.likelihood.name == "dlogistic" and cfg.model.params.likelihood.params.num_mixtures == 2
+    cfg = resolve_config(str(path), parse_overrides(["objective=beta", "objective.beta=4"]))
+    assert cfg.objective.name == "beta" and cfg.objective.params.beta == 4  # another name starts afresh
+
+
+@pytest.mark.parametrize("override,key", [({"train": {"val_every": 0}}, "val_every"),
+                                          ({"eval": {"batch_size": 0}}, "eval.batch_size"),
+                                          ({"eval": {"subset": 0}}, "eval.subset"),
+                                          ({"train": {"optim": {"max_skipped_fraction": 2}}}, "max_skipped_fraction")])
+def test_impossible_settings_are_refused_before_training(override, key):
+    with pytest.raises(ConfigError, match=key):
+        resolve_config("vae", override)
+
+
+def test_error_classes_nest_as_documented():
+    from vaekit.data import DataNotFoundError
+    from vaekit.data.resolve import DataCorruptError
+    from vaekit.errors import DataError, RunError, VaekitError
+    from vaekit.training import CheckpointError
+
+    assert issubclass(DataNotFoundError, DataError) and issubclass(DataNotFoundError, FileNotFoundError)
+    assert issubclass(DataCorruptError, DataError) and issubclass(CheckpointError, RunError)
+    assert issubclass(ConfigError, VaekitError) and issubclass(ConfigError, ValueError)

@@ -26,7 +26,7 @@ from vaekit.data import (
 from vaekit.data.images import IDX_GZ
 from vaekit.registry import DATASETS
 
-from conftest import FASHION_DIR, SHARED_DATA, needs_fashion, needs_shared  # skip outside CI, fail in it
+from conftest import FASHION_DIR, SHARED_DATA, needs_fashion, needs_shared, peak_bytes  # skip outside CI, fail in it
 
 
 @pytest.fixture(autouse=True)
@@ -410,17 +410,6 @@ def test_subset_gives_the_old_loaders_images(name, seed, binarize, monkeypatch):
         assert _digest(test) == OLD_ANSWERS[name, seed, binarize][2]
 
 
-def _peak_bytes(fn) -> int:
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("name", REAL_SETS[:3])
 def test_a_split_reads_only_its_own_files(name):
     """These files are compressed (MNIST's .npz members, binarized MNIST's .mat, Fashion-MNIST's
@@ -428,7 +417,7 @@ def test_a_split_reads_only_its_own_files(name):
     reads the whole training file (47 MB of images, 55-140 MB peak) and cuts it. A file that no
     split asks for is never read: splits={"test": 100} stays near the 7.8 MB of test images."""
     load_images(name, subset=1)  # imports, caches
-    assert _peak_bytes(lambda: load_images(name, splits={"test": 100})) < 40 * 2**20
+    assert peak_bytes(lambda: load_images(name, splits={"test": 100})) < 40 * 2**20
 
 
 @needs_shared
@@ -452,7 +441,7 @@ def test_memory_mapped_files_read_only_the_images_kept(tmp_path):
     }
     for what, load in loads.items():
         load()
-        assert _peak_bytes(load) < 8 * 2**20, what
+        assert peak_bytes(load) < 8 * 2**20, what
 
 
 def test_readers_memory_map_what_numpy_can(tmp_path):

@@ -14,7 +14,7 @@ from vaekit.data import formats, images, load_images, resolve
 from vaekit.data.resolve import DataCorruptError
 from vaekit.registry import DATASETS
 
-from conftest import SHARED_DATA, needs_data
+from conftest import SHARED_DATA, needs_data, peak_bytes
 
 GIF = SHARED_DATA / "dsprites" / "dsprites.gif"
 needs_gif = needs_data(GIF, "the real dSprites frames, in ../shared/data")
@@ -194,17 +194,6 @@ def no_dsprites_files(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _peak_bytes(fn) -> int:
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def _count_renders(monkeypatch) -> list[int]:
     rendered: list[int] = []
     render = ds.render_factors
@@ -300,4 +289,4 @@ def test_a_subset_of_the_cache_reads_only_its_images(no_dsprites_files, monkeypa
     ds.build_cache()
     load_images("dsprites", subset=50)
     assert "(cache)" in load_images("dsprites", subset=50).source
-    assert _peak_bytes(lambda: load_images("dsprites", subset=50)) < 3 * 2**20
+    assert peak_bytes(lambda: load_images("dsprites", subset=50)) < 3 * 2**20

@@ -517,3 +517,38 @@ def test_training_objectives_compile_to_one_graph(objective):
     x = torch.bernoulli(torch.rand(4, 1, 8, 8))
     explained = torch._dynamo.explain(lambda b, s: obj(model, b, s))({"x": x}, torch.tensor(5.0))
     assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+
+
+def test_the_logged_rows_are_on_disk_when_a_checkpoint_lands(tmp_path, monkeypatch):
+    """merge_metrics relies on this: a resumed attempt starts after the checkpoint's step, so a row logged
+    before the checkpoint but still in a buffer when the process is killed would be lost for good.
+    Lightning's logger connector saves the CSV after every log call (its fabric writer alone would buffer
+    100 steps); this fails if that changes."""
+    import vaekit.training.loop as loop
+
+    on_disk = []
+    real = loop.AtomicCheckpoint.on_train_epoch_end
+
+    def spy(self, trainer, module):
+        real(self, trainer, module)
+        path = tmp_path / "run" / "logs" / "version_0" / "metrics.csv"
+        on_disk.append([r["step"] for r in csv.DictReader(open(path))] if path.is_file() else [])
+
+    monkeypatch.setattr(loop.AtomicCheckpoint, "on_train_epoch_end", spy)
+    train(_cfg(train={"max_epochs": 2}, data={"batch_size": 16}), tmp_path / "run")  # 79 batches an epoch
+    assert on_disk[0] == ["19", "39", "59", "78"]  # epoch 1's three training rows and its validation row
+
+
+def test_resume_refuses_switching_ema_and_a_half_written_first_checkpoint_is_a_leftover(tmp_path):
+    from vaekit.config import ConfigError
+
+    run = tmp_path / "run"
+    train(_cfg(train={"max_epochs": 1}), run)
+    before = (run / "config.yaml").read_bytes()
+    with pytest.raises(ConfigError, match="train.optim.ema"):  # the checkpoint holds no EMA copy to resume
+        train(_cfg(train={"max_epochs": 2, "optim": {"ema": 0.99}}), run, resume=True)
+    assert (run / "config.yaml").read_bytes() == before
+    for name in ("model.safetensors", "model.json", "metrics.csv"):  # killed while the first checkpoint was
+        (run / name).unlink()                                        # written: only its temp file is left
+    (run / "checkpoints" / "last.ckpt").rename(run / "checkpoints" / ".last.ckpt.tmp")
+    assert train(_cfg(train={"max_epochs": 1}), run).epochs == 1

@@ -232,6 +232,10 @@ def compare_runs(
     """
     cfgs = [read_run_config(Path(r)) for r in (run_a, run_b)]
     _check_split(split)
+    if num_samples < 1:
+        raise UsageError(f"a paired IS-NLL needs at least one importance sample, got -k {num_samples}")
+    if subset is not None and subset < 0:
+        raise UsageError(f"subset must be >= 0 (0: the whole split), got {subset}")
     data_a, data_b = (load_run_data(c, splits={split: subset or None}) for c in cfgs)
     same = lambda d: (d.name, d.binarization, d.levels, d.shape)  # noqa: E731
     if same(data_a) != same(data_b):
@@ -239,6 +243,8 @@ def compare_runs(
                          f"a paired comparison needs the same images")
     dev = resolve_device(device)
     part = split_part(data_a, split, subset)
+    if len(part) < 2:
+        raise UsageError(f"a paired comparison needs at least two images for its standard error, got {len(part)}")
     start = time.perf_counter()
     nll = []
     for r in (run_a, run_b):
@@ -272,8 +278,13 @@ def evaluate_disentanglement_run(
     from vaekit.evaluation.disentanglement import default_dci_classifier, disentanglement_metrics
 
     run_dir = Path(run_dir)
+    if num_train < 10 or num_test < 10:
+        raise UsageError(f"--num-train and --num-test must be >= 10 points per metric, got {num_train}, {num_test}")
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
+    if model.latent_kind == "discrete":
+        raise UsageError("a VQ model's codes are categorical indices; the disentanglement metrics need continuous "
+                         "posterior means (train a vae, beta-VAE or hierarchical model on dSprites)")
     if tuple(model.data_shape) != (1, 64, 64):
         raise UsageError(f"disentanglement metrics run on dSprites (1x64x64 images); this model takes "
                          f"{list(model.data_shape)}")

@@ -162,9 +162,11 @@ def sweep(
     from vaekit.run import atomic_write_text, resolve_config
     from vaekit.training import train as train_run
 
+    from vaekit.errors import NonFiniteError, TrainingFailedError
+
     def run() -> None:
         root = out or _default_out(f"sweep-{param.split('.')[-1]}")
-        points = []
+        points, failed = [], []
         for raw in values.split(","):
             overrides = deep_merge(parse_overrides(set_), parse_overrides([f"{param}={raw.strip()}"]))
             if data:
@@ -172,14 +174,22 @@ def sweep(
             cfg = resolve_config(model_or_config, overrides)
             run_dir = root / f"{param.split('.')[-1]}={raw.strip()}"
             console.print(f"[bold]{param}={raw.strip()}[/] -> {run_dir}")
-            result = train_run(cfg, run_dir)
-            if not result.is_global_zero:
-                return
-            res = evaluate_run(run_dir, num_samples=samples, data=result.data)
+            try:  # one value that fails to train keeps the others: it is recorded, and the sweep exits 1
+                result = train_run(cfg, run_dir)
+                if not result.is_global_zero:
+                    return
+                res = evaluate_run(run_dir, num_samples=samples, data=result.data)
+            except (TrainingFailedError, NonFiniteError) as e:
+                err.print(f"[bold red]failed:[/] {param}={raw.strip()}: {e}")
+                failed.append({param.split(".")[-1]: load_yaml(raw), "run": str(run_dir), "failed": str(e)})
+                continue
             points.append({param.split(".")[-1]: load_yaml(raw), "run": str(run_dir),
                            **{k: res[k] for k in ("rate_nats", "distortion_nats", "neg_elbo_nats", "nll_nats",
                                                   "active_units") if k in res}})
-        atomic_write_text(root / "sweep.json", json.dumps({"param": param, "points": points}, indent=2))
+        atomic_write_text(root / "sweep.json", json.dumps({"param": param, "points": points, "failed": failed},
+                                                          indent=2))
+        if not points:
+            _fail(f"every value of {param} failed to train; see {root / 'sweep.json'}", 1)
         fig = plots.rate_distortion(points, label_key=param.split(".")[-1])
         console.print(f"figure: {plots.save_figure(fig, root / 'rate_distortion.png')}")
         table = Table(title=f"sweep over {param}")
@@ -190,6 +200,8 @@ def sweep(
                             for c in (param.split(".")[-1], "rate_nats", "distortion_nats", "neg_elbo_nats",
                                       "active_units")))
         console.print(table)
+        if failed:
+            _fail(f"{len(failed)} of {len(failed) + len(points)} values failed to train (in {root / 'sweep.json'})", 1)
 
     _guard(run)
 
@@ -447,9 +459,16 @@ def traverse(
     from vaekit.inference import traverse as trav
 
     def run() -> None:
+        if steps < 2:
+            _fail(f"--steps must be >= 2, got {steps}")
+        if not limit > 0:
+            _fail(f"--limit must be > 0, got {limit}")
         model, x, cond = _test_images(run_dir, 1, offset=index)
         d = model.encode(x, **cond).mean.shape[-1]
-        chosen = [int(s) for s in dims.split(",")] if dims else list(range(min(10, d)))
+        try:
+            chosen = [int(s) for s in dims.split(",")] if dims else list(range(min(10, d)))
+        except ValueError:
+            _fail(f"--dims takes comma-separated integers, e.g. 0,2,5; got {dims!r}")
         bad = [c for c in chosen if not 0 <= c < d]
         if bad:
             _fail(f"--dims {bad} out of range: the model has {d} latent dimensions")

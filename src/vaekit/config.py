@@ -228,7 +228,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             node[p] = here
             node = here
         last = parts[-1]
-        if isinstance(node.get(last), dict) and not isinstance(value, dict):
+        if isinstance(node.get(last), dict) and isinstance(value, dict):
+            node[last] = deep_merge(node[last], value)
+        elif isinstance(node.get(last), dict):
             if not isinstance(value, str):
                 raise ConfigError(f"--set {item!r}: {key.strip()} has options set, so its value must be a name")
             node[last] = {**node[last], "name": value}  # options first, named after
@@ -238,11 +240,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``over`` into a copy of ``base``."""
+    """Recursively merge ``over`` into a copy of ``base``. A name in ``base`` and options without a name in
+    ``over`` make one choice (``"iwae"`` + ``{"k": 5}`` -> ``{"name": "iwae", "k": 5}``); a name in ``over``
+    replaces ``base``'s section (another choice starts from its own defaults)."""
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
+        here = out.get(k)
+        if isinstance(v, dict) and isinstance(here, str) and "name" not in v:
+            here = {"name": here}  # a choice named in the file (objective: iwae), its options from --set
+        if isinstance(v, dict) and isinstance(here, dict):
+            out[k] = deep_merge(here, v)
         else:
             out[k] = v
     return out

@@ -96,6 +96,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.max_epochs < 1 and self.max_steps < 1:
             raise ConfigError("train.max_epochs or train.max_steps must be >= 1")
+        if self.val_every < 1:
+            raise ConfigError(f"train.val_every must be >= 1 (epochs between validations), got {self.val_every}")
         if self.precision not in ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"):
             raise ConfigError(f"train.precision {self.precision!r} is not one of auto, 32-true, bf16-mixed, 16-mixed")
 
@@ -111,6 +113,10 @@ class EvalConfig:
     def validate(self) -> None:
         if not 0 <= self.num_samples <= 100_000:
             raise ConfigError(f"eval.num_samples must be in [0, 100000], got {self.num_samples}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        if self.subset is not None and self.subset < 1:
+            raise ConfigError(f"eval.subset must be >= 1 (or null: the whole split), got {self.subset}")
 
 
 @dataclass

@@ -18,17 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaekit.errors import VaekitError
+from vaekit.errors import DataError
 
 DOWNLOAD_TIMEOUT_S = 10.0  # short, so that machines without internet fail fast
 SYSTEM_DIRS = (Path("/usr/share/datasets"), Path("/usr/local/share/datasets"), Path("/var/lib/vaekit"))
 
 
-class DataNotFoundError(VaekitError, FileNotFoundError):
+class DataNotFoundError(DataError, FileNotFoundError):
     """A data set's files are in none of the places searched (and could not be downloaded)."""
 
 
-class DataCorruptError(VaekitError, ValueError):
+class DataCorruptError(DataError):
     """A data file exists but is truncated, corrupt or not of the expected format."""
 
 

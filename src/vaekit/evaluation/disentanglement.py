@@ -40,6 +40,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, mutual_info_score
 from sklearn.tree import DecisionTreeClassifier
 
+from vaekit.errors import UsageError
 from vaekit.evaluation.mode import evaluating
 
 Represent = Callable[[np.ndarray], np.ndarray]
@@ -175,7 +176,7 @@ def _split_rows(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, n
     order = np.random.default_rng(seed).permutation(n)
     n_train = int(round(n * train_fraction))
     if n_train < 2 or n - n_train < 2:
-        raise ValueError(f"{n} rows leave too few for a train/test split at train_fraction={train_fraction}")
+        raise UsageError(f"{n} rows leave too few for a train/test split at train_fraction={train_fraction}")
     return order[:n_train], order[n_train:]
 
 
@@ -349,7 +350,7 @@ def beta_vae_score(
     x_train, y_train = _beta_vae_points(represent, factor_sizes, num_train, batch_size, rng)
     x_eval, y_eval = _beta_vae_points(represent, factor_sizes, num_eval, batch_size, rng)
     if len(np.unique(y_train)) < 2:
-        raise ValueError("beta-VAE metric: the training points hold fewer than two factors; raise num_train")
+        raise UsageError("beta-VAE metric: the training points hold fewer than two factors; raise --num-train")
     model = LogisticRegression(max_iter=2000).fit(x_train, y_train)
     return {
         "train_accuracy": float(model.score(x_train, y_train)),
@@ -472,7 +473,7 @@ def encoder_representation(
 def _layer_means(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """Posterior means per latent layer, bottom first, each ``[B, D_l]``."""
     if getattr(model, "latent_kind", "continuous") == "discrete":
-        raise ValueError("a VQ model's codes are categorical indices; the disentanglement metrics need "
+        raise UsageError("a VQ model's codes are categorical indices; the disentanglement metrics need "
                          "continuous posterior means")
     layer_codes = getattr(model, "layer_codes", None)
     codes = layer_codes(x) if layer_codes is not None else [model.encode(x).mean]

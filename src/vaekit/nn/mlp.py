@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from vaekit.errors import ConfigError
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,  # the IWAE paper's choice (Burda et al. 2015, sec. 5)
@@ -19,7 +21,7 @@ def activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
+        raise ConfigError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
 
 
 def mlp(sizes: list[int], act: str, final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:

@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 from vaekit.config import ConfigError
-from vaekit.errors import RunExistsError, RunNotFoundError, TrainingFailedError, VaekitError
+from vaekit.errors import RunError, RunExistsError, RunNotFoundError, TrainingFailedError
 from vaekit.data import ImageData, ImageDataModule, load_images
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.objectives import build_objective
@@ -35,7 +35,7 @@ from vaekit.run import RunConfig, TrainConfig, atomic_write_text, export_model, 
 from vaekit.training.system import VAESystem
 
 
-class CheckpointError(VaekitError, ValueError):
+class CheckpointError(RunError):
     """A checkpoint cannot be read (truncated, corrupt, or not a vaekit checkpoint)."""
 
 
@@ -105,13 +105,19 @@ def build_trainer(
     callbacks: list[Callback] = [AtomicCheckpoint(out / "checkpoints")]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
-    with quiet_lightning():
-        return L.Trainer(
-            max_epochs=max_epochs, max_steps=max_steps, max_time={"seconds": max_time} if max_time else None,
-            precision=_precision(precision), logger=logger, callbacks=callbacks, enable_checkpointing=False,
-            enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=20,
-            default_root_dir=str(out), deterministic=False, **kwargs,
-        )
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        with quiet_lightning():
+            return L.Trainer(
+                max_epochs=max_epochs, max_steps=max_steps, max_time={"seconds": max_time} if max_time else None,
+                precision=_precision(precision), logger=logger, callbacks=callbacks, enable_checkpointing=False,
+                enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=20,
+                default_root_dir=str(out), deterministic=False, **kwargs,
+            )
+    except (MisconfigurationException, ValueError) as e:  # an unknown strategy, a GPU asked of a CPU machine
+        raise ConfigError(f"Lightning refuses the trainer settings (train.accelerator/devices/strategy/"
+                          f"num_nodes/precision): {e}") from None
 
 
 def _logger(cfg: RunConfig, run_dir: Path) -> list[Any]:
@@ -165,7 +171,7 @@ def merge_metrics(run_dir: Path) -> Path | None:
     for part in parts:
         start = _attempt_start(part.parent)
         if start is not None:
-            rows = [r for r in rows if _row_step(r) < start]
+            rows = [r for r in rows if not _row_step(r) >= start]  # (a row without a step stays)
         with open(part, newline="") as f:
             reader = csv.DictReader(f)
             for name in reader.fieldnames or []:
@@ -184,9 +190,9 @@ def merge_metrics(run_dir: Path) -> Path | None:
 
 def _row_step(row: dict[str, str]) -> float:
     try:
-        return float(row.get("step") or "nan")
+        return float(row.get("step") or "nan")  # NaN >= start is False: a row without a step is kept
     except ValueError:
-        return float("nan")  # (NaN < start is False: a row without a step goes with its attempt)
+        return float("nan")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -254,7 +260,9 @@ def check_out_dir(run_dir: Path, resume: bool) -> bool:
     entries = sorted(p.name for p in run_dir.iterdir())
     if not entries:
         return False
-    early = (set(entries) <= _EARLY_ATTEMPT_ENTRIES and (run_dir / "logs").is_dir()
+    ckpts = run_dir / "checkpoints"  # a kill while the first checkpoint was written leaves only its temp file
+    partial = not ckpts.is_dir() or {p.name for p in ckpts.iterdir()} <= {".last.ckpt.tmp"}
+    early = (set(entries) <= _EARLY_ATTEMPT_ENTRIES | {"checkpoints"} and partial and (run_dir / "logs").is_dir()
              and any((run_dir / "logs").glob(f"version_*/{ATTEMPT_FILE}")))
     if early:
         return True
@@ -281,9 +289,12 @@ def check_same_run(saved: RunConfig, cfg: RunConfig) -> None:
     old, new = flat(to_dict(saved)), flat(to_dict(cfg))
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)
                      and any(k == f or k.startswith(f + ".") for f in _FIXED_ON_RESUME))
+    if (saved.train.optim.ema > 0) != (cfg.train.optim.ema > 0):  # the checkpoint holds an EMA copy or not
+        changed.append("train.optim.ema")
     if changed:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:6])
-        raise ConfigError(f"--resume cannot change the model or its data ({detail}): the checkpoint holds weights "
+        raise ConfigError(f"--resume cannot change the model, its data or whether EMA is on ({detail}): the "
+                          f"checkpoint holds weights "
                           f"for the saved config. Nothing was changed; train a new run with another --out")
 
 
@@ -423,8 +434,10 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
 
 def _secondary_process() -> bool:
     """Whether this is a process of a multi-process run other than the first: Lightning's DDP launcher
-    starts the others with ``LOCAL_RANK`` (and torchrun sets ``RANK``) before they re-run the command."""
-    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    starts the others with ``LOCAL_RANK`` (torchrun sets ``RANK``, SLURM ``SLURM_PROCID``) before they re-run
+    the command."""
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")  # SLURM_PROCID: srun starts every task itself
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in names)
 
 
 def logged_batches(ckpt: dict[str, Any]) -> int:
