@@ -221,20 +221,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def check_checkpoint(path: Path) -> None:
-    """Raise :class:`CheckpointError` unless ``path`` is a readable checkpoint (:func:`load_checkpoint`)."""
-    load_checkpoint(path)
-
-
-def check_resume(ckpt: Path, resume: bool, exists_message: str) -> None:
-    """Before training into a folder: with ``resume`` the checkpoint must exist and be readable;
-    without it, an existing checkpoint is never overwritten (``RunExistsError(exists_message)``)."""
+def check_resume(ckpt: Path, resume: bool, exists_message: str) -> dict[str, Any] | None:
+    """Before training into a folder: with ``resume`` the checkpoint must exist and be readable, and is
+    returned (read once, :func:`load_checkpoint`); without it, an existing checkpoint is never overwritten
+    (``RunExistsError(exists_message)``) and None is returned."""
     if resume:
         if not ckpt.is_file():
             raise RunNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        check_checkpoint(ckpt)
-    elif ckpt.exists():
+        return load_checkpoint(ckpt)
+    if ckpt.exists():
         raise RunExistsError(exists_message)
+    return None
 
 
 # what an attempt writes before its first checkpoint: a folder holding only these, with vaekit's attempt
@@ -242,18 +239,18 @@ def check_resume(ckpt: Path, resume: bool, exists_message: str) -> None:
 _EARLY_ATTEMPT_ENTRIES = {"config.yaml", "logs", "metrics.csv", "tensorboard", "mlruns"}
 
 
-def check_out_dir(run_dir: Path, resume: bool) -> bool:
-    """Refuse to train into a folder whose contents training would overwrite.
+def check_out_dir(run_dir: Path) -> bool:
+    """Refuse to train a fresh run into a folder whose contents training would overwrite (``--resume``
+    goes through :func:`check_resume` instead).
 
-    Allowed: a missing or empty folder; with ``resume``, a run with a readable checkpoint; without it,
-    the leftovers of a vaekit attempt killed before its first checkpoint (returns True: the caller
-    says that it starts over). Anything else (a finished run whose checkpoints were removed, a user's
+    Allowed: a missing or empty folder, and the leftovers of a vaekit attempt killed before its first
+    checkpoint (returns True: the caller says that it starts over). Anything else (a finished run whose checkpoints were removed, a user's
     folder with a ``config.yaml``) raises :class:`RunExistsError` and nothing is written.
     """
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    check_resume(ckpt, resume, f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
-                               f"or choose another --out")
-    if resume or not run_dir.exists():
+    check_resume(ckpt, False, f"{run_dir} already holds a run ({ckpt}); pass --resume to continue it "
+                              f"or choose another --out")
+    if not run_dir.exists():
         return False
     if not run_dir.is_dir():
         raise RunExistsError(f"--out {run_dir} is a file, not a folder")
@@ -373,14 +370,12 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     # under DDP the other processes re-run this after the first has written the folder: it checks and writes
     secondary = _secondary_process()
-    starts_over = False if secondary else check_out_dir(run_dir, resume)
-    state: dict[str, Any] | None = None
-    if resume:
-        if (run_dir / "config.yaml").is_file():
-            from vaekit.run import read_run_config
+    state = check_resume(ckpt, True, "") if resume else None
+    starts_over = False if secondary or resume else check_out_dir(run_dir)
+    if resume and (run_dir / "config.yaml").is_file():
+        from vaekit.run import read_run_config
 
-            check_same_run(read_run_config(run_dir), cfg)
-        state = load_checkpoint(ckpt)
+        check_same_run(read_run_config(run_dir), cfg)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     data, model = prepare(cfg)
     initialise(model, data, cfg.train)

@@ -29,8 +29,8 @@ from vaekit.errors import RunError
 from vaekit.models.code_prior import CodePrior, CodePriorConfig
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
-from vaekit.training.loop import (build_trainer, check_resume, load_checkpoint, logged_batches, merge_metrics,
-                                  quiet_lightning, record_attempt, schedule_steps)
+from vaekit.training.loop import (build_trainer, check_resume, logged_batches, merge_metrics, quiet_lightning,
+                                  record_attempt, schedule_steps)
 from vaekit.training.system import VAESystem
 
 
@@ -99,7 +99,8 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
         raise ConfigError(f"{run_dir} holds a {type(model).__name__}; fit-prior is for VQ models (vqvae, vqvae2)")
     out = run_dir / "prior"
     ckpt = out / "checkpoints" / "last.ckpt"
-    check_resume(ckpt, resume, f"{out} already holds a fitted prior; pass --resume to continue it or delete {out}")
+    state = check_resume(ckpt, resume, f"{out} already holds a fitted prior; pass --resume to continue it or "
+                                       f"delete {out}")
     if resume and (out / "config.yaml").is_file():
         saved = read_prior_config(run_dir)
         if saved.prior != cfg.prior:
@@ -131,7 +132,7 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
 
     trainer = build_trainer(out, max_epochs=cfg.max_epochs, max_time=cfg.max_time, progress=cfg.progress,
                             logger=CSVLogger(save_dir=str(out), name="logs"), accelerator=accelerator, devices=1)
-    record_attempt(trainer.logger, logged_batches(load_checkpoint(ckpt)) if resume else 0)  # for merge_metrics
+    record_attempt(trainer.logger, logged_batches(state) if state is not None else 0)  # for merge_metrics
     loaders = (DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True),
                DataLoader(val_set, batch_size=500))
     start = time.perf_counter()
