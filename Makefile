@@ -34,13 +34,15 @@ test: setup
 demo: setup
 	$(VENV)/bin/vaekit train configs/fashion_conv_vae.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-# Side-by-side benchmarks (vaekit vs pythae 0.1.2 in its own venv, and the machine's matmul roofline);
-# results in benchmarks/results/. The IWAE paper table is a separate, longer target.
+# Side-by-side benchmarks (vaekit vs its peers, pythae 0.1.2 and wavenet_vocoder 0.1.1, each in its own venv
+# benchmarks/.venv-<peer>, and the machine's matmul roofline); results in benchmarks/results/. The harness is
+# benchmarks/harness.py, run from this checkout (not installed with vaekit). The IWAE paper table is a
+# separate, longer target.
 bench: setup
-	$(VENV)/bin/vaekit bench
+	$(PY) -m benchmarks.harness
 
 bench-paper: setup
-	$(VENV)/bin/vaekit bench iwae_table1
+	$(PY) -m benchmarks.harness iwae_table1
 
 clean:
 	rm -rf $(VENV) runs demo_run

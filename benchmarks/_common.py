@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaekit.bench import Context, fmt_stat, gemm_flops, gemm_shapes, ratio_stats, stats
+from harness import Context, fmt_stat, gemm_flops, gemm_shapes, ratio_stats, stats
+
 from vaekit.config import deep_merge
 
 LATENT = 16
@@ -37,7 +38,7 @@ def add_gpu_default(ctx: Context, jobs: dict) -> None:
 
 
 def roofline(ctx: Context, shapes: list[tuple[int, int, int]], seconds: float) -> dict[str, Any]:
-    """:func:`vaekit.bench.matmul_gflops` at ``shapes``, measured in a worker process like the runs."""
+    """:func:`harness.matmul_gflops` at ``shapes``, measured in a worker process like the runs."""
     return ctx.worker("vaekit", "worker_matmul.py", {"shapes": shapes, "seconds": seconds})
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-RESULT_PREFIX = "BENCH_RESULT "  # must match vaekit.bench.RESULT_PREFIX
+RESULT_PREFIX = "BENCH_RESULT "  # = harness.RESULT_PREFIX (not imported: the peers' environments have no vaekit)
 _CUDA = False  # set by args(): the worker computes on the GPU, so clocks wait for it before reading
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from _common import compare_training, roofline_table, side_by_side_with_roofline
 
-from vaekit.bench import Context, fmt_stat, stats
+from harness import Context, fmt_stat, stats
 
 FULL = {"subset": None, "epochs": 3, "test_subset": None}
 QUICK = {"subset": 300, "epochs": 1, "test_subset": 500}

@@ -5,7 +5,7 @@ k = 1, 5, 50, then evaluated with k = 5000 importance samples on the 10k test im
 
 Ten trainings (VAE k=1 is IWAE k=1). Two ways to get them:
 
-- ``vaekit bench iwae_table1`` (``make bench-paper``): reads the runs already in
+- ``make bench-paper`` (``python -m benchmarks.harness iwae_table1``): reads the runs already in
   ``benchmarks/results/iwae_table1/`` (eval JSON + validation curve per run, ``summary.json`` for the budget)
   and writes ``results/iwae_table1.md`` (the paper's column beside vaekit's, the budget, the ordering
   checks) and ``results/iwae_table1_curves.png``; runs in ``results/iwae_table1_long/`` (longer trainings of
@@ -246,7 +246,7 @@ def train_concurrently(results: Path, work: Path, *, epochs: int | None, budget_
 
 
 def _machine() -> dict[str, Any]:
-    from vaekit.bench import machine_info
+    from harness import machine_info
 
     m = machine_info(ROOT)
     return {k: m[k] for k in ("device", "cpu_count", "torch", "date", "commit")}
@@ -580,8 +580,8 @@ def _results_dir(ctx: Any) -> Path:
 
 
 def run(ctx: Any) -> None:
-    """The harness entry point (`vaekit bench iwae_table1`)."""
-    from vaekit.bench import BenchError
+    """The harness entry point (`make bench-paper`)."""
+    from harness import BenchError
 
     results = _results_dir(ctx)
     names = list(run_specs())

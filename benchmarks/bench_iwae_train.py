@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from _common import TRAIN_COLUMNS, add_gpu_default, compare_training, roofline_table, side_by_side_with_roofline
 
-from vaekit.bench import Context
+from harness import Context
 
 K = 10
 FULL = {"subset": 11000, "epochs": 3}  # epochs 2-3 timed

@@ -7,7 +7,7 @@ import math
 
 from _common import HIDDEN, LATENT, PIXELS, roofline
 
-from vaekit.bench import Context, fmt_stat, gemm_flops, gemm_shapes, ratio_stats, stats
+from harness import Context, fmt_stat, gemm_flops, gemm_shapes, ratio_stats, stats
 
 TRAIN = {"subset": 11000, "epochs": 3}
 FULL = [(100, 10000), (1000, 1000)]  # (k, test images): 1e6 decoded samples per side, repeat and case

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vaekit.bench import Context, fmt_stat, ratio_stats, stats
+from harness import Context, fmt_stat, ratio_stats, stats
 
 FULL = {"pythae_epochs": 20, "subset": None, "test_subset": None, "vaekit_overrides": {}}
 QUICK = {"pythae_epochs": 2, "subset": 1000, "test_subset": 500,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from _common import TRAIN_COLUMNS, add_gpu_default, compare_training, roofline_table, side_by_side_with_roofline
 
-from vaekit.bench import Context
+from harness import Context
 
 FULL = {"subset": None, "epochs": 3, "test_subset": None}  # all 55k train images x 3 epochs (2-3 timed)
 QUICK = {"subset": 300, "epochs": 1, "test_subset": 500}

@@ -16,7 +16,7 @@ from typing import Any
 
 from _common import steady_throughput
 
-from vaekit.bench import BenchError, Context, fmt_stat, ratio_stats, stats
+from harness import BenchError, Context, fmt_stat, ratio_stats, stats
 
 GOAL = 1.0
 FULL = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaekit.bench import Context, check_device, fmt_stat, ratio_stats
+from harness import Context, check_device, fmt_stat, ratio_stats
 
 SIZES = {"elbo": {"data": {"subset": 22000}},
          "iwae": {"data": {"subset": 11000}, "objective": {"name": "iwae", "k": 10}}}

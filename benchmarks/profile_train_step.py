@@ -38,7 +38,7 @@ from _common import VAEKIT_MODEL
 BATCH = 128
 
 
-NPZ = "benchmarks/.cache/fashion_mnist_binarized_seed0.npz"  # the benchmarks' data (vaekit bench writes it)
+NPZ = "benchmarks/.cache/fashion_mnist_binarized_seed0.npz"  # the benchmarks' data (the harness writes it)
 
 
 def vaekit_step(device: torch.device, k: int, capturable: bool = False):

@@ -11,7 +11,7 @@ roofline in ``results/vae_train.md``. Not a benchmark (``make bench`` does not r
 
 ``--policies`` times the step (no profile) in fresh processes under each ``OMP_WAIT_POLICY`` (the variable
 left out, PASSIVE, ACTIVE), alternating, ``rounds`` times (default 3): how much the OpenMP runtime's waiting
-costs a step made of many small parallel regions (``vaekit bench --omp-wait-policy``).
+costs a step made of many small parallel regions (the harness's ``--omp-wait-policy``).
 """
 
 from __future__ import annotations

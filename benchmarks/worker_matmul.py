@@ -8,7 +8,7 @@ import _workerlib as wl
 
 a = wl.args()
 
-from vaekit.bench import matmul_gflops  # noqa: E402
+from harness import matmul_gflops  # noqa: E402
 
 wl.emit(matmul_gflops([tuple(s) for s in a["shapes"]], threads=a["threads"], seconds=a.get("seconds", 0.1),
                       device=a.get("device", "cpu")))

@@ -1,5 +1,6 @@
-"""The benchmark harness (vaekit.bench): statistics, FLOP counting, discovery, workers, result files,
-and one real quick benchmark on vaekit's side only (the peer skipped with a recorded reason)."""
+"""The benchmark harness (benchmarks/harness.py, imported as ``harness``; tests/conftest.py puts benchmarks/
+on the path): statistics, FLOP counting, discovery, peers, workers, result files, its command line, and real
+quick benchmarks on vaekit's side only (the peer skipped with a recorded reason)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 import shutil
 
 import pytest
-
-from vaekit.bench import (
+from conftest import REPO, needs_fashion
+from harness import (
     BenchError,
     gemm_flops,
     gemm_shapes,
@@ -18,12 +19,10 @@ from vaekit.bench import (
     stats,
 )
 
-from conftest import REPO, needs_fashion
-
 BENCH_DIR = REPO / "benchmarks"
 
 FAKE_BENCH = '''
-from vaekit.bench import fmt_stat, stats
+from harness import fmt_stat, stats
 
 def run(ctx):
     runs = ctx.side_by_side({"a": ("vaekit", "worker_echo.py", {"value": 2.0}),
@@ -159,7 +158,7 @@ def test_omp_wait_policy_reaches_the_workers_and_the_results(fake_dir, tmp_path,
 
 
 def test_peer_interpreter_from_the_environment(fake_dir, tmp_path, monkeypatch):
-    import vaekit.bench as vb
+    import harness as vb
 
     monkeypatch.delenv("VAEKIT_BENCH_NO_PEER")
     monkeypatch.setenv(vb.PEER_PYTHON_ENV, str(tmp_path / "no-such-python"))
@@ -169,7 +168,7 @@ def test_peer_interpreter_from_the_environment(fake_dir, tmp_path, monkeypatch):
 
 
 def test_index_lists_the_gpu_results_beside_the_cpu_ones(tmp_path):
-    import vaekit.bench as vb
+    import harness as vb
 
     for sub, device in (("", "AMD EPYC"), ("cuda", "NVIDIA H100")):
         (tmp_path / sub).mkdir(exist_ok=True)
@@ -181,7 +180,7 @@ def test_index_lists_the_gpu_results_beside_the_cpu_ones(tmp_path):
 
 
 def test_every_benchmark_file_defines_run():
-    import vaekit.bench as vb
+    import harness as vb
 
     found = vb.discover(BENCH_DIR)
     assert {"vae_train", "iwae_train", "nll", "ddp"} <= set(found)
@@ -200,3 +199,83 @@ def test_quick_vae_benchmark_runs_on_vaekit_side(tmp_path, monkeypatch):
     assert v["images_per_s"]["median"] > 0 and 0 < v["roofline_fraction"]["median"] < 1.5
     assert 0 < v["test_neg_elbo_nats"]["median"] < 800  # 784 Bernoulli pixels: a trained model is well below
     assert "pythae" not in res["records"]["summary"]
+
+
+def test_workers_result_prefix_matches_the_harness():
+    import _workerlib
+    import harness
+
+    assert _workerlib.RESULT_PREFIX == harness.RESULT_PREFIX
+
+
+def test_a_benchmark_names_its_peer_and_the_results_record_it(fake_dir):
+    """``PEER = "wavenet_vocoder"``: its jobs run on that side (skipped here, the reason recorded under its
+    name); a job on a peer the benchmark does not name is refused."""
+    import harness as vb
+
+    (fake_dir / "bench_echo.py").write_text('PEER = "wavenet_vocoder"\n' + FAKE_BENCH.replace(
+        '("pythae", "worker_echo.py"', '("wavenet_vocoder", "worker_echo.py"'))
+    run_benchmarks(["echo"], directory=fake_dir, repeats=1, quick=True, log=lambda *_: None)
+    out = fake_dir / "results" / "quick"
+    res = json.loads((out / "echo.json").read_text())
+    assert res["peer"]["name"] == "wavenet_vocoder" and res["peer"]["version"] == vb.PEERS["wavenet_vocoder"].version
+    assert res["peer"]["skipped"] == "VAEKIT_BENCH_NO_PEER=1" and list(res["peers"]) == ["wavenet_vocoder"]
+    assert list(res["records"]["runs"]) == ["a"]
+    assert "Peer (wavenet_vocoder) skipped" in (out / "echo.md").read_text()
+    ctx = vb.Context(name="x", directory=fake_dir, results_dir=out, repeats=1, quick=True, peer="wavenet_vocoder",
+                     peer_skip_reason="skipped")
+    with pytest.raises(BenchError, match="does not name"):
+        ctx.worker("pythae", "worker_echo.py", {"value": 1.0})
+    (fake_dir / "bench_echo.py").write_text('PEER = "nope"\n' + FAKE_BENCH)
+    with pytest.raises(BenchError, match="unknown peer 'nope'"):
+        run_benchmarks(["echo"], directory=fake_dir, quick=True, log=lambda *_: None)
+
+
+def test_default_peer_is_pythae_with_its_own_environment(tmp_path):
+    import harness as vb
+
+    assert vb.PEER == "pythae" and vb.PEER_VERSION == "0.1.2" and vb.PEERS["pythae"].extras == vb.PEER_EXTRAS
+    assert vb.peer_python(tmp_path, "wavenet_vocoder") == tmp_path / ".venv-wavenet_vocoder" / "bin" / "python"
+
+
+def test_harness_command_line(fake_dir, capsys):
+    import harness as vb
+
+    assert vb.main(["echo", "--dir", str(fake_dir), "--quick", "--repeats", "1"]) == 0
+    assert "echo.json" in capsys.readouterr().out
+    assert vb.main(["nope", "--dir", str(fake_dir), "--quick"]) == 2
+    assert "error: unknown benchmark" in capsys.readouterr().err
+
+
+def test_vaekit_bench_needs_a_source_checkout(fake_dir, tmp_path, monkeypatch):
+    """``vaekit bench`` finds benchmarks/harness.py from a checkout (here: above the package) and runs the
+    benchmarks in --dir; without a checkout it says so in one line."""
+    from typer.testing import CliRunner
+
+    from vaekit import cli
+
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    got = runner.invoke(cli.app, ["bench", "echo", "--dir", str(fake_dir), "--quick", "--repeats", "1"])
+    assert got.exit_code == 0, got.output
+    assert (fake_dir / "results" / "quick" / "echo.json").is_file()
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "vaekit" / "cli.py"))
+    got = runner.invoke(cli.app, ["bench", "--dir", str(tmp_path / "none")])
+    assert got.exit_code == 2
+    assert "benchmarks run from a source checkout" in got.output and "make bench" in got.output
+
+
+@pytest.mark.slow
+def test_quick_wavenet_benchmark_runs_on_vaekit_side(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_BENCH_NO_PEER", "1")
+    paths = run_benchmarks(["wavenet"], directory=BENCH_DIR, repeats=1, quick=True, results_dir=tmp_path,
+                           log=lambda *_: None)
+    res = json.loads(paths[0].read_text())
+    assert res["peer"]["name"] == "wavenet_vocoder" and res["peer"]["skipped"] == "VAEKIT_BENCH_NO_PEER=1"
+    for case in ("no speaker", "6 speakers"):
+        s = res["records"]["summary"][case]
+        assert s["vaekit"]["eager"]["median"] > 0 and s["vaekit"]["naive_steady"]["median"] > 0
+        assert s["flops_per_sample"]["vaekit"] == 1507328  # 2 x the matmul MACs of one cached step
+        assert 0 < s["roofline_fraction"]["eager"]["median"] < 1.5 and s["train"]["vaekit"]["median"] > 0
+        assert "wavenet_vocoder" not in s
+    assert "Peer (wavenet_vocoder) skipped" in paths[1].read_text()

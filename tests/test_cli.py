@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from conftest import needs_shared
 from vaekit.cli import app
 
 runner = CliRunner()
@@ -107,10 +108,30 @@ SMOKE: dict[str, list[str]] = {
 }
 
 
+# Models of other modalities, on their own data (FSDD from ../shared/data).
+SMOKE_OTHER: dict[str, list[str]] = {
+    "wavenet": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=400",
+                "--set", "model.layers=4", "--set", "model.stacks=2", "--set", "model.residual_channels=8",
+                "--set", "model.gate_channels=16", "--set", "model.skip_channels=8"],
+}
+
+
 def test_every_registered_model_has_a_cli_smoke_test():
     from vaekit.registry import MODELS
 
-    assert set(MODELS.names()) <= set(SMOKE), f"no CLI smoke test for {set(MODELS.names()) - set(SMOKE)}"
+    covered = set(SMOKE) | set(SMOKE_OTHER)
+    assert set(MODELS.names()) <= covered, f"no CLI smoke test for {set(MODELS.names()) - covered}"
+
+
+@needs_shared
+def test_cli_smoke_of_an_audio_model(tmp_path):
+    out = tmp_path / "wavenet"
+    text = _ok(["train", "wavenet", *SMOKE_OTHER["wavenet"], "--set", "train.max_epochs=1", "--set",
+                "train.progress=false", "--set", "eval.subset=6", "--out", str(out)])
+    assert "nll_bits_per_sample" in text and "6 examples" in text
+    for name in ("waveforms.png", "spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"):
+        assert (out / "figures" / name).is_file(), name
+    assert "nll_bits_per_sample" in _ok(["evaluate", str(out), "--subset", "3"])
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
@@ -260,7 +281,7 @@ def test_options_out_of_range_are_refused(run_dir):
 def test_sample_draws_in_batches_caps_the_grid_and_writes_the_rest(run_dir, tmp_path, monkeypatch):
     import numpy as np
 
-    from vaekit import cli
+    from vaekit import writers
     from vaekit.models.vae import VAE
 
     sizes = []
@@ -271,7 +292,7 @@ def test_sample_draws_in_batches_caps_the_grid_and_writes_the_rest(run_dir, tmp_
         return real(self, n, *a, **k)
 
     monkeypatch.setattr(VAE, "sample", spy)
-    monkeypatch.setattr(cli, "SAMPLE_BATCH", 200)
+    monkeypatch.setattr(writers, "SAMPLE_BATCH", 200)
     text = _ok(["sample", str(run_dir), "-n", "450", "--out", str(tmp_path / "s.png")])
     assert sizes == [200, 200, 50]
     arr = np.load(tmp_path / "s.npy", mmap_mode="r")

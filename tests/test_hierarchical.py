@@ -29,7 +29,7 @@ def test_precision_weighting_is_the_normalised_product_of_gaussians():
 
 
 def test_ladder_reports_every_layer_and_iwae_k1_matches():
-    model = build_model("ladder_vae", {"latent_dims": [6, 4, 2], "hidden": [[32], [16], [8]]}).eval()
+    model = build_model("ladder_vae", {"data_shape": [1, 28, 28], "latent_dims": [6, 4, 2], "hidden": [[32], [16], [8]]}).eval()
     x = torch.bernoulli(torch.rand(5, 1, 28, 28))
     terms = ELBO()(model, {"x": x}, 0)
     assert {"kl/layer_1", "kl/layer_2", "kl/layer_3"} <= set(terms)
@@ -47,7 +47,7 @@ def test_ladder_reports_every_layer_and_iwae_k1_matches():
 
 def test_ladder_posterior_sharpens_the_prior():
     """Each lower posterior combines the prior with data: its variance is below both parts'."""
-    model = build_model("ladder_vae", {"latent_dims": [6, 4], "hidden": [[32], [16]]}).eval()
+    model = build_model("ladder_vae", {"data_shape": [1, 28, 28], "latent_dims": [6, 4], "hidden": [[32], [16]]}).eval()
     x = torch.bernoulli(torch.rand(3, 1, 28, 28))
     out = model({"x": x})
     low = out.latents[0]
@@ -55,7 +55,7 @@ def test_ladder_posterior_sharpens_the_prior():
 
 
 def test_warmup_matters_only_through_the_objective():
-    model = build_model("ladder_vae", {"latent_dims": [4, 2], "hidden": [[16], [8]]})
+    model = build_model("ladder_vae", {"data_shape": [1, 28, 28], "latent_dims": [4, 2], "hidden": [[16], [8]]})
     x = torch.bernoulli(torch.rand(4, 1, 28, 28))
     torch.manual_seed(0)
     t = ELBO(warmup_steps=10)(model, {"x": x}, 5)
@@ -63,7 +63,7 @@ def test_warmup_matters_only_through_the_objective():
 
 
 def test_provlae_progressive_schedule_and_fade_in():
-    model = build_model("provlae", {"latent_dims": [2, 2, 2], "hidden": 16, "arch": "mlp", "mlp_hidden": [32],
+    model = build_model("provlae", {"data_shape": [1, 28, 28], "latent_dims": [2, 2, 2], "hidden": 16, "arch": "mlp", "mlp_hidden": [32],
                                     "steps_per_stage": 100, "fade_in_steps": 50, "pre_kl_weight": 0.5})
     expected = {0: [0.0, 0.0, 1.0], 99: [0.0, 0.0, 1.0], 125: [0.0, 0.5, 1.0], 150: [0.0, 1.0, 1.0],
                 210: [0.2, 1.0, 1.0], 1000: [1.0, 1.0, 1.0]}

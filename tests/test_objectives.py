@@ -10,6 +10,7 @@ from torch import nn
 from torch.distributions import MultivariateNormal
 
 from vaekit.config import Choice
+from vaekit.dataspec import DataSpec
 from vaekit.distributions import StandardNormalPrior, build_likelihood, diag_gaussian
 from vaekit.distributions.likelihoods import GaussianConfig
 from vaekit.evaluation import importance_sampled_log_likelihood
@@ -23,7 +24,7 @@ class LinearGaussian(LatentVariableModel):
 
     def __init__(self, d_x=6, d_z=3, s=0.5):
         super().__init__()
-        self.config = ModelConfig(data_shape=[d_x], levels=None)
+        self.config = ModelConfig(data=DataSpec("vector", [d_x], "continuous"))
         q, _ = torch.linalg.qr(torch.randn(d_x, d_z))
         self.scales = torch.tensor([2.0, 1.0, 0.5])[:d_z]
         self.W = q * self.scales  # orthogonal columns, W^T W = diag(scales^2)
@@ -115,8 +116,8 @@ def test_chunking_does_not_change_the_estimate():
 
 
 @pytest.mark.parametrize("name,cfg", [
-    ("vae", {"hidden": [32], "latent_dim": 4}),
-    ("stacked_vae", {"latent_dims": [6, 3], "hidden": [[32], [16]]}),
+    ("vae", {"hidden": [32], "latent_dim": 4, "data_shape": [1, 28, 28]}),
+    ("stacked_vae", {"latent_dims": [6, 3], "hidden": [[32], [16]], "data_shape": [1, 28, 28]}),
 ])
 def test_iwae_with_one_sample_equals_the_elbo_on_the_same_sample(name, cfg):
     model = build_model(name, cfg)
@@ -135,7 +136,7 @@ def test_iwae_with_one_sample_equals_the_elbo_on_the_same_sample(name, cfg):
 def test_stacked_elbo_estimator_is_unbiased():
     """The stacked VAE's ELBO terms (closed-form KL on top, Monte Carlo below) average to the same
     value as the all-Monte-Carlo estimate E[log w] (IWAE k=1)."""
-    model = build_model("stacked_vae", {"latent_dims": [4, 2], "hidden": [[16], [8]]})
+    model = build_model("stacked_vae", {"data_shape": [1, 28, 28], "latent_dims": [4, 2], "hidden": [[16], [8]]})
     x = torch.bernoulli(torch.rand(2, 1, 28, 28)).repeat(4000, 1, 1, 1)
     with torch.no_grad():
         elbo = ELBO()(model, {"x": x}, 0)["elbo"].view(4000, 2).mean(0)
@@ -146,7 +147,7 @@ def test_stacked_elbo_estimator_is_unbiased():
 def test_k_sample_elbo_is_the_mean_log_weight_and_below_iwae():
     from vaekit.objectives import MultiSampleELBO
 
-    model = build_model("vae", {"hidden": [16], "latent_dim": 3})
+    model = build_model("vae", {"data_shape": [1, 28, 28], "hidden": [16], "latent_dim": 3})
     x = torch.bernoulli(torch.rand(4, 1, 28, 28))
     torch.manual_seed(5)
     e = MultiSampleELBO(k=7)(model, {"x": x}, 0)
@@ -163,7 +164,7 @@ def test_iwae_bound_is_logmeanexp():
 
 
 def test_beta_warmup_and_free_bits():
-    model = build_model("vae", {"hidden": [16], "latent_dim": 3})
+    model = build_model("vae", {"data_shape": [1, 28, 28], "hidden": [16], "latent_dim": 3})
     x = torch.bernoulli(torch.rand(4, 1, 28, 28))
     torch.manual_seed(0)
     t = BetaVAE(beta=4.0)(model, {"x": x}, 0)
@@ -184,7 +185,7 @@ def test_beta_warmup_and_free_bits():
 def test_capacity_objective():
     obj = CapacityVAE(gamma=10.0, capacity=20.0, anneal_steps=100)
     assert obj.target(0) == 0 and obj.target(50) == 10 and obj.target(1000) == 20
-    model = build_model("vae", {"hidden": [16], "latent_dim": 3})
+    model = build_model("vae", {"data_shape": [1, 28, 28], "hidden": [16], "latent_dim": 3})
     x = torch.bernoulli(torch.rand(4, 1, 28, 28))
     t = obj(model, {"x": x}, 50)
     assert torch.allclose(t["loss"], t["distortion"] + 10.0 * (t["rate"] - 10.0).abs())

@@ -476,10 +476,10 @@ def test_compiled_provlae_fade_in_is_read_on_the_device_not_recompiled():
 
 
 @pytest.mark.parametrize("name,cfg", [
-    ("vae", {"arch": "conv", "latent_dim": 4}),
-    ("ladder_vae", {"latent_dims": [4, 2], "hidden": [[16], [8]]}),
-    ("stacked_vae", {"latent_dims": [4, 2], "hidden": [[16], [8]]}),
-    ("provlae", {"latent_dims": [2, 2], "hidden": 16, "arch": "mlp", "mlp_hidden": [16]}),
+    ("vae", {"arch": "conv", "latent_dim": 4, "data_shape": [1, 28, 28]}),
+    ("ladder_vae", {"latent_dims": [4, 2], "hidden": [[16], [8]], "data_shape": [1, 28, 28]}),
+    ("stacked_vae", {"latent_dims": [4, 2], "hidden": [[16], [8]], "data_shape": [1, 28, 28]}),
+    ("provlae", {"latent_dims": [2, 2], "hidden": 16, "arch": "mlp", "mlp_hidden": [16], "data_shape": [1, 28, 28]}),
 ])
 def test_training_objective_compiles_to_one_graph(name, cfg):
     """train.compile captures each continuous-latent model's ELBO whole (no graph break), the step given as a

@@ -16,10 +16,10 @@ import torch
 
 import vaekit
 from vaekit.config import to_dict
-from vaekit.data import ImageData, iterate_batches, load_images
-from vaekit.data.images import ImageSplit
+from vaekit.data import load_data
 from vaekit.errors import UsageError
-from vaekit.evaluation import evaluate_likelihood, latent_usage, paired_difference, per_example_nll
+from vaekit.evaluation import paired_difference, per_example_nll
+from vaekit.evaluation.protocols import likelihood_protocol
 from vaekit.run import RunConfig, atomic_write_text, load, read_run_config
 
 
@@ -91,26 +91,21 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def data_form(data: ImageData) -> str:
+def data_form(data: Any) -> str:
     """Human description of what the likelihood is over, e.g. 'binary (dynamic binarization)'."""
-    if data.levels == 2:
-        return f"binary ({data.binarization} binarization)" if data.binarization != "none" else "binary"
-    if data.levels is None:
-        return "continuous values"
-    return f"{data.levels} grey levels per pixel"
+    return data.form
 
 
 SPLITS = ("test", "val", "train")
 
 
 def load_run_data(cfg: RunConfig, data_override: str | None = None,
-                  splits: dict[str, int | None] | None = None) -> ImageData:
-    """The data a run was trained on (its name, path, binarisation and seed). ``splits`` reads only the
-    first N images of the named splits (``{"test": 100}``; None: the whole split), leaving the others
-    empty, so evaluating 100 test images does not load (or render) the whole data set."""
-    d = cfg.data
-    name, root = (data_override, None) if data_override else (d.name, d.path)
-    return load_images(name, root=root, binarize=d.binarize, seed=cfg.train.seed, splits=splits)
+                  splits: dict[str, int | None] | None = None) -> Any:
+    """The data a run was trained on (its name, path, options and seed; :func:`vaekit.data.load_data`).
+    ``splits`` reads only the first N examples of the named splits (``{"test": 100}``; None: the whole
+    split), leaving the others empty, so evaluating 100 test images does not load the whole data set."""
+    return load_data(cfg.data, seed=cfg.train.seed, splits=splits if splits is not None else tuple(SPLITS),
+                     name=data_override)
 
 
 def _check_split(split: str) -> None:
@@ -118,13 +113,16 @@ def _check_split(split: str) -> None:
         raise UsageError(f"split must be test, val or train, got {split!r}")
 
 
-def split_part(data: ImageData, split: str, subset: int | None = None) -> ImageSplit:
+def split_part(data: Any, split: str, subset: int | None = None) -> Any:
     """The named split (test, val or train) of ``data``, cut to its first ``subset`` examples (None or 0: all)."""
     _check_split(split)
-    part = {"test": data.test, "val": data.val, "train": data.train}[split]
-    if subset:
-        part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
-    return part
+    return data.part(split, subset or None)
+
+
+def _likelihood_name(cfg: RunConfig) -> str | None:
+    """The name of the model's likelihood head, when its config chooses one (WaveNet's is fixed)."""
+    lik = getattr(cfg.model.params, "likelihood", None)
+    return getattr(lik, "name", lik)
 
 
 def evaluate_run(
@@ -136,7 +134,7 @@ def evaluate_run(
     seed: int | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    data: ImageData | None = None,
+    data: Any = None,
     save: bool = True,
 ) -> dict[str, Any]:
     """Evaluate an exported run: test ELBO, IS-NLL (k samples), bits/dim, rate, distortion, active units.
@@ -163,30 +161,23 @@ def evaluate_run(
     model = load(run_dir, device=str(dev))
     data = data or load_run_data(cfg, splits={split: subset})
     part = split_part(data, split, subset)
-    model.likelihood.check_data(data.levels, data.name)
+    model.check_data(data.spec, data.name)
+    protocol = likelihood_protocol(model)
     start = time.perf_counter()
-    if model.latent_kind == "discrete":  # VQ: a point-mass posterior, so the rate-distortion bound, not IS
-        from vaekit.evaluation.vq import evaluate_codes
-
-        torch.manual_seed(seed)
-        lik = evaluate_codes(model, iterate_batches(part, data, bs, device=dev, seed=seed), levels=data.levels)
-        usage = {"codebook": lik.pop("codebook")}
-        k = 0
-        t_lik = time.perf_counter() - start
-    else:
-        lik = evaluate_likelihood(model, iterate_batches(part, data, bs, device=dev), num_samples=k, seed=seed,
-                                  max_rows=e.max_rows)
-        t_lik = time.perf_counter() - start  # the ELBO and IS-NLL pass, before the active-units pass
-        usage = latent_usage(model, iterate_batches(part, data, bs, device=dev), seed=seed)
+    lik, usage, k, tag = protocol.obj(model, data, part, num_samples=k, seed=seed, batch_size=bs, device=dev,
+                                      max_rows=e.max_rows)
+    t_lik = time.perf_counter() - start  # the likelihood pass, before the active-units pass
     elapsed = time.perf_counter() - start
     result = {
         **lik,
         "active_units": usage.get("active_units"),
         "latent_usage": usage,
-        "likelihood": cfg.model.params.likelihood.name,
-        "likelihood_kind": getattr(model.likelihood, "kind", "discrete"),
+        "likelihood": getattr(model, "likelihood_name", None) or _likelihood_name(cfg),
+        "likelihood_kind": getattr(getattr(model, "likelihood", None), "kind", "discrete"),
+        "evaluation": protocol.name,
         "data": {"name": data.name, "form": data_form(data), "split": split, "split_note": data.split_note,
-                 "num_examples": len(part), "subset": subset, "source": data.source},
+                 "num_examples": len(part), "subset": subset, "source": data.source,
+                 "spec": data.spec.describe()},
         "num_importance_samples": k,
         "seed": seed,
         "seconds_likelihood": t_lik,
@@ -203,13 +194,11 @@ def evaluate_run(
     if status != "ok":
         result["run_status"] = status  # training marked this run failed (vaekit train said why)
     result["nonfinite"] = nonfinite_numbers(lik)
-    if model.latent_kind == "discrete":
-        result["note"] = ("VQ model: -log p(x) <= distortion + rate, with the rate under the uniform training "
-                          "prior and, if fitted, the code prior (bound_*_bpd); no importance sampling")
+    if protocol.extra.get("note"):
+        result["note"] = protocol.extra["note"]
     if result["likelihood_kind"] == "density":
         result["note"] = "Gaussian density of continuous values: not a discrete log-likelihood, no bits/dim"
     if save:
-        tag = "codes" if model.latent_kind == "discrete" else f"k{k}"
         result["path"] = str(save_result(run_dir / "eval", f"{split}_{tag}", result))
     return result
 
@@ -237,7 +226,7 @@ def compare_runs(
     if subset is not None and subset < 0:
         raise UsageError(f"subset must be >= 0 (0: the whole split), got {subset}")
     data_a, data_b = (load_run_data(c, splits={split: subset or None}) for c in cfgs)
-    same = lambda d: (d.name, d.binarization, d.levels, d.shape)  # noqa: E731
+    same = lambda d: (d.name, d.form, d.spec.describe())  # noqa: E731
     if same(data_a) != same(data_b):
         raise UsageError(f"the runs were trained on different data: {same(data_a)} vs {same(data_b)}; "
                          f"a paired comparison needs the same images")
@@ -249,10 +238,11 @@ def compare_runs(
     nll = []
     for r in (run_a, run_b):
         model = load(Path(r), device=str(dev))
-        if model.latent_kind == "discrete":
-            raise UsageError(f"{r}: a VQ model has no importance-sampled NLL (use vaekit evaluate for its bound)")
-        model.likelihood.check_data(data_a.levels, data_a.name)
-        nll.append(per_example_nll(model, iterate_batches(part, data_a, batch_size, device=dev, seed=seed),
+        if "importance_weights" not in model.capabilities:
+            raise UsageError(f"{r}: {type(model).__name__} has no importance-sampled NLL (use vaekit evaluate "
+                             f"for its {likelihood_protocol(model).name} evaluation)")
+        model.check_data(data_a.spec, data_a.name)
+        nll.append(per_example_nll(model, data_a.batches(part, batch_size, dev, seed=seed),
                                    num_samples=num_samples, seed=seed))
     return {**paired_difference(*nll), "run_a": str(run_a), "run_b": str(run_b), "num_importance_samples": num_samples,
             "seed": seed, "data": {"name": data_a.name, "form": data_form(data_a), "split": split, "subset": subset},
@@ -282,8 +272,9 @@ def evaluate_disentanglement_run(
         raise UsageError(f"--num-train and --num-test must be >= 10 points per metric, got {num_train}, {num_test}")
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
-    if model.latent_kind == "discrete":
-        raise UsageError("a VQ model's codes are categorical indices; the disentanglement metrics need continuous "
+    if "latent_means" not in model.capabilities:
+        raise UsageError(f"{type(model).__name__} has no continuous latent space (a VQ model's codes are categorical "
+                         "indices); the disentanglement metrics need continuous "
                          "posterior means (train a vae, beta-VAE or hierarchical model on dSprites)")
     if tuple(model.data_shape) != (1, 64, 64):
         raise UsageError(f"disentanglement metrics run on dSprites (1x64x64 images); this model takes "

@@ -124,14 +124,14 @@ def _refuse_nonfinite(res: dict) -> None:
 
 
 def _print_eval(res: dict) -> None:
-    table = Table(title=f"{res['data']['name']} {res['data']['split']} ({res['data']['num_examples']} images, "
+    table = Table(title=f"{res['data']['name']} {res['data']['split']} ({res['data']['num_examples']} examples, "
                         f"{res['data']['form']}, {res['likelihood']} likelihood)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("neg_elbo_nats", "nll_nats", "nll_stderr_nats", "nll_bpd", "neg_elbo_bpd", "rate_nats",
                 "distortion_nats", "active_units", "mse", "rate_uniform_bits", "rate_prior_bits",
                 "bound_uniform_bpd", "bound_prior_bpd", "compression_uniform", "compression_prior",
-                "seconds_likelihood"):
+                *sorted(k for k in res if k.startswith(("nll_bits_per_", "nll_nats_per_"))), "seconds_likelihood"):
         if res.get(key) is not None:
             v = res[key]
             table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
@@ -320,68 +320,92 @@ def _load_run(run_dir: Path):
     return load(run_dir), cfg
 
 
-GRID_MAX = 256  # samples drawn in a figure; more go to an .npy file beside it
-SAMPLE_BATCH = 1000  # samples decoded at once: memory stays flat whatever -n is
+GRID_MAX = 256  # samples drawn in a figure; more go to an .npy file beside it (vaekit.writers)
 
 
 @app.command()
 def sample(
     run_dir: Path = typer.Argument(..., help="a run directory"),
-    n: int = typer.Option(64, "-n", help=f"number of samples (the figure shows the first {GRID_MAX}; more are "
-                                         "also written to an .npy file beside it)"),
-    temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior's spread"),
-    label: Optional[int] = typer.Option(None, "--label", help="class for conditional models"),
-    mean: bool = typer.Option(True, "--mean/--draw", help="show the likelihood's mean or a draw from it"),
+    n: int = typer.Option(64, "-n", help=f"number of samples (images: the figure shows the first {GRID_MAX}; more "
+                                         "are also written to an .npy file beside it; audio: one WAV each)"),
+    temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior's spread (audio: of the logits)"),
+    label: Optional[int] = typer.Option(None, "--label", help="class for conditional models (a digit for FSDD)"),
+    speaker: Optional[str] = typer.Option(None, "--speaker", help="speaker name or index, for speaker-conditioned "
+                                                                  "audio models (vaekit data lists them)"),
+    seconds: float = typer.Option(1.0, "--seconds", help="length of audio samples"),
+    mean: Optional[bool] = typer.Option(None, "--mean/--draw", help="the likelihood's mean (images' default) or a "
+                                                                    "draw from it (audio's default)"),
     seed: int = typer.Option(0, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN/figures/samples_cli.png)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output path (default RUN/figures/samples_cli.png, "
+                                                           "audio RUN/figures/samples_cli_<i>.wav)"),
 ) -> None:
-    """Draw samples from the prior and save them as an image grid (and, past the grid's size, as .npy)."""
-    import numpy as np
+    """Draw samples from the model and save them the way the data's modality is stored (PNG grid, WAV)."""
     import torch
 
-    from vaekit import plots
+    from vaekit.registry import WRITERS
 
     def run() -> None:
         if n < 1:
             _fail("-n must be >= 1")
         if not temperature > 0:
             _fail(f"--temperature must be > 0, got {temperature}")
+        if not seconds > 0:
+            _fail(f"--seconds must be > 0, got {seconds}")
         model, _ = _load_run(run_dir)
+        spec = model.config.spec()
+        if spec.modality not in WRITERS:
+            _fail(f"no sample writer for {spec.modality} data yet")
+        writer = WRITERS.get(spec.modality)
         torch.manual_seed(seed)
-        classes = model.config.num_classes if model.conditional else None
-        if label is not None:
-            prior = getattr(model, "code_prior", None)
-            if not (model.conditional or (prior is not None and prior.num_classes)):
-                _fail("--label needs a conditional model (cvae, or a VQ model with a class-conditional prior)")
-            classes = classes or prior.num_classes
-            if not 0 <= label < classes:
-                _fail(f"--label {label} out of range: the model has classes 0..{classes - 1}")
-        png = out or run_dir / "figures" / "samples_cli.png"
-        npy = png.with_suffix(".npy") if n > GRID_MAX else None
-        store = None
-        grid = []
-        for start in range(0, n, SAMPLE_BATCH):
-            b = min(SAMPLE_BATCH, n - start)
-            cond = {} if label is None else {"y": torch.full((b,), label, dtype=torch.long, device=model.device)}
-            x = model.sample(b, temperature, use_mean=mean, **cond).cpu()
-            if npy is not None:
-                if store is None:  # written as it is drawn: a memory map of the whole [n, C, H, W] file
-                    npy.parent.mkdir(parents=True, exist_ok=True)
-                    store = np.lib.format.open_memmap(npy, mode="w+", dtype=np.float32, shape=(n, *x.shape[1:]))
-                store[start:start + b] = x.numpy()
-            if sum(len(g) for g in grid) < GRID_MAX:
-                grid.append(x[:GRID_MAX - sum(len(g) for g in grid)])
-        if store is not None:
-            store.flush()
-            del store
-        shown = torch.cat(grid)
-        title = f"samples (T={temperature})" + (f", the first {len(shown)} of {n}" if n > len(shown) else "")
-        path = plots.save_figure(plots.image_grid(shown, title=title), png)
-        console.print(f"figure: {path}")
-        if npy is not None:
-            console.print(f"samples: {npy} ({n} x {list(shown.shape[1:])} float32 in [0, 1])")
+        cond = _sample_conditions(model, spec, label, speaker)
+        use_mean = writer.extra["default_mean"] if mean is None else mean
+        extra = {"seconds": seconds} if spec.variable else {}
+        path = out or run_dir / "figures" / f"samples_cli{writer.extra['suffix']}"
+
+        def draw(b: int):
+            c = {k: torch.full((b,), v, dtype=torch.long, device=model.device) for k, v in cond.items()}
+            return model.sample(b, temperature, use_mean=use_mean, **extra, **c)
+
+        title = f"samples (T={temperature})" + "".join(f", {k}={v}" for k, v in cond.items())
+        paths = writer.obj(draw, n, path, spec=spec, title=title)
+        for p in paths:
+            console.print(f"{'samples' if p.suffix in ('.npy', '.wav') else 'figure'}: {p}")
 
     _guard(run)
+
+
+def _sample_conditions(model, spec, label: Optional[int], speaker: Optional[str]) -> dict:
+    """``{"y": label, "speaker": index}`` for the conditions the model takes, checked against the data."""
+    from vaekit.errors import UsageError
+
+    cond: dict = {}
+    keys = set(getattr(model, "cond_keys", ()))
+    if label is not None:
+        prior = getattr(model, "code_prior", None)
+        classes = model.config.num_classes if model.conditional else (prior.num_classes if prior is not None else None)
+        if "y" in keys:
+            classes = spec.num_classes
+        if not classes or not (model.conditional or "y" in keys or (prior is not None and prior.num_classes)):
+            raise UsageError("--label needs a conditional model (cvae, or a VQ model with a class-conditional prior)")
+        if not 0 <= label < classes:
+            raise UsageError(f"--label {label} out of range: the model has classes 0..{classes - 1}")
+        cond["y"] = label
+    table = spec.condition("speaker")
+    if speaker is not None:
+        if "speaker" not in keys or table is None:
+            raise UsageError("--speaker needs a speaker-conditioned audio model")
+        names = table.names or []
+        if speaker in names:
+            cond["speaker"] = names.index(speaker)
+        elif speaker.isdigit() and int(speaker) < table.size:
+            cond["speaker"] = int(speaker)
+        else:
+            raise UsageError(f"--speaker {speaker!r} is not one of the model's {table.size} speakers: "
+                             f"{', '.join(names) or f'0..{table.size - 1}'}")
+    elif "speaker" in keys:
+        raise UsageError(f"this model is speaker-conditioned: pass --speaker NAME_OR_INDEX "
+                         f"({', '.join(table.names or []) if table else ''})")
+    return cond
 
 
 def _test_images(run_dir: Path, n: int, offset: int = 0):
@@ -531,16 +555,19 @@ def models() -> None:
     """List the registered models, likelihoods, priors, objectives and learning-rate schedules."""
     import vaekit.models  # noqa: F401  (registers)
     import vaekit.objectives  # noqa: F401
-    from vaekit.registry import LIKELIHOODS, MODELS, OBJECTIVES, PRIORS
+    from vaekit.registry import EVALUATIONS, FIGURES, LIKELIHOODS, MODELS, OBJECTIVES, PRIORS, WRITERS
     from vaekit.training.schedules import SCHEDULES
 
     for title, reg in (("models", MODELS), ("likelihoods", LIKELIHOODS), ("priors", PRIORS),
-                       ("objectives", OBJECTIVES), ("learning-rate schedules (train.optim.schedule)", SCHEDULES)):
+                       ("objectives", OBJECTIVES), ("learning-rate schedules (train.optim.schedule)", SCHEDULES),
+                       ("likelihood evaluations (vaekit evaluate picks the one that applies)", EVALUATIONS),
+                       ("figures by modality", FIGURES), ("sample writers by modality", WRITERS)):
         table = Table(title=title)
         table.add_column("name")
         table.add_column("description")
         for entry in reg:
-            table.add_row(entry.name, entry.description)
+            summary = getattr(entry.config_cls, "summary", None) if reg is MODELS else None
+            table.add_row(entry.name, entry.description + (f"; defaults: {summary(entry.config_cls())}" if summary else ""))
         console.print(table)
 
 
@@ -576,12 +603,25 @@ def bench(
                                         "busy with other jobs, where spinning threads lose their partner) or "
                                         "active"),
 ) -> None:
-    """Run benchmarks side by side and write JSON + Markdown results to benchmarks/results/."""
-    from vaekit.bench import run_benchmarks
+    """Run benchmarks side by side and write JSON + Markdown results to benchmarks/results/ (from a source
+    checkout: the harness is benchmarks/harness.py, not part of the installed package)."""
+    import importlib
+
+    from vaekit.errors import UsageError
 
     def run() -> None:
-        for path in run_benchmarks(names or None, directory=directory, repeats=repeats, quick=quick,
-                                   device=device, omp_wait_policy=omp_wait_policy):
+        # the harness: in --dir, else in a benchmarks/ folder above the working directory or this package
+        bases = (Path.cwd().resolve(), Path(__file__).resolve().parent)
+        homes = [directory, *(d / "benchmarks" for base in bases for d in (base, *base.parents))]
+        home = next((h for h in homes if (h / "harness.py").is_file()), None)
+        if home is None:
+            raise UsageError("benchmarks run from a source checkout of vaekit: `make bench` there "
+                             "(no benchmarks/harness.py found from here)")
+        sys.path.insert(0, str(home.resolve()))
+        harness = importlib.import_module("harness")
+        folder = directory if directory != Path("benchmarks") or (directory / "harness.py").is_file() else home
+        for path in harness.run_benchmarks(names or None, directory=folder, repeats=repeats, quick=quick,
+                                           device=device, omp_wait_policy=omp_wait_policy):
             console.print(f"results: {path}")
 
     _guard(run)

@@ -68,7 +68,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             try:
                 return _coerce(value, a, where)
             except ConfigError as e:
-                errors.append(str(e))
+                errors.append(e)
+        if len(errors) == 1:  # `X | None`: the one type's own message says what is wrong
+            raise errors[0]
         raise ConfigError(f"{where}: {value!r} does not match {tp}")
     if origin is typing.Literal:
         if value not in get_args(tp):
@@ -133,6 +135,9 @@ def _build_choice(value: Any, meta: dict, where: str) -> Choice:
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``; unknown keys raise :class:`ConfigError`."""
     data = dict(data or {})
+    migrate = getattr(cls, "migrate_config", None)  # files written by older versions, e.g. data_shape -> data
+    if callable(migrate):
+        data = migrate(data)
     hints = typing.get_type_hints(cls)
     valid = {f.name: f for f in fields(cls) if f.init}
     unknown = sorted(set(data) - set(valid))

@@ -83,9 +83,14 @@ PRIORS: Registry = Registry("prior")
 OBJECTIVES: Registry = Registry("objective")
 DATASETS: Registry = Registry("data set")
 NETWORKS: Registry = Registry("network")
+# what applies to which models and data: read by vaekit.api, the CLI and the report, never branched on by name
+EVALUATIONS: Registry = Registry("evaluation")  # entry.extra["applies"](model) -> bool
+FIGURES: Registry = Registry("figure set")  # by modality: entry.obj(model, data, run_dir, ...) -> [paths]
+WRITERS: Registry = Registry("sample writer")  # by modality: entry.obj(samples, path, spec) -> [paths]
 
 
-_BUILTINS = ("vaekit.distributions", "vaekit.models", "vaekit.objectives", "vaekit.data")
+_BUILTINS = ("vaekit.distributions", "vaekit.models", "vaekit.objectives", "vaekit.data",
+             "vaekit.evaluation.protocols", "vaekit.writers", "vaekit.report", "vaekit.report_audio")
 _loading = False
 
 

@@ -1,6 +1,8 @@
 """The pictures of a run: samples, reconstructions, interpolations, traversals, class grids, curves.
 
-:func:`make_figures` writes PNG files into ``run_dir/figures`` and returns their paths.
+:func:`make_figures` writes the figures of the data's modality (the ``FIGURES`` registry: image grids
+here, waveforms, spectrograms and WAV files in :mod:`vaekit.report_audio`) into ``run_dir/figures`` and
+returns their paths.
 """
 
 from __future__ import annotations
@@ -16,16 +18,27 @@ from vaekit import plots
 from vaekit.data import ImageData
 from vaekit.inference import interpolate, reconstruct, traverse, traverse_layer
 from vaekit.models.base import LatentVariableModel
+from vaekit.registry import FIGURES
 
 
 def _cond(model: LatentVariableModel, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
     return {"y": y} if model.conditional and y is not None else {}
 
 
-def make_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Path, *,
+def make_figures(model: LatentVariableModel, data: Any, run_dir: str | Path, *,
                  usage: dict[str, Any] | None = None, seed: int = 0, num: int = 64) -> list[Path]:
-    """Write every figure that applies to ``model`` and return the paths."""
-    if model.latent_kind == "discrete":
+    """Write every figure that applies to ``model`` and its data's modality; return the paths."""
+    modality = data.spec.modality
+    if modality not in FIGURES:
+        return []  # a modality without registered figures (the run's numbers are still in eval/)
+    return FIGURES.get(modality).obj(model, data, run_dir, usage=usage, seed=seed, num=num)
+
+
+@FIGURES.register("image", description="samples, reconstructions, interpolations, traversals, class grids")
+def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Path, *,
+                  usage: dict[str, Any] | None = None, seed: int = 0, num: int = 64) -> list[Path]:
+    """The image figures that apply to ``model`` (VQ models: :func:`vq_figures`)."""
+    if "codes" in model.capabilities:
         return vq_figures(model, data, run_dir, usage=usage, seed=seed, num=num)
     out = Path(run_dir) / "figures"
     device = model.device

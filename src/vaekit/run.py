@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 import vaekit
 from vaekit.config import Choice, ConfigError, choice_field, deep_merge, dump_yaml, from_dict, load_yaml, to_dict
+from vaekit.dataspec import DataSpec
 from vaekit.errors import RunError, RunNotFoundError
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.registry import MODELS
@@ -58,8 +59,9 @@ class OptimConfig:
 class DataConfig:
     name: str = "fashion_mnist"  # a registered data set (``vaekit data``) or a path to images / .npy / .npz
     path: str | None = None  # where the files are (else VAEKIT_DATA, then the standard locations)
-    binarize: Literal["none", "dynamic"] = "none"  # dynamic: fresh Bernoulli draws each batch
+    binarize: Literal["none", "dynamic"] = "none"  # images: dynamic = fresh Bernoulli draws each batch
     subset: int | None = None  # keep only the first N examples of each split (quick runs)
+    options: dict[str, Any] = field(default_factory=dict)  # the data set's own typed options (e.g. audio crop)
     batch_size: int = 128
     eval_batch_size: int = 500
     num_workers: int = 0  # in-memory tensors: worker processes only add overhead
@@ -69,6 +71,11 @@ class DataConfig:
             raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1")
         if self.subset is not None and self.subset < 1:
             raise ConfigError(f"data.subset must be >= 1, got {self.subset}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"data.options must be a mapping, got {self.options!r}")
+        from vaekit.data.load import parse_options  # unknown or bad options are refused before training
+
+        parse_options(self.name, self.options)
 
 
 @dataclass
@@ -168,9 +175,13 @@ def resolve_config(model_or_config: str, overrides: dict[str, Any] | None = None
     return from_dict(RunConfig, merged)
 
 
-def with_data_fields(model_cfg: Any, data_shape, levels, num_classes) -> Any:
-    """Copy the data's shape, levels and class count into a model config."""
-    return replace(model_cfg, data_shape=list(data_shape), levels=levels, num_classes=num_classes)
+def with_data_spec(model_cfg: Any, spec: DataSpec) -> Any:
+    """A copy of a model config that holds the data's description (:class:`~vaekit.dataspec.DataSpec`)."""
+    out = replace(model_cfg, data=spec)
+    validate = getattr(out, "validate", None)
+    if callable(validate):  # checks that need the data (e.g. the VQ-VAE's image shape)
+        validate()
+    return out
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -205,7 +216,8 @@ def export_model(run_dir: str | os.PathLike, name: str, model: LatentVariableMod
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    meta = {"name": name, "config": to_dict(model.config), "vaekit_version": vaekit.__version__, **(extra or {})}
+    meta = {"name": name, "config": to_dict(model.config), "vaekit_version": vaekit.__version__,
+            **(model.describe() if hasattr(model, "describe") else {}), **(extra or {})}
     atomic_write_text(run_dir / "model.json", json.dumps(meta, indent=2))
     return run_dir / "model.safetensors"
 
@@ -242,12 +254,7 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel
     check_weights_fit(model, state, f"{weights_path} does not match the model in {meta_path}")
     model.load_state_dict(state)
     model.model_name = meta["name"]
-    if getattr(model, "latent_kind", "") == "discrete":  # a VQ model: attach its fitted code prior, if any
-        from vaekit.training.prior import load_code_prior
-
-        prior = load_code_prior(run_dir, device, model=model)
-        if prior is not None:
-            model.set_code_prior(prior)
+    model.attach_run_files(run_dir, device)  # what a model keeps beside its weights (a VQ model's code prior)
     return model.to(device).eval()
 
 

@@ -5,7 +5,9 @@ Importing this package registers the image data sets in :data:`vaekit.registry.D
 
 from vaekit.data.images import ImageData, ImageSplit, describe_datasets, load_images
 from vaekit.data.dsprites import DSprites, load_dsprites  # registers "dsprites"
+from vaekit.data.audio import AudioData, load_audio, load_fsdd  # registers "fsdd"
 from vaekit.data.batches import iterate_batches
+from vaekit.data.load import LOADERS, load_data, modality_of
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
 
 __all__ = [
@@ -14,20 +16,24 @@ __all__ = [
     "DataCorruptError",
     "DataNotFoundError",
     "ImageData",
+    "DataModule",
     "ImageDataModule",
     "ImageSplit",
     "describe_datasets",
     "find_dataset_dir",
     "iterate_batches",
     "load_images",
+    "load_data",
+    "LOADERS",
+    "modality_of",
     "searched_places",
 ]
 
 
 def __getattr__(name: str):
     """``ImageDataModule`` on first use: it imports Lightning (~2 s), which evaluation does not need."""
-    if name == "ImageDataModule":
-        from vaekit.data.module import ImageDataModule
+    if name in ("ImageDataModule", "DataModule"):
+        from vaekit.data import module
 
-        return ImageDataModule
+        return getattr(module, name)
     raise AttributeError(f"module 'vaekit.data' has no attribute {name!r}")

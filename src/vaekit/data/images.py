@@ -35,6 +35,7 @@ from vaekit.data.formats import (
     to_nchw_view,
 )
 from vaekit.data.resolve import DataCorruptError, DataFiles, DataNotFoundError, first_complete_layout
+from vaekit.dataspec import DataSpec, image_spec
 from vaekit.errors import ConfigError, DataError
 from vaekit.registry import DATASETS
 
@@ -112,9 +113,50 @@ class ImageData:
             raise ValueError(f"{self.name}: integer images but levels is None (continuous data is float)")
         return x.float().div_(levels - 1)
 
+    @property
+    def spec(self) -> DataSpec:
+        """The description a model of this data stores (:class:`~vaekit.dataspec.DataSpec`)."""
+        return image_spec(self.shape, self.levels, self.num_classes)
+
     def levels_of(self, split: ImageSplit) -> int | None:
         """Levels of a split as stored: ``train_levels`` for ``self.train``, else ``levels``."""
         return self.train_levels if split is self.train else self.levels
+
+    # -- the data-set interface every modality's data keeps (vaekit.data.load) -------------------
+    def part(self, split: str, subset: int | None = None) -> ImageSplit:
+        """The named split (``train``, ``val``, ``test``), cut to its first ``subset`` images (None: all)."""
+        if split not in SPLITS:
+            raise ConfigError(f"split must be test, val or train, got {split!r}")
+        part = getattr(self, split)
+        if subset:
+            part = ImageSplit(part.x[:subset], part.y[:subset] if part.y is not None else None)
+        return part
+
+    def batches(self, part: ImageSplit, batch_size: int, device=None, *, seed: int = 0):
+        """In-order batch dicts of ``part`` on ``device`` (:func:`vaekit.data.batches.iterate_batches`)."""
+        from vaekit.data.batches import iterate_batches
+
+        return iterate_batches(part, self, batch_size, device, seed=seed)
+
+    def dataset(self, part: ImageSplit, *, train: bool, seed: int = 0):
+        """The batch-at-once Dataset that training's DataLoaders read (:class:`~vaekit.data.batches.BatchDataset`)."""
+        from vaekit.data.batches import BatchDataset
+
+        return BatchDataset(self, part, seed)
+
+    @property
+    def form(self) -> str:
+        """What a likelihood of this data is over, e.g. 'binary (dynamic binarization)'."""
+        if self.levels == 2:
+            return f"binary ({self.binarization} binarization)" if self.binarization != "none" else "binary"
+        if self.levels is None:
+            return "continuous values"
+        return f"{self.levels} grey levels per pixel"
+
+    def describe(self) -> dict:
+        """What ``model.json`` and evaluation results record of the data."""
+        return {"name": self.name, "source": self.source, "binarization": self.binarization,
+                "levels": self.levels, "split": self.split_note}
 
 
 def _num_classes(*ys: np.ndarray | None) -> int | None:

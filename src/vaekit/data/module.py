@@ -1,4 +1,4 @@
-"""Batches of :class:`ImageData` for training: a LightningDataModule over :class:`BatchDataset`.
+"""Batches for training: one LightningDataModule over any data set's batch-at-once Datasets.
 
 Plain ``DataLoader`` objects with batch-at-once fetching from :mod:`vaekit.data.batches` (which also
 holds the in-order batches that evaluation uses; its names are re-exported here).
@@ -6,18 +6,21 @@ holds the in-order batches that evaluation uses; its names are re-exported here)
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning
 import torch
 from torch.utils.data import DataLoader
 
 from vaekit.data.batches import Batch, BatchDataset, _passthrough, iterate_batches
-from vaekit.data.images import ImageData, ImageSplit
+from vaekit.data.images import ImageData
 
-__all__ = ["Batch", "BatchDataset", "ImageDataModule", "iterate_batches"]
+__all__ = ["Batch", "BatchDataset", "DataModule", "ImageDataModule", "iterate_batches"]
 
 
-class ImageDataModule(lightning.LightningDataModule):
-    """Train/val/test DataLoaders over an :class:`ImageData`.
+class DataModule(lightning.LightningDataModule):
+    """Train/val/test DataLoaders over a data set of any modality (:class:`ImageData`, audio, ...): each
+    split's Dataset comes from ``data.dataset(part, train=..., seed=...)`` and returns whole batches.
 
     Plain ``DataLoader`` objects (so Lightning can swap in a ``DistributedSampler`` under DDP) with
     batch-at-once fetching; train shuffles with a generator seeded by ``seed``; ``drop_last`` is
@@ -50,18 +53,27 @@ class ImageDataModule(lightning.LightningDataModule):
         # one shuffle generator for the whole fit, saved in checkpoints (state_dict), so that a resumed
         # run sees the same batches as an uninterrupted one (a fresh generator would replay epoch 1's order)
         self._shuffle = torch.Generator().manual_seed(seed)
+        self._train_set = data.dataset(data.part("train"), train=True, seed=seed)  # may hold state (crops)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The train shuffle's generator state (Lightning stores it in every checkpoint)."""
-        return {"shuffle_generator": self._shuffle.get_state()}
+    def state_dict(self) -> dict[str, Any]:
+        """The train shuffle's generator state, and the train Dataset's own (random crop offsets), which
+        Lightning stores in every checkpoint."""
+        state: dict[str, Any] = {"shuffle_generator": self._shuffle.get_state()}
+        if hasattr(self._train_set, "state_dict"):
+            state["train_dataset"] = self._train_set.state_dict()
+        return state
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if "shuffle_generator" in state:
             self._shuffle.set_state(state["shuffle_generator"])
+        if "train_dataset" in state and hasattr(self._train_set, "load_state_dict"):
+            self._train_set.load_state_dict(state["train_dataset"])
 
-    def _loader(self, split: ImageSplit, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self._train_set if split == "train" else self.data.dataset(self.data.part(split), train=False,
+                                                                             seed=self.seed)
         return DataLoader(
-            BatchDataset(self.data, split, self.seed),
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
             generator=self._shuffle if shuffle else None,
@@ -73,12 +85,15 @@ class ImageDataModule(lightning.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled train batches (fresh Bernoulli draws under dynamic binarisation)."""
-        return self._loader(self.data.train, self.batch_size, shuffle=True)
+        return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in stored order."""
-        return self._loader(self.data.val, self.eval_batch_size, shuffle=False)
+        return self._loader("val", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches in stored order."""
-        return self._loader(self.data.test, self.eval_batch_size, shuffle=False)
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+
+ImageDataModule = DataModule  # the name of the first releases

@@ -472,7 +472,7 @@ def encoder_representation(
 
 def _layer_means(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """Posterior means per latent layer, bottom first, each ``[B, D_l]``."""
-    if getattr(model, "latent_kind", "continuous") == "discrete":
+    if "latent_means" not in getattr(model, "capabilities", {"latent_means"}):
         raise UsageError("a VQ model's codes are categorical indices; the disentanglement metrics need "
                          "continuous posterior means")
     layer_codes = getattr(model, "layer_codes", None)

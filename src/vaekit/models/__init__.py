@@ -11,6 +11,7 @@ from vaekit.models.provlae import ProVLAE, ProVLAEConfig
 from vaekit.models.stacked import StackedVAE, StackedVAEConfig
 from vaekit.models.vqvae import VQVAE, VQVAE2, VQModel, VQVAE2Config, VQVAEConfig
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
+from vaekit.models.wavenet import WaveNetConfig, WaveNetModel
 from vaekit.registry import MODELS
 
 
@@ -29,5 +30,5 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 __all__ = [
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
     "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
-    "VQVAE", "VQVAE2", "VQModel", "VQVAEConfig", "VQVAE2Config",
+    "VQVAE", "VQVAE2", "VQModel", "VQVAEConfig", "VQVAE2Config", "WaveNetConfig", "WaveNetModel",
 ]

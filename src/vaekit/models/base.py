@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaekit.distributions import kl_per_dim
-from vaekit.errors import VaekitError
+from vaekit.config import ConfigError
+from vaekit.dataspec import BatchError, DataSpec, migrate_legacy_fields
 
 
 @dataclass
@@ -57,12 +58,34 @@ class ModelOutput:
 
 @dataclass
 class ModelConfig:
-    """Fields every model config has. ``data_shape``, ``levels`` and ``num_classes`` come from the data
-    when a run is built; they are stored so that a saved model rebuilds without the data."""
+    """Fields every model config has: ``data``, the description of the model's data
+    (:class:`~vaekit.dataspec.DataSpec`), filled from the data when a run is built and stored so that a
+    saved model rebuilds without the data. There is no default data: building a model without it is an
+    error. Configs written before it (``data_shape``/``levels``/``num_classes``) are migrated on read."""
 
-    data_shape: list[int] = field(default_factory=lambda: [1, 28, 28])  # (C, H, W)
-    levels: int | None = 2  # discrete values per element (2 binary, 256 8-bit), None = continuous
-    num_classes: int | None = None  # label count, for conditional models
+    data: DataSpec | None = None  # set by the run from the data (vaekit.run.with_data_spec)
+
+    migrate_config = staticmethod(migrate_legacy_fields)  # read by vaekit.config.from_dict
+
+    def spec(self) -> DataSpec:
+        """The data description; :class:`ConfigError` when the config has none."""
+        if self.data is None:
+            raise ConfigError("this model config has no data description (model.data): build models through "
+                              "a run (`vaekit train`, vaekit.api) or pass data=vaekit.dataspec.image_spec(...)")
+        return self.data
+
+    # image models read these (fixed-size data only)
+    @property
+    def data_shape(self) -> list[int]:
+        return list(self.spec().fixed_shape)
+
+    @property
+    def levels(self) -> int | None:
+        return self.spec().levels
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.spec().num_classes
 
 
 def check_layer_sizes(latent_dims: list[int], hidden: list[list[int]]) -> None:
@@ -79,16 +102,17 @@ def check_layer_sizes(latent_dims: list[int], hidden: list[list[int]]) -> None:
         raise ConfigError(f"model.hidden lists must be non-empty positive widths, got {hidden}")
 
 
-class BatchError(VaekitError, ValueError):
-    """A batch does not fit the model (shape, dtype, range)."""
-
-
 class LatentVariableModel(nn.Module):
     """Base class of all models. Subclasses set ``config`` and implement the contract."""
 
     config: ModelConfig
     conditional: bool = False
     latent_kind: str = "continuous"  # "discrete" for VQ models (codes, a fitted prior, no IS-NLL)
+    # what evaluations, figures and commands may ask of the model (see docs/architecture.md, "Capabilities"):
+    # importance_weights (log_importance_weights: the IS-NLL), latent_means (encode/decode in a continuous
+    # latent space: reconstructions, interpolations, traversals, active units), codes (VQ: codes/decode_codes,
+    # the rate-distortion bound), exact_likelihood (log p(x) is computed exactly: no importance sampling)
+    capabilities: frozenset[str] = frozenset({"importance_weights", "latent_means"})
 
     # -- contract -------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:  # pragma: no cover - abstract
@@ -121,6 +145,20 @@ class LatentVariableModel(nn.Module):
         ``x``: the basis of per-layer traversals. Single-layer models decode ``z`` directly."""
         return self.decode(z, **cond)
 
+    def check_data(self, spec: DataSpec, name: str) -> None:
+        """Refuse data this model's likelihood is not a likelihood of (e.g. Bernoulli on grey levels):
+        training and evaluation call it with the data's description and a name for the message."""
+        self.likelihood.check_data(spec.levels, name)
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the built model that ``model.json`` and ``vaekit models`` report (e.g. WaveNet's
+        receptive field). Most models report none."""
+        return {}
+
+    def attach_run_files(self, run_dir: Any, device: str = "cpu") -> None:
+        """Called by :func:`vaekit.load` after the weights: read what the model keeps in its run directory
+        beside them (a VQ model's fitted code prior). Most models keep nothing."""
+
     def set_step(self, step: int) -> None:
         """Called by the trainer before every training step; models whose architecture follows a
         schedule (pro-VLAE's progressive growth) override it. Most models ignore it."""
@@ -149,29 +187,19 @@ class LatentVariableModel(nn.Module):
     def data_shape(self) -> tuple[int, ...]:
         return tuple(self.config.data_shape)
 
-    def check_batch(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Validate a batch and split it into ``x`` and the condition (``{"y": labels}`` if conditional).
+    @property
+    def cond_keys(self) -> tuple[str, ...]:
+        """The batch keys this model is conditioned on (``("y",)`` for a conditional model)."""
+        return ("y",) if self.conditional else ()
 
-        Raises :class:`BatchError` for a missing ``x``, wrong shape or dtype, or missing labels.
+    def check_batch(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Validate a batch against the model's data description and split it into ``x`` and the
+        condition (``{"y": labels}`` for a conditional model; the keys of :attr:`cond_keys`).
+
+        Raises :class:`BatchError` for a missing ``x``, wrong shape or dtype, or a missing condition.
         Non-finite values are not checked here (that would synchronise the device every step); the
         training loop's guard skips and counts such steps, and evaluation checks them.
         """
-        if not isinstance(batch, dict) or "x" not in batch:
-            raise BatchError(f"a batch is a dict with key 'x' (and 'y' for labels), got {type(batch).__name__}")
-        x = batch["x"]
-        if not torch.is_tensor(x) or not x.is_floating_point():
-            raise BatchError(f"batch['x'] must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x))}")
-        if tuple(x.shape[1:]) != self.data_shape:
-            raise BatchError(
-                f"batch['x'] has shape {list(x.shape)}, but this model was built for "
-                f"[B, {', '.join(map(str, self.data_shape))}]"
-            )
-        cond: dict[str, Tensor] = {}
-        if self.conditional:
-            y = batch.get("y")
-            if y is None:
-                raise BatchError(f"{type(self).__name__} is conditional and needs labels batch['y']")
-            if y.dtype != torch.long or y.shape != x.shape[:1]:
-                raise BatchError(f"batch['y'] must be int64 of shape [{x.shape[0]}], got {y.dtype} {list(y.shape)}")
-            cond["y"] = y
-        return x, cond
+        keys = self.cond_keys
+        self.config.spec().check(batch, keys, owner=type(self).__name__)
+        return batch["x"], {k: batch[k] for k in keys}

@@ -10,13 +10,19 @@ sampled top first.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from vaekit.config import ConfigError
+from vaekit.config import ConfigError, from_dict
+from vaekit.errors import RunError
 from vaekit.models.base import BatchError
 from vaekit.nn.pixelcnn import GatedPixelCNN
 
@@ -107,3 +113,45 @@ class CodePrior(nn.Module):
             codes[level] = self.nets[level].sample(n, self.shapes[level], y=y, cond=cond,
                                                    temperature=temperature, generator=generator)
         return codes  # type: ignore[return-value]
+
+
+# -- reading a fitted prior from a run directory (no Lightning: vaekit.load calls this) -----------
+def model_fingerprint(run_dir: str | Path) -> str:
+    """sha256 of the exported VQ model's weights: a prior records the model it was fitted to."""
+    return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
+
+
+def load_code_prior(run_dir: str | Path, device: str = "cpu", model: Any = None) -> CodePrior | None:
+    """The prior exported to ``run_dir/prior`` (safetensors, no code runs), or None if there is none.
+
+    With ``model``, also checks that the prior fits it (levels, code counts, map shapes) and was fitted
+    to these weights; raises ``ValueError`` with what to do otherwise.
+    """
+    out = Path(run_dir) / "prior"
+    meta_path, weights = out / "model.json", out / "model.safetensors"
+    if not meta_path.is_file():
+        return None
+    refit = f"fit it again (delete {out}, then `vaekit fit-prior {run_dir}`)"
+    try:
+        meta = json.loads(meta_path.read_text())
+        state = load_file(str(weights), device=device)
+        prior = CodePrior(from_dict(CodePriorConfig, meta["config"], where="prior"), meta["num_codes"],
+                          [tuple(s) for s in meta["shapes"]], meta["num_classes"])
+        missing, unexpected = prior.load_state_dict(state, strict=False)
+    except Exception as e:  # truncated files, missing keys, tensors of the wrong size
+        raise RunError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); {refit}") from None
+    if missing or unexpected:
+        raise RunError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]}; {refit}")
+    if model is not None:
+        fits = (prior.num_codes == [vq.num_codes for vq in model.quantizers]
+                and prior.shapes == [tuple(s) for s in model.code_shapes])
+        if not fits:
+            raise RunError(f"the prior in {out} models codes {prior.num_codes} x {prior.shapes}, but the model "
+                             f"in {run_dir} has {[vq.num_codes for vq in model.quantizers]} x {model.code_shapes}; "
+                             f"{refit}")
+        recorded = meta.get("vq_model_sha256")
+        if recorded is not None and recorded != model_fingerprint(run_dir):
+            raise RunError(f"the prior in {out} was fitted to other weights than {run_dir}/model.safetensors "
+                             f"(was the model retrained or resumed since?); {refit}")
+    return prior.to(device).eval()

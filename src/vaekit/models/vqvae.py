@@ -20,6 +20,7 @@ layers of every other vaekit model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,8 +58,8 @@ class VQVAEConfig(ModelConfig):
             raise ConfigError(f"model.decay must be in [0, 1), got {self.decay}")
         if self.restart_threshold < 0:
             raise ConfigError(f"model.restart_threshold must be >= 0, got {self.restart_threshold}")
-        if len(self.data_shape) != 3:
-            raise ConfigError(f"the VQ-VAE's conv networks need image data [C, H, W], got {self.data_shape}")
+        if self.data is not None and (self.data.variable or len(self.data.shape) != 3):
+            raise ConfigError(f"the VQ-VAE's conv networks need image data [C, H, W], got {self.data.shape}")
 
 
 class VQModel(LatentVariableModel):
@@ -66,6 +67,15 @@ class VQModel(LatentVariableModel):
     prior of training, ``codes``/``decode_codes``, and sampling through a fitted code prior."""
 
     latent_kind = "discrete"
+    capabilities = frozenset({"codes"})
+
+    def attach_run_files(self, run_dir: Any, device: str = "cpu") -> None:
+        """Attach the code prior fitted by ``vaekit fit-prior`` (``run_dir/prior``), if there is one."""
+        from vaekit.models.code_prior import load_code_prior
+
+        prior = load_code_prior(run_dir, device, model=self)
+        if prior is not None:
+            self.set_code_prior(prior)
     quantizers: nn.ModuleList
 
     def _quantizer(self, config: VQVAEConfig) -> VectorQuantizer:

@@ -7,6 +7,7 @@ from typing import Any
 from vaekit.config import Choice, from_dict
 from vaekit.objectives.elbo import ELBO, BetaVAE, CapacityVAE, Terms, elbo_terms, linear_warmup
 from vaekit.objectives.iwae import IWAE, MultiSampleELBO, iwae_bound
+from vaekit.objectives.nll import ExactNLL
 from vaekit.objectives.vq import VQObjective
 from vaekit.registry import OBJECTIVES
 
@@ -25,4 +26,4 @@ def build_objective(choice: Choice | str | dict[str, Any]) -> Any:
 
 
 __all__ = ["ELBO", "BetaVAE", "CapacityVAE", "IWAE", "MultiSampleELBO", "Terms", "elbo_terms", "iwae_bound",
-           "linear_warmup", "build_objective", "VQObjective"]
+           "linear_warmup", "build_objective", "VQObjective", "ExactNLL"]

@@ -27,11 +27,11 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 from vaekit.config import ConfigError
 from vaekit.errors import RunError, RunExistsError, RunNotFoundError, TrainingFailedError
-from vaekit.data import ImageData, ImageDataModule, load_images
+from vaekit.data import DataModule, ImageData, load_data
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.objectives import build_objective
 from vaekit.nn.init import INITS, init_output_bias_
-from vaekit.run import RunConfig, TrainConfig, atomic_write_text, export_model, save_config, with_data_fields
+from vaekit.run import RunConfig, TrainConfig, atomic_write_text, export_model, save_config, with_data_spec
 from vaekit.training.system import VAESystem
 
 
@@ -310,29 +310,32 @@ def check_state_fits(state: dict[str, Any], model: torch.nn.Module, path: Path) 
 class TrainResult:
     run_dir: Path
     model: LatentVariableModel
-    data: ImageData
+    data: Any  # the data set (ImageData, audio, ...: vaekit.data.load)
     seconds: float
     epochs: int
     skipped_steps: int
     is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
 
-def prepare(cfg: RunConfig) -> tuple[ImageData, LatentVariableModel]:
-    """Load the data named by ``cfg.data`` and build the model for it (checking the likelihood fits)."""
-    d = cfg.data
-    data = load_images(d.name, root=d.path, binarize=d.binarize, subset=d.subset, seed=cfg.train.seed)
-    model_cfg = with_data_fields(cfg.model.params, data.shape, data.levels, data.num_classes)
+def prepare(cfg: RunConfig) -> tuple[Any, LatentVariableModel]:
+    """Load the data named by ``cfg.data`` (:func:`vaekit.data.load_data`, any modality) and build the
+    model for its description (checking that the model's likelihood fits the data)."""
+    data = load_data(cfg.data, seed=cfg.train.seed)
+    model_cfg = with_data_spec(cfg.model.params, data.spec)
     model = build_model(cfg.model.name, model_cfg)
-    model.likelihood.check_data(data.levels, f"{data.name} ({data.binarization} binarization)"
-                                if data.binarization != "none" else data.name)
+    binarization = getattr(data, "binarization", "none")
+    model.check_data(data.spec, f"{data.name} ({binarization} binarization)" if binarization != "none" else data.name)
     return data, model
 
 
-def initialise(model: LatentVariableModel, data: ImageData, t: TrainConfig) -> None:
+def initialise(model: LatentVariableModel, data: Any, t: TrainConfig) -> None:
     """Apply ``train.init`` and ``train.init_output_bias`` to a freshly built model (a resumed run then
     loads its checkpoint over them)."""
     INITS[t.init](model)
     if t.init_output_bias:
+        if not isinstance(data, ImageData):
+            raise ConfigError("train.init_output_bias sets a Bernoulli decoder's bias from the training pixels' "
+                              f"mean: {data.spec.modality} data has no pixels")
         x = data.train.x
         mean = sum(data.to_float(x[i:i + 10_000], data.train_levels).sum(0) for i in range(0, len(x), 10_000)) / len(x)
         try:
@@ -387,7 +390,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     run_dir.mkdir(parents=True, exist_ok=True)
     if not secondary:
         save_config(run_dir, cfg)
-    dm = ImageDataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
+    dm = DataModule(data, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
                          num_workers=cfg.data.num_workers, seed=cfg.train.seed)
     t = cfg.train
     loggers = _logger(cfg, run_dir)
@@ -413,8 +416,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     if trainer.is_global_zero:
         merge_metrics(run_dir)
         export_model(run_dir, cfg.model.name, final, extra={
-            "data": {"name": data.name, "source": data.source, "binarization": data.binarization,
-                     "levels": data.levels, "split": data.split_note},
+            "data": data.describe(),
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
             "skipped_steps": skipped, "ema": cfg.train.optim.ema,
             "status": "failed" if problems else "ok", **({"problems": problems} if problems else {}),

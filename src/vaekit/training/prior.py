@@ -9,7 +9,6 @@ checkpointed atomically and exported to ``RUN/prior/`` (``model.safetensors`` + 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -19,14 +18,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import DataLoader, StackDataset
 
 from vaekit.config import ConfigError, from_dict, to_dict
-from vaekit.data import ImageData, iterate_batches
-from vaekit.errors import RunError
-from vaekit.models.code_prior import CodePrior, CodePriorConfig
+from vaekit.data import ImageData
+from vaekit.models.code_prior import CodePrior, CodePriorConfig, load_code_prior, model_fingerprint  # noqa: F401
 from vaekit.models.vqvae import VQModel
 from vaekit.run import OptimConfig, atomic_write_text, export_model, load, read_run_config
 from vaekit.training.loop import (build_trainer, check_resume, logged_batches, merge_metrics, quiet_lightning,
@@ -68,10 +65,10 @@ class CodePriorNLL:
 def code_dataset(model: VQModel, data: ImageData, split: str, *, batch_size: int = 500, seed: int = 0
                  ) -> StackDataset:
     """The codes of one split as a dataset of dicts ``{"codes_0": [h, w], ..., "y": []}``."""
-    part = {"train": data.train, "val": data.val, "test": data.test}[split]
+    part = data.part(split)
     model.eval()
     levels: list[list[Tensor]] = [[] for _ in model.quantizers]
-    for batch in iterate_batches(part, data, batch_size, device=model.device, seed=seed):
+    for batch in data.batches(part, batch_size, model.device, seed=seed):
         for l, c in enumerate(model.codes(batch["x"])):
             levels[l].append(c.cpu())
     columns: dict[str, Any] = {f"codes_{l}": torch.cat(c) for l, c in enumerate(levels)}
@@ -108,11 +105,10 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
                               f"{out / 'config.yaml'}, got {to_dict(cfg.prior)})")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if data is None:  # the images the VQ model was trained on (its data.subset, drawn with its seed)
-        from vaekit.data import load_images
+        from vaekit.data import load_data
 
         run_cfg = read_run_config(run_dir)
-        d = run_cfg.data
-        data = load_images(d.name, root=d.path, binarize=d.binarize, subset=d.subset, seed=run_cfg.train.seed)
+        data = load_data(run_cfg.data, seed=run_cfg.train.seed)
     if cfg.prior.class_conditional and data.num_classes is None:
         raise ConfigError(f"{data.name} has no labels: set prior.class_conditional=false")
     num_classes = data.num_classes if cfg.prior.class_conditional else None
@@ -152,49 +148,8 @@ def fit_prior(run_dir: str | Path, cfg: PriorFitConfig, *, resume: bool = False,
     return PriorResult(fitted, out, seconds, trainer.current_epoch, meta["val_nll_nats"], meta["val_bits_per_code"])
 
 
-def model_fingerprint(run_dir: str | Path) -> str:
-    """sha256 of the exported VQ model's weights: a prior records the model it was fitted to."""
-    return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
-
-
 def read_prior_config(run_dir: str | Path) -> PriorFitConfig:
     """The fit-prior settings saved in ``run_dir/prior/config.yaml``."""
     from vaekit.run import load_config_file
 
     return from_dict(PriorFitConfig, load_config_file(Path(run_dir) / "prior" / "config.yaml"), where="fit-prior")
-
-
-def load_code_prior(run_dir: str | Path, device: str = "cpu", model: VQModel | None = None) -> CodePrior | None:
-    """The prior exported to ``run_dir/prior`` (safetensors, no code runs), or None if there is none.
-
-    With ``model``, also checks that the prior fits it (levels, code counts, map shapes) and was fitted
-    to these weights; raises ``ValueError`` with what to do otherwise.
-    """
-    out = Path(run_dir) / "prior"
-    meta_path, weights = out / "model.json", out / "model.safetensors"
-    if not meta_path.is_file():
-        return None
-    refit = f"fit it again (delete {out}, then `vaekit fit-prior {run_dir}`)"
-    try:
-        meta = json.loads(meta_path.read_text())
-        state = load_file(str(weights), device=device)
-        prior = CodePrior(from_dict(CodePriorConfig, meta["config"], where="prior"), meta["num_codes"],
-                          [tuple(s) for s in meta["shapes"]], meta["num_classes"])
-        missing, unexpected = prior.load_state_dict(state, strict=False)
-    except Exception as e:  # truncated files, missing keys, tensors of the wrong size
-        raise RunError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); {refit}") from None
-    if missing or unexpected:
-        raise RunError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected "
-                         f"{unexpected[:5]}; {refit}")
-    if model is not None:
-        fits = (prior.num_codes == [vq.num_codes for vq in model.quantizers]
-                and prior.shapes == [tuple(s) for s in model.code_shapes])
-        if not fits:
-            raise RunError(f"the prior in {out} models codes {prior.num_codes} x {prior.shapes}, but the model "
-                             f"in {run_dir} has {[vq.num_codes for vq in model.quantizers]} x {model.code_shapes}; "
-                             f"{refit}")
-        recorded = meta.get("vq_model_sha256")
-        if recorded is not None and recorded != model_fingerprint(run_dir):
-            raise RunError(f"the prior in {out} was fitted to other weights than {run_dir}/model.safetensors "
-                             f"(was the model retrained or resumed since?); {refit}")
-    return prior.to(device).eval()

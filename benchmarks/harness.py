@@ -1,11 +1,18 @@
 """Benchmark harness: runs ``benchmarks/bench_<name>.py`` files and writes their results.
 
-A benchmark file defines ``run(ctx: Context) -> None`` (and optionally ``DEFAULT = False`` to be run only
-when named, as the paper tables are). Inside, it measures things side by side through worker scripts,
-each run by the interpreter of one *side* (``"vaekit"``: this Python; ``"pythae"``: the peer's own
-virtual environment ``benchmarks/.venv-pythae``), and records tables. The harness then writes
+It lives beside the benchmarks, not in the installed package: run it from a source checkout with
+``make bench`` (``python -m benchmarks.harness [NAMES] [--repeats 3] [--quick] ...``; ``--help`` lists the
+options), or ``vaekit bench``, which finds this file from a checkout. Benchmark files and workers import it
+as ``harness`` (``benchmarks/`` is on their path).
 
-- ``<results>/<name>.json``: every raw repeat, medians, spreads and the machine's metadata;
+A benchmark file defines ``run(ctx: Context) -> None`` (optionally ``DEFAULT = False`` to be run only when
+named, as the paper tables are, and ``PEER = "<name>"`` or a tuple of names from :data:`PEERS`, the
+libraries it compares with; default ``"pythae"``). Inside, it measures things side by side through worker
+scripts, each run by the interpreter of one *side* (``"vaekit"``: this Python; a peer's name: that peer's
+own virtual environment ``benchmarks/.venv-<name>``), and records tables. The harness then writes
+
+- ``<results>/<name>.json``: every raw repeat, medians, spreads, the peers' names and versions and the
+  machine's metadata;
 - ``<results>/<name>.md``: the Markdown tables with the same metadata;
 - ``<results>/README.md``: an index of every result file present.
 
@@ -37,13 +44,54 @@ from typing import Any
 
 from vaekit.errors import VaekitError
 
-RESULT_PREFIX = "BENCH_RESULT "  # a worker's one result line on stdout starts with this
-PEER = "pythae"
-PEER_VERSION = "0.1.2"
-PEER_TORCH = "2.13.0"
-# Other libraries that benchmarks import in the peer's environment (pinned pip requirements), installed
-# after pythae: vector-quantize-pytorch, the quantiser that bench_vq.py times vaekit's against.
-PEER_EXTRAS = ("vector-quantize-pytorch==1.32.0",)
+# A worker's one result line on stdout starts with this. ``_workerlib.RESULT_PREFIX`` is the same string,
+# written out: the workers run in the peers' environments too, which cannot import this module (it imports
+# vaekit); tests/test_bench.py checks that the two agree.
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A library the benchmarks compare vaekit with, run in its own environment ``benchmarks/.venv-<name>``.
+
+    Attributes:
+        name: The side's name in ``side_by_side`` jobs, and the suffix of its environment.
+        version: The release installed (``pip install <dist>==<version>``).
+        module: What the probe imports to check the environment.
+        dist: Its name on PyPI (default: ``name``).
+        extras: Other pinned requirements that benchmarks import in the same environment, installed after
+            the peer (and added to an environment made before they were listed).
+        python_env: An environment variable naming an interpreter that already has the peer and torch,
+            used as is, never installed into (e.g. on a GPU machine).
+    """
+
+    name: str
+    version: str
+    module: str
+    dist: str = ""
+    extras: tuple[str, ...] = ()
+    python_env: str = ""
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.dist or self.name}=={self.version}"
+
+
+# Every peer a benchmark may name. pythae's environment also holds vector-quantize-pytorch, the quantiser
+# that bench_vq.py times vaekit's against; wavenet_vocoder (r9y9) needs numpy, scipy and torch >= 0.4.1,
+# so the CPU torch installed first satisfies it and pip pulls no other torch.
+PEERS: dict[str, Peer] = {
+    "pythae": Peer("pythae", "0.1.2", "pythae", extras=("vector-quantize-pytorch==1.32.0",),
+                   python_env="VAEKIT_BENCH_PEER_PYTHON"),
+    "wavenet_vocoder": Peer("wavenet_vocoder", "0.1.1", "wavenet_vocoder",
+                            python_env="VAEKIT_BENCH_WAVENET_VOCODER_PYTHON"),
+}
+DEFAULT_PEER = "pythae"  # the peer of a benchmark that names none
+PEER_TORCH = "2.13.0"  # installed first in every peer's environment (CPU wheel)
+# The default peer's settings under their old names.
+PEER = DEFAULT_PEER
+PEER_VERSION = PEERS[PEER].version
+PEER_EXTRAS = PEERS[PEER].extras
 THREADS = 2  # torch threads in every worker and in the matmul roofline (the machine has 2 cores)
 # How the workers' OpenMP threads wait between parallel regions (``OMP_WAIT_POLICY``), ``vaekit bench
 # --omp-wait-policy``. "unset" (the default) leaves the variable out, so the workers get the OpenMP runtime's
@@ -228,59 +276,70 @@ def atomic_write(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-# -- the peer's environment ----------------------------------------------------------------------
-PEER_PYTHON_ENV = "VAEKIT_BENCH_PEER_PYTHON"  # an interpreter that already has the peer (e.g. on a GPU machine)
+# -- the peers' environments ---------------------------------------------------------------------
+PEER_PYTHON_ENV = PEERS[DEFAULT_PEER].python_env  # an interpreter that already has pythae (e.g. on a GPU machine)
 
 
-def peer_python(directory: Path) -> Path:
-    """The peer's interpreter: ``$VAEKIT_BENCH_PEER_PYTHON`` when set (used as is, never installed into),
-    else ``benchmarks/.venv-pythae/bin/python``."""
-    given = os.environ.get(PEER_PYTHON_ENV)
+def _peer(name: str) -> Peer:
+    if name not in PEERS:
+        raise BenchError(f"unknown peer {name!r}; known: {sorted(PEERS)}")
+    return PEERS[name]
+
+
+def peer_python(directory: Path, peer: str = DEFAULT_PEER) -> Path:
+    """A peer's interpreter: ``$<its python_env>`` when set (used as is, never installed into), else
+    ``benchmarks/.venv-<peer>/bin/python``."""
+    p = _peer(peer)
+    given = os.environ.get(p.python_env) if p.python_env else None
     if given:
         return Path(shutil.which(given) or given)
-    return directory / ".venv-pythae" / "bin" / "python"
+    return directory / f".venv-{p.name}" / "bin" / "python"
 
 
-def _peer_ok(python: Path) -> bool:
+def _peer_ok(python: Path, peer: str = DEFAULT_PEER) -> bool:
     if not python.exists():
         return False
-    probe = subprocess.run([str(python), "-c", "import pythae, torch; print(pythae.__version__ if hasattr("
-                            "pythae, '__version__') else '', torch.__version__)"],
+    probe = subprocess.run([str(python), "-c", f"import {_peer(peer).module}, torch"],
                            capture_output=True, text=True, timeout=120)
     return probe.returncode == 0
 
 
-def _extras_ok(python: Path) -> bool:
-    """Whether the peer's environment has every :data:`PEER_EXTRAS` at its pinned version."""
-    check = "; ".join(f"assert version({req.split('==')[0]!r}) == {req.split('==')[1]!r}" for req in PEER_EXTRAS)
+def _extras_ok(python: Path, peer: str = DEFAULT_PEER) -> bool:
+    """Whether a peer's environment has every one of its ``extras`` at its pinned version."""
+    extras = _peer(peer).extras
+    if not extras:
+        return True
+    check = "; ".join(f"assert version({req.split('==')[0]!r}) == {req.split('==')[1]!r}" for req in extras)
     probe = subprocess.run([str(python), "-c", f"from importlib.metadata import version; {check}"],
                            capture_output=True, text=True, timeout=120)
     return probe.returncode == 0
 
 
-def ensure_peer(directory: Path, log: Any = print) -> Path:
-    """Create ``benchmarks/.venv-pythae`` with CPU ``torch==2.13.0``, then ``pythae==0.1.2``, then
-    :data:`PEER_EXTRAS` (once; an environment made before an extra was added just gets the extra)."""
-    python = peer_python(directory)
-    extras = [str(python), "-m", "pip", "install", "-q", *PEER_EXTRAS]
-    if _peer_ok(python):
-        if _extras_ok(python):
+def ensure_peer(directory: Path, log: Any = print, peer: str = DEFAULT_PEER) -> Path:
+    """Create ``benchmarks/.venv-<peer>`` with CPU ``torch==2.13.0``, then the peer at its version, then
+    its ``extras`` (once; an environment made before an extra was added just gets the extra)."""
+    p = _peer(peer)
+    python = peer_python(directory, peer)
+    extras = [str(python), "-m", "pip", "install", "-q", *p.extras]
+    if _peer_ok(python, peer):
+        if _extras_ok(python, peer):
             return python
-        log(f"adding {', '.join(PEER_EXTRAS)} to the peer's environment ...")
+        log(f"adding {', '.join(p.extras)} to the environment of {p.name} ...")
         steps = [extras]
     else:
         venv = python.parent.parent
-        log(f"creating the peer's environment {venv} (torch=={PEER_TORCH}, {PEER}=={PEER_VERSION}, "
-            f"{', '.join(PEER_EXTRAS)}) ...")
+        log(f"creating the environment of {p.name}: {venv} (torch=={PEER_TORCH}, {p.requirement}"
+            f"{''.join(', ' + e for e in p.extras)}) ...")
         steps = [[shutil.which("python3") or sys.executable, "-m", "venv", str(venv)],
                  [str(python), "-m", "pip", "install", "-q", f"torch=={PEER_TORCH}"],
-                 [str(python), "-m", "pip", "install", "-q", f"{PEER}=={PEER_VERSION}"], extras]
+                 [str(python), "-m", "pip", "install", "-q", p.requirement]]
+        steps += [extras] if p.extras else []
     for cmd in steps:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise BenchError(f"setting up the peer failed: {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
-    if not _peer_ok(python):
-        raise BenchError(f"{python} cannot import {PEER} after installing it")
+    if not _peer_ok(python, peer):
+        raise BenchError(f"{python} cannot import {p.module} after installing it")
     return python
 
 
@@ -296,8 +355,11 @@ class Context:
         repeats: Side-by-side repeats per measurement (>= 1; the issue asks for >= 3).
         quick: Tiny sizes: only checks that the benchmark runs.
         threads: torch threads of every worker (``torch.set_num_threads``, ``OMP_NUM_THREADS``).
-        peer_python: The peer's interpreter, or None when the peer is skipped.
+        peer: The benchmark's peer (its ``PEER``, or the first of them; :data:`PEERS`).
+        peer_python: That peer's interpreter, or None when the peer is skipped.
         peer_skip_reason: Why the peer is skipped (recorded in the results), else None.
+        peers: ``{name: (interpreter or None, skip reason or None)}`` of every peer the benchmark names
+            (``peer`` included; filled from ``peer_python``/``peer_skip_reason`` when not given).
         device: ``"cpu"`` or ``"cuda"``: where every worker computes (``args["device"]``).
         omp_wait_policy: The workers' ``OMP_WAIT_POLICY`` (:data:`OMP_WAIT_POLICIES`; "unset": the runtime's).
         machine: The machine writing the results. A benchmark that reports runs measured elsewhere (the
@@ -313,6 +375,8 @@ class Context:
     threads: int = THREADS
     peer_python: Path | None = None
     peer_skip_reason: str | None = None
+    peer: str = DEFAULT_PEER
+    peers: dict[str, tuple[Path | None, str | None]] = field(default_factory=dict)
     device: str = "cpu"
     omp_wait_policy: str = "unset"
     machine: dict[str, Any] = field(default_factory=dict)
@@ -321,9 +385,18 @@ class Context:
     notes: list[str] = field(default_factory=list)
     log: Any = print
 
+    def __post_init__(self) -> None:
+        self.peers = {self.peer: (self.peer_python, self.peer_skip_reason), **self.peers}
+        self.peer_python, self.peer_skip_reason = self.peers[self.peer]
+
     @property
     def peer_available(self) -> bool:
+        """Whether the benchmark's peer (:attr:`peer`) runs; :meth:`side_available` for any side."""
         return self.peer_python is not None
+
+    def side_available(self, side: str) -> bool:
+        """``"vaekit"``, or a peer of this benchmark whose environment is there (not skipped)."""
+        return side == "vaekit" or (side in self.peers and self.peers[side][0] is not None)
 
     @property
     def cache(self) -> Path:
@@ -375,8 +448,8 @@ class Context:
         no job always goes first).
 
         Args:
-            jobs: ``{label: (side, script, args)}``; jobs whose side is the peer are left out (and the
-                reason recorded) when the peer is skipped.
+            jobs: ``{label: (side, script, args)}``, ``side`` ``"vaekit"`` or one of the benchmark's
+                peers; jobs whose peer is skipped are left out (the reason is recorded).
             repeats: Defaults to ``ctx.repeats``. Each call gets ``args["repeat"] = r`` unless ``args``
                 already has a ``"repeat"`` (a caller running one repeat at a time passes its own).
 
@@ -384,7 +457,7 @@ class Context:
             ``{label: [result of repeat 1, result of repeat 2, ...]}`` (absent labels were skipped).
         """
         repeats = self.repeats if repeats is None else repeats
-        labels = [lb for lb, (side, _, _) in jobs.items() if side != PEER or self.peer_available]
+        labels = [lb for lb, (side, _, _) in jobs.items() if side not in self.peers or self.side_available(side)]
         out: dict[str, list[dict[str, Any]]] = {lb: [] for lb in labels}
         for r in range(repeats):
             order = labels[r % len(labels):] + labels[: r % len(labels)] if labels else []
@@ -410,11 +483,15 @@ class Context:
     def _interpreter(self, side: str) -> Path:
         if side == "vaekit":
             return Path(sys.executable)
-        if side == PEER:
-            if self.peer_python is None:
-                raise BenchError(f"the peer is skipped: {self.peer_skip_reason}")
-            return self.peer_python
-        raise ValueError(f"unknown side {side!r}; expected 'vaekit' or {PEER!r}")
+        if side in self.peers:
+            python, reason = self.peers[side]
+            if python is None:
+                raise BenchError(f"the peer {side} is skipped: {reason}")
+            return python
+        if side in PEERS:
+            raise BenchError(f"{self.name}: side {side!r} is a peer the benchmark does not name: "
+                             f"set PEER = {(*self.peers, side)!r} in bench_{self.name}.py")
+        raise ValueError(f"unknown side {side!r}; expected 'vaekit' or one of {sorted(self.peers)}")
 
 
 # -- the shared data --------------------------------------------------------------------------------
@@ -478,19 +555,29 @@ def _load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
-def _peer_state(directory: Path, quick: bool, log: Any) -> tuple[Path | None, str | None]:
+def benchmark_peers(module: ModuleType) -> tuple[str, ...]:
+    """The peers a benchmark module names (``PEER = "name"`` or a tuple of names; default ``"pythae"``)."""
+    named = getattr(module, "PEER", DEFAULT_PEER)
+    peers = (named,) if isinstance(named, str) else tuple(named)
+    for name in peers:
+        _peer(name)
+    return peers
+
+
+def _peer_state(directory: Path, quick: bool, log: Any, peer: str = DEFAULT_PEER) -> tuple[Path | None, str | None]:
     if os.environ.get("VAEKIT_BENCH_NO_PEER") == "1":
         return None, "VAEKIT_BENCH_NO_PEER=1"
-    python = peer_python(directory)
-    if os.environ.get(PEER_PYTHON_ENV):
-        if not _peer_ok(python):
-            raise BenchError(f"{PEER_PYTHON_ENV}={python} cannot import {PEER} and torch")
+    p = _peer(peer)
+    python = peer_python(directory, peer)
+    if p.python_env and os.environ.get(p.python_env):
+        if not _peer_ok(python, peer):
+            raise BenchError(f"{p.python_env}={python} cannot import {p.module} and torch")
         return python, None
     if quick:
-        if _peer_ok(python):
+        if _peer_ok(python, peer):
             return python, None
         return None, f"quick mode and no peer environment at {python.parent.parent}"
-    return ensure_peer(directory, log), None
+    return ensure_peer(directory, log, peer), None
 
 
 def _fmt_load(load: Sequence[float] | None) -> str:
@@ -505,8 +592,9 @@ def _markdown(ctx: Context, seconds: float) -> str:
     if m.get("runs_on"):  # numbers measured elsewhere, reported here
         here = f"Runs measured on {m['runs_on']} · this report written {here}"
     lines = [f"# Benchmark `{ctx.name}`{' (quick: sizes too small to mean anything)' if ctx.quick else ''}", "", here, ""]
-    if ctx.peer_skip_reason:
-        lines += [f"**Peer ({PEER}) skipped:** {ctx.peer_skip_reason}.", ""]
+    for peer, (_, reason) in ctx.peers.items():
+        if reason:
+            lines += [f"**Peer ({peer}) skipped:** {reason}.", ""]
     for t in ctx.tables:
         lines += [f"## {t['title']}", "", "| " + " | ".join(t["columns"]) + " |",
                   "|" + "|".join("---" for _ in t["columns"]) + "|"]
@@ -542,21 +630,34 @@ def write_index(results_dir: Path) -> Path:
     return results_dir / "README.md"
 
 
+def _peer_record(name: str, state: tuple[Path | None, str | None]) -> dict[str, Any]:
+    """What the results say about one peer: its name, version, interpreter, and why it was skipped."""
+    p = _peer(name)
+    return {"name": p.name, "version": p.version, "extras": list(p.extras),
+            "python": str(state[0]) if state[0] else None, "skipped": state[1]}
+
+
 def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeats: int, quick: bool,
-            peer: tuple[Path | None, str | None], device: str = "cpu", omp_wait_policy: str = "unset",
-            log: Any = print) -> list[Path]:
-    """Run one benchmark file and write ``<name>.json`` and ``<name>.md``; returns their paths."""
+            peers: dict[str, tuple[Path | None, str | None]], device: str = "cpu",
+            omp_wait_policy: str = "unset", log: Any = print) -> list[Path]:
+    """Run one benchmark file and write ``<name>.json`` and ``<name>.md``; returns their paths.
+
+    ``peers``: ``{peer: (interpreter or None, skip reason or None)}``, holding at least the peers the
+    benchmark names (:func:`benchmark_peers`).
+    """
     module = _load_module(name, path)
+    names = benchmark_peers(module)
     ctx = Context(name=name, directory=directory, results_dir=results_dir, repeats=repeats, quick=quick,
-                  peer_python=peer[0], peer_skip_reason=peer[1], device=device, omp_wait_policy=omp_wait_policy,
+                  peer=names[0], peers={n: peers[n] for n in names}, device=device,
+                  omp_wait_policy=omp_wait_policy,
                   machine=machine_info(directory, device=device, omp_wait_policy=omp_wait_policy), log=log)
     log(f"[{name}] running ({'quick, ' if quick else ''}{repeats} repeats) ...")
     t0 = time.perf_counter()
     module.run(ctx)
     seconds = time.perf_counter() - t0
     payload = {"name": name, "quick": quick, "repeats": repeats, "seconds": seconds, "machine": ctx.machine,
-               "peer": {"name": PEER, "version": PEER_VERSION, "python": str(ctx.peer_python) if ctx.peer_python
-                        else None, "skipped": ctx.peer_skip_reason},
+               "peer": _peer_record(ctx.peer, ctx.peers[ctx.peer]),
+               "peers": {n: _peer_record(n, state) for n, state in ctx.peers.items()},
                "headline": ctx.records.pop("headline", []), "records": ctx.records, "tables": ctx.tables,
                "notes": ctx.notes}
     json_path, md_path = results_dir / f"{name}.json", results_dir / f"{name}.md"
@@ -603,12 +704,58 @@ def run_benchmarks(names: list[str] | None, *, directory: Path = Path("benchmark
         directory / "results" / ("quick" if quick else "") / ("cuda" if device == "cuda" else ""))
     results_dir = results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
-    peer = _peer_state(directory, quick, log)
+    peers: dict[str, tuple[Path | None, str | None]] = {}  # every chosen benchmark's peers, set up first
+    for name in chosen:
+        for peer in benchmark_peers(_load_module(name, found[name])):
+            if peer not in peers:
+                peers[peer] = _peer_state(directory, quick, log, peer)
     written: list[Path] = []
     for name in chosen:
         written += run_one(name, found[name], directory=directory, results_dir=results_dir, repeats=repeats,
-                           quick=quick, peer=peer, device=device, omp_wait_policy=omp_wait_policy, log=log)
+                           quick=quick, peers=peers, device=device, omp_wait_policy=omp_wait_policy, log=log)
     written.append(write_index(results_dir))
     if results_dir.name == "cuda":  # the main index lists the GPU results too
         written.append(write_index(results_dir.parent))
     return written
+
+
+# -- the command line (`make bench`) ------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.harness [NAMES] [--repeats N] [--quick] [--dir DIR] [--device cpu|cuda]
+    [--omp-wait-policy unset|passive|active]``: what ``make bench`` runs. Returns the exit code (2 and one
+    line on stderr for a :class:`vaekit.errors.VaekitError`, e.g. a :class:`BenchError`)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.harness",
+                                description="Run vaekit's benchmarks side by side with their peers and write "
+                                            "JSON + Markdown results to benchmarks/results/.")
+    p.add_argument("names", nargs="*", help="benchmarks to run (bench_<name>.py); default: all but the paper tables")
+    p.add_argument("--repeats", type=int, default=3, help="side-by-side repeats per measurement (median and spread)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that each benchmark runs")
+    p.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent,
+                   help="where the benchmark files are (default: this file's folder)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda: every worker on the GPU, results in "
+                   "benchmarks/results/cuda/")
+    p.add_argument("--omp-wait-policy", default="unset", help="the workers' OMP_WAIT_POLICY: unset (the OpenMP "
+                   "runtime's default), passive (a machine busy with other jobs) or active")
+    a = p.parse_args(argv)
+    try:
+        for path in run_benchmarks(a.names or None, directory=a.dir, repeats=a.repeats, quick=a.quick,
+                                   device=a.device, omp_wait_policy=a.omp_wait_policy):
+            print(f"results: {path}")
+    except VaekitError as e:
+        if os.environ.get("VAEKIT_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as a script or with -m, this file is ``__main__``; the benchmark files import it as ``harness``.
+    # Hand over to that module so that there is one copy of its classes (a BenchError raised by a
+    # benchmark is the one caught here).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import harness
+
+    sys.exit(harness.main())

@@ -1,0 +1,221 @@
+"""One entry point for every data set: :func:`load_data` (training, the API, the code prior all call it).
+
+A data set is found by name in :data:`vaekit.registry.DATASETS` (each entry says its ``modality``) or
+given by path; the modality picks the loader from :data:`LOADERS`. Whatever the modality, the object
+returned keeps one small interface, which is all that training, evaluation and the figures use:
+
+- ``name``, ``source``, ``split_note``, ``spec`` (the :class:`~vaekit.dataspec.DataSpec` a model stores),
+  ``form`` (what a likelihood is over, in words) and ``describe()`` (what ``model.json`` records);
+- ``part(split, subset=None)``: a split (``train``, ``val``, ``test``) with ``len``;
+- ``batches(part, batch_size, device=None, seed=0)``: in-order batch dicts for evaluation;
+- ``dataset(part, train=..., seed=...)``: the batch-at-once ``Dataset`` training's DataLoaders read.
+
+Options particular to a data set (an audio crop length, log-mel features) are typed: the registry entry
+names an options dataclass and unknown keys are refused (``data.options``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vaekit.config import from_dict
+from vaekit.errors import ConfigError
+from vaekit.registry import DATASETS, Registry
+
+# modality -> loader(name_or_path, data config, seed, splits) -> a data set with the interface above
+LOADERS: Registry = Registry("data loader")
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+SPLITS = ("train", "val", "test")
+
+
+def modality_of(name_or_path: str) -> str:
+    """The modality of a registered data set, or of a path (a folder of audio files is audio; images,
+    .npy and .npz files are images)."""
+    if name_or_path in DATASETS:
+        return DATASETS.get(name_or_path).extra.get("modality", "image")
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in _some_files(path)):
+        return "audio"
+    if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
+        raise ConfigError(f"{path} is one audio file; a data set is a folder of them")
+    return "image"
+
+
+def _some_files(path: Path, limit: int = 200):
+    for i, p in enumerate(path.rglob("*")):
+        if i >= limit:
+            return
+        if p.is_file():
+            yield p
+
+
+def options_class(name_or_path: str) -> type | None:
+    """The typed options dataclass of a data set (by its registry entry, or its modality's loader)."""
+    modality = modality_of(name_or_path)
+    if name_or_path in DATASETS and DATASETS.get(name_or_path).extra.get("options") is not None:
+        return DATASETS.get(name_or_path).extra["options"]
+    entry = LOADERS.get(modality) if modality in LOADERS else None
+    return None if entry is None else entry.config_cls
+
+
+def parse_options(name_or_path: str, options: Mapping[str, Any] | None) -> Any:
+    """``data.options`` as the data set's typed options (unknown keys refused)."""
+    cls = options_class(name_or_path)
+    if cls is None:
+        if options:
+            raise ConfigError(f"data set {name_or_path!r} takes no data.options, got {sorted(options)}")
+        return None
+    return from_dict(cls, dict(options or {}), where="data.options")
+
+
+def load_data(d: Any, *, seed: int = 0, splits: Mapping[str, int | None] | Any = None,
+              name: str | None = None) -> Any:
+    """Load the data set a :class:`~vaekit.run.DataConfig` names (``name`` overrides ``d.name``, e.g.
+    the picture commands' ``--data``), with its fixed splits. ``splits`` reads only the first N examples
+    of the named splits (``{"test": 100}``), leaving the others empty."""
+    name = name or d.name
+    modality = modality_of(name)
+    loader = LOADERS.get(modality)
+    return loader.obj(name, d, seed=seed, splits=splits, options=parse_options(name, d.options))
+
+
+@LOADERS.register("image", description="images: registered sets, image folders, .npy/.npz files")
+def _load_image_data(name: str, d: Any, *, seed: int, splits: Any, options: Any) -> Any:
+    from vaekit.data.images import load_images
+
+    return load_images(name, root=d.path if name == d.name else None, binarize=d.binarize,
+                       subset=d.subset if splits is None else None, seed=seed, splits=splits)
+
+
+# -- audio ---------------------------------------------------------------------------------------
+@dataclass
+class AudioOptions:
+    """``data.options`` of audio data sets (FSDD, folders of audio files)."""
+
+    crop: int | None = 8000  # training examples: windows of this many samples (1 s at 8 kHz); null: whole
+    sample_rate: int | None = None  # folders: resample every file to this rate (default: the most common)
+    downmix: bool = True  # folders: average the channels of stereo files (false: refuse them)
+    mel: bool = False  # add log-mel frames as the batches' `mel` condition (WaveNet's local condition)
+    mel_settings: dict[str, Any] = field(default_factory=dict)  # overrides of vaekit.data.audio.MelSettings
+
+    def validate(self) -> None:
+        if self.crop is not None and self.crop < 1:
+            raise ConfigError(f"data.options.crop must be a positive number of samples or null, got {self.crop}")
+        if self.sample_rate is not None and self.sample_rate < 1:
+            raise ConfigError(f"data.options.sample_rate must be positive, got {self.sample_rate}")
+        if self.mel_settings and not self.mel:
+            raise ConfigError("data.options.mel_settings given but data.options.mel is false")
+        if self.mel:
+            self.settings()
+
+    def settings(self) -> Any:
+        from vaekit.data.audio import MelSettings
+
+        return MelSettings.from_dict(self.mel_settings) if self.mel else None
+
+
+class _SubsetSplit:
+    """Utterances ``index`` of an audio split, with the split's interface (a subset or a cut split)."""
+
+    def __init__(self, split: Any, index: np.ndarray):
+        self.split, self.index = split, np.asarray(index, dtype=np.int64)
+        self.speaker = np.asarray(split.speaker)[self.index]
+        self.y = None if split.y is None else np.asarray(split.y)[self.index]
+        self.names = [split.names[i] for i in self.index]
+        self.sample_rate = split.sample_rate
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.asarray(self.split.lengths)[self.index]
+
+    def utterance(self, i: int) -> np.ndarray:
+        return self.split.utterance(int(self.index[i]))
+
+    def windows(self, index: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+        return self.split.windows(self.index[np.asarray(index)], starts, size)
+
+
+class AudioSet:
+    """Audio data (:class:`vaekit.data.audio.AudioData`) with the interface every data set keeps: the
+    train split as random crops (``data.options.crop``), evaluation on whole utterances, padded and masked."""
+
+    def __init__(self, audio: Any, options: AudioOptions, *, subset: int | None = None, seed: int = 0,
+                 splits: Mapping[str, int | None] | None = None):
+        self.audio = audio
+        self.options = options
+        self.mel = options.settings()
+        note = audio.split_note
+        parts = {s: getattr(audio, s) for s in SPLITS}
+        if subset is not None:
+            rng = np.random.default_rng(seed)
+            parts = {s: _SubsetSplit(p, np.sort(rng.permutation(len(p))[:subset]) if s == "train"
+                                     else np.arange(min(subset, len(p)))) for s, p in parts.items()}
+            note = note.rstrip(".") + f". Subset: {subset} random training utterances (seed {seed}), the first {subset} of val and test."
+        if splits is not None:
+            parts = {s: _SubsetSplit(p, np.arange(0 if s not in splits else
+                                                  len(p) if splits[s] is None else min(splits[s], len(p))))
+                     for s, p in parts.items()}
+        self.train, self.val, self.test = parts["train"], parts["val"], parts["test"]
+        self.split_note = note
+
+    name = property(lambda self: self.audio.name)
+    source = property(lambda self: self.audio.source)
+    sample_rate = property(lambda self: self.audio.sample_rate)
+    speakers = property(lambda self: self.audio.speakers)
+    num_classes = property(lambda self: self.audio.num_classes)
+
+    @property
+    def spec(self) -> Any:
+        return self.audio.spec
+
+    @property
+    def form(self) -> str:
+        return f"audio at {self.sample_rate} Hz (8-bit mu-law ids for WaveNet)"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "split": self.split_note, "sample_rate": self.sample_rate,
+                "speakers": list(self.speakers), "crop": self.options.crop, "features": self.audio.features}
+
+    def part(self, split: str, subset: int | None = None) -> Any:
+        if split not in SPLITS:
+            raise ConfigError(f"split must be test, val or train, got {split!r}")
+        part = getattr(self, split)
+        return _SubsetSplit(part, np.arange(min(subset, len(part)))) if subset else part
+
+    def batches(self, part: Any, batch_size: int, device: Any = None, *, seed: int = 0) -> Iterator[dict]:
+        from vaekit.data.audio import iterate_audio_batches
+
+        return iterate_audio_batches(part, batch_size, device, mel=self.mel)
+
+    def dataset(self, part: Any, *, train: bool, seed: int = 0) -> Any:
+        from vaekit.data.audio import AudioBatches
+
+        return AudioBatches(part, crop=self.options.crop if train else None, seed=seed, mel=self.mel)
+
+
+@LOADERS.register("audio", config=AudioOptions, description="speech and other audio: FSDD, folders of WAV/FLAC/OGG")
+def _load_audio_data(name: str, d: Any, *, seed: int, splits: Any, options: AudioOptions) -> AudioSet:
+    from vaekit.data.audio import load_audio
+
+    if d.binarize != "none":
+        raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is audio")
+    root = d.path if name == d.name else None
+    kwargs: dict[str, Any] = {"mel": options.settings()}
+    if name not in DATASETS:
+        kwargs.update(sample_rate=options.sample_rate, downmix=options.downmix)
+    elif options.sample_rate is not None or not options.downmix:
+        raise ConfigError(f"data.options.sample_rate and downmix are for folders of audio files; {name} has "
+                          f"its own rate")
+    audio = load_audio(name, root, **kwargs)
+    if isinstance(splits, (tuple, list, set)):
+        splits = {s: None for s in splits}
+    return AudioSet(audio, options, subset=d.subset if splits is None else None, seed=seed, splits=splits)

@@ -1,0 +1,69 @@
+"""The likelihood evaluations that ``vaekit evaluate`` can run, each registered with what it applies to.
+
+:func:`vaekit.api.evaluate_run` runs the first registered protocol whose ``applies(model)`` holds (read
+from the model's declared ``capabilities``), so a new family needs an entry here, not a branch there:
+
+- ``exact``: models whose ``log p(x)`` is exact (WaveNet, code priors): one masked teacher-forced pass;
+- ``rate_distortion``: VQ models (a point-mass posterior): ``-log p(x) <= distortion + rate``;
+- ``importance_sampled``: latent-variable models with ``log_importance_weights``: the test ELBO and the
+  IS-NLL with k samples (Burda et al. 2015), plus active units.
+
+Each takes ``(model, data, part, *, num_samples, seed, batch_size, device, max_rows)`` and returns
+``(result, latent_usage, num_samples_used, tag)``; ``tag`` names the result file (``test_<tag>_*.json``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vaekit.registry import EVALUATIONS
+
+
+@EVALUATIONS.register("exact", description="exact log-likelihood (one teacher-forced pass, no sampling)",
+                      applies=lambda m: "exact_likelihood" in m.capabilities, order=0,
+                      note="exact log-likelihood: the model computes log p(x) itself, no importance sampling")
+def _exact(model: Any, data: Any, part: Any, *, num_samples: int, seed: int, batch_size: int,
+           device: torch.device, max_rows: int | None) -> tuple[dict, dict, int, str]:
+    from vaekit.evaluation.likelihood import evaluate_exact_likelihood
+
+    result = evaluate_exact_likelihood(model, data.batches(part, batch_size, device, seed=seed), seed=seed)
+    return result, {}, 0, "exact"
+
+
+@EVALUATIONS.register("rate_distortion", description="VQ models: -log p(x) <= distortion + rate",
+                      applies=lambda m: "codes" in m.capabilities, order=1,
+                      note=("VQ model: -log p(x) <= distortion + rate, with the rate under the uniform training "
+                            "prior and, if fitted, the code prior (bound_*_bpd); no importance sampling"))
+def _rate_distortion(model: Any, data: Any, part: Any, *, num_samples: int, seed: int, batch_size: int,
+                     device: torch.device, max_rows: int | None) -> tuple[dict, dict, int, str]:
+    from vaekit.evaluation.vq import evaluate_codes
+
+    torch.manual_seed(seed)
+    lik = evaluate_codes(model, data.batches(part, batch_size, device, seed=seed), levels=data.spec.levels)
+    return lik, {"codebook": lik.pop("codebook")}, 0, "codes"
+
+
+@EVALUATIONS.register("importance_sampled", description="test ELBO and importance-sampled NLL, active units",
+                      applies=lambda m: "importance_weights" in m.capabilities, order=2, note=None)
+def _importance_sampled(model: Any, data: Any, part: Any, *, num_samples: int, seed: int, batch_size: int,
+                        device: torch.device, max_rows: int | None) -> tuple[dict, dict, int, str]:
+    from vaekit.evaluation.latents import latent_usage
+    from vaekit.evaluation.likelihood import evaluate_likelihood
+
+    lik = evaluate_likelihood(model, data.batches(part, batch_size, device), num_samples=num_samples, seed=seed,
+                              max_rows=max_rows)
+    usage = latent_usage(model, data.batches(part, batch_size, device), seed=seed)
+    return lik, usage, num_samples, f"k{num_samples}"
+
+
+def likelihood_protocol(model: Any):
+    """The registry entry of the likelihood evaluation that applies to ``model`` (the lowest ``order``)."""
+    from vaekit.errors import UsageError
+
+    entries = sorted((e for e in EVALUATIONS if e.extra["applies"](model)), key=lambda e: e.extra["order"])
+    if not entries:
+        raise UsageError(f"no likelihood evaluation applies to {type(model).__name__} "
+                         f"(capabilities {sorted(model.capabilities)})")
+    return entries[0]

@@ -1,0 +1,78 @@
+"""Sample writers by modality: how ``vaekit sample`` stores what a model draws (the ``WRITERS`` registry).
+
+Each writer takes the model, how many samples to draw and how (``draw(b) -> [b, ...]`` in batches), and a
+base path, and returns the files it wrote: an image grid PNG (and an ``.npy`` of every sample past the
+grid's size) for images; one WAV file per sample plus a waveform figure for audio. MIDI, text and GIF
+writers arrive with their modalities' issues.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vaekit.registry import WRITERS
+
+SAMPLE_BATCH = 1000  # samples drawn at once: memory stays bounded for any -n
+GRID_MAX = 256  # images shown in a grid; the rest go to the .npy file only
+
+
+@WRITERS.register("image", description="an image grid PNG (first 256), all samples as .npy past that",
+                  suffix=".png", default_mean=True)
+def write_images(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec: Any, title: str) -> list[Path]:
+    """Draw ``n`` images in batches of :data:`SAMPLE_BATCH`; the first :data:`GRID_MAX` go to the grid at
+    ``path``, and when there are more, all of them to ``path.with_suffix('.npy')`` (a memory map written
+    as they are drawn)."""
+    from vaekit import plots
+
+    npy = path.with_suffix(".npy") if n > GRID_MAX else None
+    store = None
+    grid: list[torch.Tensor] = []
+    for start in range(0, n, SAMPLE_BATCH):
+        b = min(SAMPLE_BATCH, n - start)
+        x = draw(b).cpu()
+        if npy is not None:
+            if store is None:
+                npy.parent.mkdir(parents=True, exist_ok=True)
+                store = np.lib.format.open_memmap(npy, mode="w+", dtype=np.float32, shape=(n, *x.shape[1:]))
+            store[start:start + b] = x.numpy()
+        shown = sum(len(g) for g in grid)
+        if shown < GRID_MAX:
+            grid.append(x[:GRID_MAX - shown])
+    if store is not None:
+        store.flush()
+        del store
+    images = torch.cat(grid)
+    title = title + (f", the first {len(images)} of {n}" if n > len(images) else "")
+    paths = [plots.save_figure(plots.image_grid(images, title=title), path)]
+    return paths + ([npy] if npy is not None else [])
+
+
+@WRITERS.register("audio", description="one 16-bit WAV file per sample and a waveform figure",
+                  suffix=".wav", default_mean=False)
+def write_audio(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec: Any, title: str) -> list[Path]:
+    """Draw ``n`` waveforms ``[b, 1, T]`` in [-1, 1]; write ``<path stem>_<i>.wav`` at the data's sample
+    rate and ``<path stem>.png`` with the first 8 waveforms."""
+    from vaekit import plots
+    from vaekit.data.audio import write_wav
+    from vaekit.plots.audio import waveform_figure
+
+    rate = int(spec.sample_rate)
+    paths: list[Path] = []
+    shown: list[np.ndarray] = []
+    digits = len(str(n - 1))
+    for start in range(0, n, SAMPLE_BATCH):
+        b = min(SAMPLE_BATCH, n - start)
+        x = draw(b).cpu().numpy()  # [b, 1, T]
+        for i, wave in enumerate(x, start=start):
+            wav = path.with_name(f"{path.stem}_{i:0{digits}d}.wav")
+            write_wav(wav, wave[0], rate)
+            paths.append(wav)
+            if len(shown) < 8:
+                shown.append(wave[0])
+    titles = [f"{title}: {p.name}" for p in paths[:len(shown)]]
+    paths.append(plots.save_figure(waveform_figure(shown, rate, titles=titles), path.with_suffix(".png")))
+    return paths

@@ -1,0 +1,113 @@
+"""The modality-general contract, over every registered model of every modality, with batches from one
+factory built from the data description (:func:`vaekit.dataspec.random_batch`).
+
+Image models also keep their latent-space contract (tests/test_models.py, tests/test_vq.py); this file
+checks what every model must do whatever its data: score a batch with named per-example terms, keep
+padding out of every term, survive a save/load round trip, and draw samples in the data's space.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from test_models import CASES as IMAGE_CASES
+from test_vq import VQ_CASES
+from vaekit.dataspec import Condition, DataSpec, random_batch
+from vaekit.config import to_dict
+from vaekit.models import build_model
+from vaekit.objectives import build_objective
+from vaekit.registry import MODELS
+from vaekit.run import export_model, load
+
+AUDIO = DataSpec("audio", [1, None], "continuous", None, 8000,
+                 conditions=[Condition("speaker", "label", 3, names=["a", "b", "c"]), Condition("y", "label", 10)])
+AUDIO_MEL = DataSpec("audio", [1, None], "continuous", None, 8000,
+                     conditions=[Condition("speaker", "label", 2), Condition("mel", "sequence", 5, rate=500.0)],
+                     features={"mel": {"hop": 16}})
+SEQUENCE_CASES: dict[str, list[dict]] = {
+    "wavenet": [
+        {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
+         "data": to_dict(AUDIO)},
+        {"layers": 3, "stacks": 1, "kernel_size": 3, "residual_channels": 8, "gate_channels": 8, "skip_channels": 8,
+         "global_condition": None, "data": to_dict(AUDIO)},
+        {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
+         "local_condition": "mel", "upsample_factors": [4, 4], "data": to_dict(AUDIO_MEL)},
+    ],
+}
+ALL_CASES = {**IMAGE_CASES, **VQ_CASES, **SEQUENCE_CASES}
+PARAMS = [(name, i) for name, cases in ALL_CASES.items() for i in range(len(cases))]
+
+
+def test_every_registered_model_has_a_case_here():
+    assert set(MODELS.names()) <= set(ALL_CASES), f"no contract case for {set(MODELS.names()) - set(ALL_CASES)}"
+
+
+def _make(name: str, i: int):
+    torch.manual_seed(0)
+    model = build_model(name, ALL_CASES[name][i])
+    objective = build_objective(MODELS.get(name).extra.get("objective") or "elbo")
+    return model, objective, random_batch(model.config.spec(), 4, length=40)
+
+
+@pytest.mark.parametrize("name,i", PARAMS)
+def test_terms_are_named_finite_and_per_example(name, i):
+    model, objective, batch = _make(name, i)
+    terms = objective(model, batch, 0)
+    for key in ("loss", "elbo", "rate", "distortion"):
+        assert terms[key].shape == (4,) and torch.isfinite(terms[key]).all(), key
+    assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
+
+
+@pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]])
+def test_padding_changes_no_term(name, i):
+    """A padded batch and its examples on their own give the same per-example terms."""
+    model, objective, batch = _make(name, i)
+    model.eval()
+    torch.manual_seed(1)
+    padded = objective(model, batch, 0)
+    for b in range(4):
+        n = int(batch["lengths"][b])
+        alone = {k: (v[b:b + 1, ..., :n] if k == "x" else v[b:b + 1]) for k, v in batch.items()
+                 if k not in ("mask", "lengths")}
+        if "mel" in alone:
+            hop = model.config.spec().features["mel"]["hop"]
+            alone["mel"] = batch["mel"][b:b + 1, :, :-(-n // hop)]
+        torch.manual_seed(1)
+        one = objective(model, alone, 0)
+        for key in ("elbo", "distortion", "rate"):
+            assert torch.allclose(padded[key][b], one[key][0], rtol=1e-5, atol=1e-4), (key, b)
+
+
+@pytest.mark.parametrize("name,i", PARAMS)
+def test_save_load_round_trip_scores_the_same(name, i, tmp_path):
+    model, objective, batch = _make(name, i)
+    model.eval()
+    export_model(tmp_path, name, model)
+    again = load(tmp_path)
+    assert again.config == model.config
+    torch.manual_seed(2)
+    a = objective(model, batch, 0)["elbo"]
+    torch.manual_seed(2)
+    b = objective(again, batch, 0)["elbo"]
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name,i", [p for p in PARAMS if p[0] in SEQUENCE_CASES])
+def test_samples_lie_in_the_data_space(name, i):
+    model, _, batch = _make(name, i)
+    model.eval()
+    cond = {k: batch[k][:2] for k in model.cond_keys}
+    if "mel" in cond:
+        cond["mel"] = cond["mel"][:, :, :3]  # 3 frames x hop 16 = 48 samples
+    x = model.sample(2, length=48, **cond)
+    assert x.shape == (2, 1, 48) and x.min() >= -1 and x.max() <= 1
+
+
+def test_a_model_without_data_is_an_error():
+    from vaekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no data description"):
+        build_model("vae", {"hidden": [8], "latent_dim": 2})
+    with pytest.raises(ConfigError, match="no data description"):
+        build_model("wavenet", {"layers": 2, "stacks": 1})
