@@ -14,9 +14,9 @@ from conftest import needs_shared
 pytestmark = [pytest.mark.slow, needs_shared]
 
 # Measured on the CPU (2026-12-01): 6.17 bits per sample after these 120 updates. References on the test
-# takes (benchmarks/results/fsdd_baselines.json, `python benchmarks/fsdd_baselines.py`): the uniform 256-way
-# softmax is 8 bits, the mu-law marginal of the training audio 7.18, a bigram of the ids 5.45. Beating 6.6
-# needs the context: the marginal alone cannot.
+# takes (docs/results/issue15/fsdd_baselines.json, from `python docs/results/issue15/fsdd_baselines.py`):
+# the uniform 256-way softmax is 8 bits, the mu-law marginal of the training audio 7.18, a bigram of the ids
+# 5.45. Beating 6.6 needs the context: the marginal alone cannot.
 THRESHOLD_BITS = 6.6
 
 
@@ -72,3 +72,6 @@ def test_sample_writes_one_wav_per_sample_for_the_named_speaker(wavenet_run, tmp
     assert bad.exit_code == 2 and "not one of the model's 6 speakers" in bad.output
     missing = CliRunner().invoke(app, ["sample", str(out), "-n", "1"])
     assert missing.exit_code == 2 and "speaker-conditioned" in missing.output
+    for cmd in ("reconstruct", "interpolate", "traverse"):  # image commands refuse an audio model in one line
+        r = CliRunner().invoke(app, [cmd, str(out)])
+        assert r.exit_code == 2 and "wavenet of audio data" in r.output, (cmd, r.output)

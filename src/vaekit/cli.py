@@ -412,6 +412,10 @@ def _test_images(run_dir: Path, n: int, offset: int = 0):
     from vaekit.api import load_run_data
 
     model, cfg = _load_run(run_dir)
+    spec = model.config.spec()
+    if spec.modality != "image" or not {"latent_means", "codes"} & model.capabilities:
+        _fail(f"this command draws images through a latent space; the model in {run_dir} is a {cfg.model.name} "
+              f"of {spec.modality} data (use `vaekit sample`, and the run's figures/ folder)")
     data = load_run_data(cfg, splits=("test",))  # the test split only: train is neither read nor rendered
     if n < 1:
         _fail(f"need at least one image, got {n}")

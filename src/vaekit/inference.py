@@ -13,8 +13,8 @@ from vaekit.models.base import LatentVariableModel
 from vaekit.errors import UsageError
 
 
-def _mean(dist) -> Tensor:
-    return dist.mean.clamp(0, 1)
+def _mean(model: LatentVariableModel, dist) -> Tensor:
+    return model.emit(dist, use_mean=True)  # the likelihood's mean in the data's range
 
 
 def _check(model: LatentVariableModel, x: Tensor, cond: dict[str, Tensor]) -> None:
@@ -27,7 +27,7 @@ def _check(model: LatentVariableModel, x: Tensor, cond: dict[str, Tensor]) -> No
 def reconstruct(model: LatentVariableModel, x: Tensor, **cond: Tensor) -> Tensor:
     """``x [B, C, H, W]`` -> the likelihood's mean at the posterior mean, ``[B, C, H, W]``."""
     _check(model, x, cond)
-    return _mean(model.reconstruction(x, **cond))
+    return _mean(model, model.reconstruction(x, **cond))
 
 
 @torch.no_grad()
@@ -43,7 +43,7 @@ def interpolate(model: LatentVariableModel, x_a: Tensor, x_b: Tensor, steps: int
     za, zb = model.encode(x_a, **cond).mean, model.encode(x_b, **cond).mean  # [R, D]
     t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
     z = za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t  # [R, S, D]
-    return _mean(model.decode(z.transpose(0, 1), **cond)).transpose(0, 1)  # [R, S, C, H, W]
+    return _mean(model, model.decode(z.transpose(0, 1), **cond)).transpose(0, 1)  # [R, S, C, H, W]
 
 
 @torch.no_grad()
@@ -60,7 +60,7 @@ def traverse(model: LatentVariableModel, x: Tensor, dims: list[int], values: Ten
         z[i, :, d] = values
     flat = z.reshape(-1, z.shape[-1])
     cond = {k: v.expand(flat.shape[0]) for k, v in cond.items()}
-    return _mean(model.decode(flat, **cond)).view(len(dims), len(values), *x.shape[1:])
+    return _mean(model, model.decode(flat, **cond)).view(len(dims), len(values), *x.shape[1:])
 
 
 @torch.no_grad()
@@ -77,4 +77,4 @@ def traverse_layer(model: LatentVariableModel, x: Tensor, layer: int, dims: list
         z[i, :, d] = values
     flat = z.reshape(-1, z.shape[-1])
     dist = model.decode_with_layer(x.expand(flat.shape[0], *x.shape[1:]), layer, flat, **cond)
-    return _mean(dist).view(len(dims), len(values), *x.shape[1:])
+    return _mean(model, dist).view(len(dims), len(values), *x.shape[1:])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ import vaekit
 from vaekit.config import Choice, ConfigError, choice_field, deep_merge, dump_yaml, from_dict, load_yaml, to_dict
 from vaekit.dataspec import DataSpec
 from vaekit.errors import RunError, RunNotFoundError
+from vaekit.fileio import atomic_path, atomic_write_text  # noqa: F401 - atomic_write_text re-exported
 from vaekit.models import LatentVariableModel, build_model
 from vaekit.registry import MODELS
 
@@ -185,19 +185,6 @@ def with_data_spec(model_cfg: Any, spec: DataSpec) -> Any:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_config(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(cfg)))
 
@@ -208,14 +195,8 @@ def export_model(run_dir: str | os.PathLike, name: str, model: LatentVariableMod
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".model.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        os.replace(tmp, run_dir / "model.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(run_dir / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
     meta = {"name": name, "config": to_dict(model.config), "vaekit_version": vaekit.__version__,
             **(model.describe() if hasattr(model, "describe") else {}), **(extra or {})}
     atomic_write_text(run_dir / "model.json", json.dumps(meta, indent=2))

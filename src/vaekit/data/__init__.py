@@ -11,7 +11,10 @@ from vaekit.data.load import LOADERS, load_data, modality_of
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
 
 __all__ = [
+    "AudioData",
     "DSprites",
+    "load_audio",
+    "load_fsdd",
     "load_dsprites",
     "DataCorruptError",
     "DataNotFoundError",

@@ -36,7 +36,6 @@ import math
 import os
 import re
 import tarfile
-import tempfile
 import warnings
 import zlib
 from collections import Counter
@@ -53,6 +52,7 @@ from vaekit.data.formats import open_npz
 from vaekit.data.resolve import DataCorruptError, DataFiles, DataNotFoundError
 from vaekit.dataspec import Condition, DataSpec
 from vaekit.errors import ConfigError, DataError
+from vaekit.fileio import atomic_path
 from vaekit.registry import DATASETS
 
 Batch = dict[str, torch.Tensor]
@@ -493,27 +493,15 @@ def write_wav(path: str | os.PathLike, audio: Any, sample_rate: int) -> Path:
         raise ValueError(f"write_wav takes mono audio [T] or [1, T], got shape {list(x.shape)}")
     pcm = np.clip(np.rint(np.clip(x, -1.0, 1.0) * INT16_SCALE), -32768, 32767).astype(np.int16)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp_name, pcm, int(sample_rate), subtype="PCM_16", format="WAV")
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), pcm, int(sample_rate), subtype="PCM_16", format="WAV")
     return path
 
 
 def _save_atomically(path: Path, write) -> None:
     """``write(file_object)`` into a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 # --- the Free Spoken Digit Dataset ----------------------------------------------------------------

@@ -18,7 +18,6 @@ tip down at orientation 0) is a star-shaped outline given by a table of radii.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from PIL import Image, ImageSequence
 from vaekit.data.formats import NpzRows
 from vaekit.data.images import ImageData, ImageSplit, LazyImageData, LazySplit
 from vaekit.data.resolve import DataCorruptError, DataFiles
+from vaekit.fileio import atomic_path
 from vaekit.errors import ConfigError
 from vaekit.registry import DATASETS
 
@@ -222,19 +222,12 @@ def build_cache(directory: str | os.PathLike | None = None) -> Path:
     path = directory / CACHE_FILE
     if path.is_file():
         return path
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{CACHE_FILE}.", suffix=".npy", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path, suffix=".npy") as tmp:
         shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE // 8)
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         render_grid(array)
         array.flush()
         del array
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaekit.errors import DataError
+from vaekit.fileio import atomic_path
 
 DOWNLOAD_TIMEOUT_S = 10.0  # short, so that machines without internet fail fast
 SYSTEM_DIRS = (Path("/usr/share/datasets"), Path("/usr/local/share/datasets"), Path("/var/lib/vaekit"))
@@ -245,10 +245,8 @@ def download_files(spec: DownloadSpec, target: Path) -> None:
         if dest.is_file() and sha256_of(dest) == expected:
             continue
         url = spec.base_url + file_name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{file_name}.", dir=target)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
                 for chunk in iter(lambda: r.read(1 << 20), b""):
                     out.write(chunk)
             actual = sha256_of(tmp)
@@ -257,6 +255,3 @@ def download_files(spec: DownloadSpec, target: Path) -> None:
                     f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; "
                     "the file was not kept (a changed or corrupted download)"
                 )
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)

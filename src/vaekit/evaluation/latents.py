@@ -29,7 +29,9 @@ def latent_usage(
     threshold: float = 0.01,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Per latent layer: active units, their variances, and the mean KL per dimension in nats."""
+    """Per latent layer: active units, their variances, and the mean KL per dimension in nats (per
+    example: a layer with step axes sums its steps first, and its active units count each dimension over
+    all (example, real step) pairs, so batches of different lengths add up)."""
     means: list[list[Tensor]] = []
     kls: list[Tensor] = []
     n = 0
@@ -38,10 +40,13 @@ def latent_usage(
             out = model(batch)
             if not means:
                 means = [[] for _ in out.latents]
-                kls = [torch.zeros(layer.z.shape[1:], dtype=torch.float64) for layer in out.latents]
+                kls = [torch.zeros(layer.z.shape[1 + layer.steps:], dtype=torch.float64) for layer in out.latents]
             for i, layer in enumerate(out.latents):
-                means[i].append(layer.posterior.mean.flatten(1).float().cpu())
-                kls[i] += layer.kl_per_dim().double().sum(0).cpu()
+                mean = layer.posterior.mean
+                if layer.steps:  # [B, T, D] -> the real steps' rows [N, D]
+                    mean = mean[layer.step_mask()]
+                means[i].append(mean.flatten(1).float().cpu())
+                kls[i] += layer.kl_by_dim().double().sum(0).cpu()
             n += batch["x"].shape[0]
     result: dict[str, Any] = {"threshold": threshold, "layers": []}
     for i, m in enumerate(means, start=1):

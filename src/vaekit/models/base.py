@@ -17,12 +17,18 @@ from torch.distributions import Distribution
 
 from vaekit.distributions import kl_per_dim
 from vaekit.config import ConfigError
-from vaekit.dataspec import BatchError, DataSpec, migrate_legacy_fields
+from vaekit.dataspec import RANGES, BatchError, DataSpec, migrate_legacy_fields
 
 
 @dataclass
 class LatentLayer:
-    """One stochastic layer: q(z|.), p(z|.) and the reparameterised sample ``z`` (``[B, D]``).
+    """One stochastic layer: q(z|.), p(z|.) and the reparameterised sample ``z``.
+
+    ``z`` is one vector per example (``[B, D]``, ``steps = 0``) or one per time step (``[B, T_l, D]``,
+    ``steps = 1``; the per-step and per-level latents of sequential models: DMM, SRNN, CW-VAE, VTA, TD-VAE),
+    with ``mask [B, T_l]`` True at real steps; a layer at its own rate has its own ``T_l``. The KL of a
+    masked step is 0, :meth:`kl_by_dim` sums the steps, and active units count each dimension over all
+    (example, real step) pairs (:func:`vaekit.evaluation.latents.latent_usage`).
 
     ``analytic_kl`` says whether ``KL(q || p)`` may be taken in closed form. It may not when the
     prior's condition was itself sampled *after* ``z`` and depends on it (bottom-up stacked inference:
@@ -37,14 +43,33 @@ class LatentLayer:
     analytic_kl: bool = True
     # weight of this layer's KL in a training loss (e.g. pro-VLAE's pre-KL, a 0-dim tensor); the ELBO uses 1
     kl_weight: float | Tensor = 1.0
+    steps: int = 0  # step axes between B and D: 0 for [B, D], 1 for [B, T_l, D]
+    mask: Tensor | None = None  # [B, T_l] bool, True at real (not padded) steps; None: every step is real
 
     def kl_per_dim(self) -> Tensor:
-        """``[B, D]`` KL per latent dimension in nats (closed form or single-sample Monte Carlo)."""
+        """``[B, *steps, D]`` KL per latent dimension (and step) in nats, closed form or single-sample Monte
+        Carlo; 0 at masked steps."""
         if self.analytic_kl:
-            return kl_per_dim(self.posterior, self.prior, self.z)
-        q = getattr(self.posterior, "base_dist", self.posterior)
-        p = getattr(self.prior, "base_dist", self.prior)
-        return q.log_prob(self.z) - p.log_prob(self.z)
+            kl = kl_per_dim(self.posterior, self.prior, self.z)
+        else:
+            q = getattr(self.posterior, "base_dist", self.posterior)
+            p = getattr(self.prior, "base_dist", self.prior)
+            kl = q.log_prob(self.z) - p.log_prob(self.z)
+        if self.mask is not None:
+            kl = kl * self.mask.reshape(*self.mask.shape, *([1] * (kl.dim() - self.mask.dim()))).to(kl.dtype)
+        return kl
+
+    def kl_by_dim(self) -> Tensor:
+        """``[B, D]``: the KL per dimension summed over the layer's steps (what free bits floor, per
+        dimension as in Kingma et al. 2016)."""
+        kl = self.kl_per_dim()
+        return kl.flatten(1, self.steps).sum(1) if self.steps else kl
+
+    def step_mask(self) -> Tensor:
+        """``[B, *steps]`` bool: the real steps (all True without a mask)."""
+        if self.mask is not None:
+            return self.mask
+        return torch.ones(self.z.shape[:1 + self.steps], dtype=torch.bool, device=self.z.device)
 
 
 @dataclass
@@ -164,6 +189,13 @@ class LatentVariableModel(nn.Module):
         schedule (pro-VLAE's progressive growth) override it. Most models ignore it."""
 
     # -- shared helpers -------------------------------------------------------------------------
+    def emit(self, px: Distribution, use_mean: bool = False) -> Tensor:
+        """Data from a likelihood: its mean or a draw, clipped to the data's range (images [0, 1], audio
+        [-1, 1]: :data:`vaekit.dataspec.RANGES`). Every model's ``sample`` ends here."""
+        x = px.mean if use_mean else px.sample()
+        lo, hi = RANGES.get(self.config.spec().modality, (None, None))
+        return x if lo is None else x.clamp(lo, hi)
+
     def likelihood_from(self, h: Tensor) -> Distribution:
         """Run ``self.decoder`` on ``h [*lead, F]`` (flattened to one batch axis) and wrap its raw output
         in ``self.likelihood``: a distribution with batch shape ``lead`` (e.g. ``[k, B]``)."""

@@ -200,7 +200,7 @@ class LadderVAE(LatentVariableModel):
             mu, var = self.prior_given(l, z)
             z = mu + temperature * var.sqrt() * torch.randn_like(mu)
         px = self.decode_bottom(z)
-        return (px.mean if use_mean else px.sample()).clamp(0, 1)
+        return self.emit(px, use_mean)
 
 
 class _FlatImage(nn.Module):

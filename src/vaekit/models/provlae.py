@@ -172,4 +172,4 @@ class ProVLAE(LatentVariableModel):
     def sample(self, n: int, temperature: float = 1.0, *, use_mean: bool = False, **cond: Tensor) -> Tensor:
         zs = [temperature * p(n).sample() for p in self.priors]
         px = self.generate(zs)
-        return (px.mean if use_mean else px.sample()).clamp(0, 1)
+        return self.emit(px, use_mean)

@@ -137,4 +137,4 @@ class StackedVAE(LatentVariableModel):
             p = down(z)
             z = p.mean + temperature * (p.sample() - p.mean)
         px = self.decode(z)
-        return (px.mean if use_mean else px.sample()).clamp(0, 1)
+        return self.emit(px, use_mean)

@@ -135,7 +135,7 @@ class VAE(LatentVariableModel):
         p = self.prior_dist(n, **cond)
         z = p.mean + temperature * (p.sample() - p.mean)
         px = self.decode(z, **cond)
-        return (px.mean if use_mean else px.sample()).clamp(0, 1)
+        return self.emit(px, use_mean)
 
 
 @dataclass

@@ -131,7 +131,7 @@ class VQModel(LatentVariableModel):
     @torch.no_grad()
     def decode_codes(self, codes: list[Tensor]) -> Tensor:
         """Images ``[B, C, H, W]`` in [0, 1]: the likelihood's mean given the codes."""
-        return self.decode_codes_dist(codes).mean.clamp(0, 1)
+        return self.emit(self.decode_codes_dist(codes), use_mean=True)
 
     def reconstruction(self, x: Tensor, **cond: Tensor) -> Distribution:
         return self.decode_codes_dist(self.codes(x))
@@ -173,7 +173,7 @@ class VQModel(LatentVariableModel):
             raise UsageError("the fitted prior is unconditional: it cannot sample a given class y")
         codes = prior.sample(n, self.code_shapes, y=y, temperature=temperature)
         px = self.decode_codes_dist(codes)
-        return (px.mean if use_mean else px.sample()).clamp(0, 1)
+        return self.emit(px, use_mean)
 
 
 def _perplexity_per_example(counts: Tensor, batch_size: int) -> Tensor:

@@ -43,10 +43,11 @@ def elbo_terms(output: ModelOutput, x: Tensor) -> tuple[Terms, list[Tensor]]:
     """The ELBO's parts per example (Kingma & Welling 2014, eq. 7):
     ``elbo = log p(x|z) - sum_l KL(q(z_l|.) || p(z_l|.))``, with one reparameterised ``z``.
 
-    Returns the terms and the per-dimension KL of each layer (``[B, D_l]``), which free bits need.
+    Returns the terms and the per-dimension KL of each layer summed over its steps (``[B, D_l]``), which
+    free bits need; masked steps add nothing.
     """
     distortion = -output.likelihood.log_prob(x)  # [B]
-    kls = [layer.kl_per_dim() for layer in output.latents]  # [B, D_l]
+    kls = [layer.kl_by_dim() for layer in output.latents]  # [B, D_l]
     terms: Terms = {"distortion": distortion}
     rate = torch.zeros_like(distortion)
     for i, kl in enumerate(kls, start=1):

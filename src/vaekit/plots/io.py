@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from vaekit.fileio import atomic_path
 
 __all__ = ["save_figure"]
 
@@ -38,22 +38,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
         raise ValueError(
             f"cannot save a figure as {fmt!r}; supported suffixes: {sorted(supported)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             fig.savefig(f, format=fmt, dpi=dpi)
-        # mkstemp creates the file 0600; give the result the usual permissions for a new file.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it; there is no getter)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -1,7 +1,7 @@
 """Reference rates for WaveNet on FSDD: the bits per 8-bit mu-law sample of the test split (takes 0-4) under
 the uniform distribution, the training split's mu-law marginal (a unigram of the ids) and a bigram of the ids
 (add-one smoothed counts from the training split). A WaveNet that beats the bigram uses more than the last
-sample. Writes benchmarks/results/fsdd_baselines.json. Run: `python benchmarks/fsdd_baselines.py`."""
+sample. Writes docs/results/issue15/fsdd_baselines.json. Run: `python docs/results/issue15/fsdd_baselines.py`."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def main() -> None:
         "bigram_bits_per_sample": float(-np.log2(bigram[prev, nxt]).mean()),
         "note": "test = FSDD takes 0-4; unigram and bigram (add-one smoothed) fitted on train = takes 10-49",
     }
-    out = Path(__file__).parent / "results" / "fsdd_baselines.json"
+    out = Path(__file__).parent / "fsdd_baselines.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     assert math.isfinite(result["bigram_bits_per_sample"])
