@@ -230,59 +230,71 @@ def evaluate(
 ) -> None:
     """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units (or, with
     --metrics disentanglement, the dSprites disentanglement scores); saved as JSON in RUN/eval/."""
-    from vaekit.api import evaluate_disentanglement_run, evaluate_run
-
     if split not in ("test", "val", "train"):
         _fail(f"--split must be test, val or train, got {split!r}")
-    if metrics not in ("likelihood", "disentanglement", "cas"):
-        _fail(f"--metrics must be likelihood, disentanglement or cas, got {metrics!r}")
+    if metrics not in METRIC_SUITES:
+        _fail(f"--metrics must be {', '.join(METRIC_SUITES)}, got {metrics!r}")
+    options = dict(samples=samples, subset=subset, split=split, seed=seed, batch_size=batch_size, device=device,
+                   as_json=as_json, num_train=num_train, num_test=num_test, fast_dci=fast_dci,
+                   cas_per_class=cas_per_class, cas_epochs=cas_epochs)
+    _guard(lambda: METRIC_SUITES[metrics](run_dir, **options))
 
-    def run() -> None:
-        if metrics == "cas":
-            from vaekit.api import evaluate_cas_run
 
-            res = evaluate_cas_run(run_dir, per_class=cas_per_class, epochs=cas_epochs, seed=seed or 0,
-                                   device=device)
-            if as_json:
-                print(json.dumps(res, indent=2))
-            else:
-                console.print(f"CAS (classifier trained on {res['num_train_images']} samples): "
-                              f"{res['cas_accuracy']:.4f}; trained on as many real images: {res['real_accuracy']:.4f}")
-                console.print(f"results: {res['path']}")
-            return
-        if metrics == "disentanglement":
-            res = evaluate_disentanglement_run(run_dir, num_train=num_train, num_test=num_test,
-                                               seed=seed or 0, device=device, fast_dci=fast_dci)
-            scores = {k: v for k, v in res.items() if isinstance(v, float) and not k.endswith("seconds")}
-            if as_json:
-                print(json.dumps(scores, indent=2))
-            else:
-                for k, v in scores.items():
-                    console.print(f"{k}: {v:.4f}")
-                for path in res.get("figures", []):
-                    console.print(f"figure: {path}")
-                console.print(f"results: {res['path']}")
-            return
-        if subset is None:
-            from vaekit.run import read_run_config
+def _likelihood_suite(run_dir: Path, *, samples, subset, split, seed, batch_size, device, as_json, **_) -> None:
+    """``--metrics likelihood``: the likelihood evaluation that applies to the model (vaekit.evaluation.protocols)."""
+    from vaekit.api import evaluate_run
 
-            kept = read_run_config(run_dir).eval.subset
-            if kept:  # easy to miss in a long evaluation: say it before it starts (on stderr, JSON stays clean)
-                err.print(f"note: evaluating the first {kept} {split} images only (the run's eval.subset); "
-                          f"--subset 0 evaluates all")
-        res = evaluate_run(run_dir, num_samples=samples, subset=subset, split=split, seed=seed,
-                           batch_size=batch_size, device=device)
-        if as_json:
-            print(json.dumps({k: v for k, v in res.items() if k != "latent_usage"}, indent=2))
-        else:
-            _print_eval(res)
-        if res.get("run_status", "ok") != "ok":
-            err.print(f"[bold yellow]warning:[/] {run_dir} is marked {res['run_status']} by training "
-                      f"(see 'problems' in {run_dir / 'model.json'})")
-        _refuse_nonfinite(res)
+    if subset is None:
+        from vaekit.run import read_run_config
 
-    _guard(run)
+        kept = read_run_config(run_dir).eval.subset
+        if kept:  # easy to miss in a long evaluation: say it before it starts (on stderr, JSON stays clean)
+            err.print(f"note: evaluating the first {kept} {split} images only (the run's eval.subset); "
+                      f"--subset 0 evaluates all")
+    res = evaluate_run(run_dir, num_samples=samples, subset=subset, split=split, seed=seed,
+                       batch_size=batch_size, device=device)
+    if as_json:
+        print(json.dumps({k: v for k, v in res.items() if k != "latent_usage"}, indent=2))
+    else:
+        _print_eval(res)
+    if res.get("run_status", "ok") != "ok":
+        err.print(f"[bold yellow]warning:[/] {run_dir} is marked {res['run_status']} by training "
+                  f"(see 'problems' in {run_dir / 'model.json'})")
+    _refuse_nonfinite(res)
 
+
+def _disentanglement_suite(run_dir: Path, *, seed, device, as_json, num_train, num_test, fast_dci, **_) -> None:
+    """``--metrics disentanglement``: beta-VAE, FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites."""
+    from vaekit.api import evaluate_disentanglement_run
+
+    res = evaluate_disentanglement_run(run_dir, num_train=num_train, num_test=num_test, seed=seed or 0,
+                                       device=device, fast_dci=fast_dci)
+    scores = {k: v for k, v in res.items() if isinstance(v, float) and not k.endswith("seconds")}
+    if as_json:
+        print(json.dumps(scores, indent=2))
+        return
+    for k, v in scores.items():
+        console.print(f"{k}: {v:.4f}")
+    for path in res.get("figures", []):
+        console.print(f"figure: {path}")
+    console.print(f"results: {res['path']}")
+
+
+def _cas_suite(run_dir: Path, *, seed, device, as_json, cas_per_class, cas_epochs, **_) -> None:
+    """``--metrics cas``: the classification accuracy score of class-conditional samples."""
+    from vaekit.api import evaluate_cas_run
+
+    res = evaluate_cas_run(run_dir, per_class=cas_per_class, epochs=cas_epochs, seed=seed or 0, device=device)
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return
+    console.print(f"CAS (classifier trained on {res['num_train_images']} samples): "
+                  f"{res['cas_accuracy']:.4f}; trained on as many real images: {res['real_accuracy']:.4f}")
+    console.print(f"results: {res['path']}")
+
+
+# `vaekit evaluate --metrics NAME`: each suite checks itself whether it applies to the run's model
+METRIC_SUITES = {"likelihood": _likelihood_suite, "disentanglement": _disentanglement_suite, "cas": _cas_suite}
 
 
 @app.command()
@@ -431,6 +443,19 @@ def _test_images(run_dir: Path, n: int, offset: int = 0):
     return model, x, cond
 
 
+def _picture(run_dir: Path, n: int, out: Optional[Path], name: str, make, offset: int = 0) -> None:
+    """The body every picture command shares: ``n`` test images (from ``offset``), ``make(model, x, cond)``
+    -> a Figure, saved to ``out`` or ``RUN/figures/<name>_cli.png``; user errors as one line."""
+    from vaekit import plots
+
+    def run() -> None:
+        model, x, cond = _test_images(run_dir, n, offset)
+        path = plots.save_figure(make(model, x, cond), out or run_dir / "figures" / f"{name}_cli.png")
+        console.print(f"figure: {path}")
+
+    _guard(run)
+
+
 @app.command()
 def reconstruct(
     run_dir: Path = typer.Argument(..., help="a run directory"),
@@ -441,13 +466,7 @@ def reconstruct(
     from vaekit import plots
     from vaekit.inference import reconstruct as rec
 
-    def run() -> None:
-        model, x, cond = _test_images(run_dir, n)
-        path = plots.save_figure(plots.reconstructions(x, rec(model, x, **cond)),
-                                 out or run_dir / "figures" / "reconstructions_cli.png")
-        console.print(f"figure: {path}")
-
-    _guard(run)
+    _picture(run_dir, n, out, "reconstructions", lambda model, x, cond: plots.reconstructions(x, rec(model, x, **cond)))
 
 
 @app.command()
@@ -461,14 +480,11 @@ def interpolate(
     from vaekit import plots
     from vaekit.inference import interpolate as interp
 
-    def run() -> None:
-        model, x, cond = _test_images(run_dir, 2 * rows)
+    def make(model, x, cond):
         cond = {k: v[:rows] for k, v in cond.items()}
-        grid = interp(model, x[:rows], x[rows:], steps=steps, **cond)
-        path = plots.save_figure(plots.interpolations(grid), out or run_dir / "figures" / "interpolations_cli.png")
-        console.print(f"figure: {path}")
+        return plots.interpolations(interp(model, x[:rows], x[rows:], steps=steps, **cond))
 
-    _guard(run)
+    _picture(run_dir, 2 * rows, out, "interpolations", make)
 
 
 @app.command()
@@ -486,12 +502,12 @@ def traverse(
     from vaekit import plots
     from vaekit.inference import traverse as trav
 
-    def run() -> None:
-        if steps < 2:
-            _fail(f"--steps must be >= 2, got {steps}")
-        if not limit > 0:
-            _fail(f"--limit must be > 0, got {limit}")
-        model, x, cond = _test_images(run_dir, 1, offset=index)
+    if steps < 2:
+        _fail(f"--steps must be >= 2, got {steps}")
+    if not limit > 0:
+        _fail(f"--limit must be > 0, got {limit}")
+
+    def make(model, x, cond):
         d = model.encode(x, **cond).mean.shape[-1]
         try:
             chosen = [int(s) for s in dims.split(",")] if dims else list(range(min(10, d)))
@@ -501,12 +517,9 @@ def traverse(
         if bad:
             _fail(f"--dims {bad} out of range: the model has {d} latent dimensions")
         values = torch.linspace(-limit, limit, steps)
-        grid = trav(model, x, chosen, values, **cond)
-        path = plots.save_figure(plots.traversals(grid, [round(v, 3) for v in values.tolist()], chosen),
-                                 out or run_dir / "figures" / "traversals_cli.png")
-        console.print(f"figure: {path}")
+        return plots.traversals(trav(model, x, chosen, values, **cond), [round(v, 3) for v in values.tolist()], chosen)
 
-    _guard(run)
+    _picture(run_dir, 1, out, "traversals", make, offset=index)
 
 
 @app.command("fit-prior")
