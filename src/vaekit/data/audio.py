@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
 
+from vaekit.data.batches import SeededDataset
 from vaekit.data.formats import open_npz
 from vaekit.data.resolve import DataCorruptError, DataFiles, DataNotFoundError
 from vaekit.dataspec import Condition, DataSpec
@@ -360,7 +360,7 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-int(n) // multiple) * multiple
 
 
-class AudioBatches(Dataset):
+class AudioBatches(SeededDataset):
     """A split whose ``__getitems__`` returns whole batch dicts (numpy inside, no per-item collate).
 
     Args:
@@ -421,15 +421,6 @@ class AudioBatches(Dataset):
             batch["mel"] = torch.from_numpy(log_mel(x, self.mel, self.split.sample_rate))
         return batch
 
-    def _generator(self) -> np.random.Generator:
-        info = get_worker_info()
-        owner = None if info is None else (info.id, info.seed)
-        if self._rng is None or self._rng_owner != owner:
-            seed = self.seed if info is None else info.seed
-            self._rng = np.random.default_rng([seed, _rank()])
-            self._rng_owner = owner
-        return self._rng
-
     def state_dict(self) -> dict[str, Any]:
         """The crop generator's state (of this process), for an exact resume."""
         return {"seed": self.seed, "bit_generator": self._generator().bit_generator.state}
@@ -438,15 +429,6 @@ class AudioBatches(Dataset):
         self.seed = state["seed"]
         self._rng, self._rng_owner = None, None
         self._generator().bit_generator.state = state["bit_generator"]
-
-    def __getstate__(self) -> dict[str, Any]:
-        # workers seed their own generator; never ship the parent's state to them
-        return {**self.__dict__, "_rng": None, "_rng_owner": None}
-
-
-def _rank() -> int:
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return torch.distributed.get_rank() if distributed else 0
 
 
 def iterate_audio_batches(

@@ -28,7 +28,34 @@ def _resampled(data: ImageData, split: ImageSplit) -> bool:
     return data.binarization == "dynamic" and split is data.train
 
 
-class BatchDataset(Dataset):
+class SeededDataset(Dataset):
+    """A batch-at-once Dataset with its own numpy generator (dynamic binarisation, audio crop offsets).
+
+    The generator is seeded by ``self.seed`` in the main process; in a DataLoader worker the worker's own
+    seed (derived from the loader's seeded generator) replaces it, and under torch.distributed the rank is
+    mixed in, so workers and ranks draw differently. Subclasses set ``self.seed`` and call
+    :meth:`_generator`.
+    """
+
+    seed: int = 0
+    _rng: np.random.Generator | None = None
+    _rng_owner: tuple[int, int] | None = None
+
+    def _generator(self) -> np.random.Generator:
+        info = get_worker_info()
+        owner = None if info is None else (info.id, info.seed)
+        if self._rng is None or self._rng_owner != owner:
+            seed = self.seed if info is None else info.seed
+            self._rng = np.random.default_rng([seed, _rank()])
+            self._rng_owner = owner
+        return self._rng
+
+    def __getstate__(self) -> dict[str, Any]:
+        # workers seed their own generator; never ship the parent's state to them
+        return {**self.__dict__, "_rng": None, "_rng_owner": None}
+
+
+class BatchDataset(SeededDataset):
     """A split of :class:`ImageData` that returns whole batch dicts from ``__getitems__``.
 
     Batches are assembled with numpy, which runs these batch-sized gathers and conversions on one
@@ -74,18 +101,6 @@ class BatchDataset(Dataset):
             batch["y"] = torch.from_numpy(self.y[index])
         return batch
 
-    def _generator(self) -> np.random.Generator:
-        info = get_worker_info()
-        owner = None if info is None else (info.id, info.seed)
-        if self._rng is None or self._rng_owner != owner:
-            seed = self.seed if info is None else info.seed
-            self._rng = np.random.default_rng([seed, _rank()])
-            self._rng_owner = owner
-        return self._rng
-
-    def __getstate__(self) -> dict[str, Any]:
-        # workers seed their own generator; never ship the parent's state to them
-        return {**self.__dict__, "_rng": None, "_rng_owner": None}
 
 
 def _rank() -> int:

@@ -179,7 +179,7 @@ class AudioSet:
 
     @property
     def form(self) -> str:
-        return f"audio at {self.sample_rate} Hz (8-bit mu-law ids for WaveNet)"
+        return f"audio waveforms at {self.sample_rate} Hz in [-1, 1]"
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "split": self.split_note, "sample_rate": self.sample_rate,
