@@ -84,3 +84,51 @@ def test_provlae_progressive_schedule_and_fade_in():
     assert torch.equal(model.generate(z).mean, model.generate(z_other).mean)
     model.set_step(1000)
     assert not torch.equal(model.generate(z).mean, model.generate(z_other).mean)
+
+
+def test_every_image_family_builds_its_networks_from_the_one_registry():
+    """A pair registered once in NETWORKS is available to the VAE, the Ladder VAE and pro-VLAE."""
+    from vaekit.nn import networks
+    from vaekit.registry import NETWORKS
+
+    built = []
+
+    def tagged(spec):
+        built.append(spec)
+        return networks.mlp_networks(spec)
+
+    NETWORKS.register("tagged_test_pair", description="test only")(tagged)
+    try:
+        data = {"data_shape": [1, 8, 8], "arch": "tagged_test_pair"}
+        x = torch.bernoulli(torch.rand(3, 1, 8, 8))
+        for name, extra in [("vae", {"latent_dim": 2, "hidden": [16]}),
+                            ("ladder_vae", {"latent_dims": [3, 2], "hidden": [[16], [8]]}),
+                            ("provlae", {"latent_dims": [2, 2], "hidden": 8, "mlp_hidden": [16]})]:
+            model = build_model(name, {**data, **extra}).eval()
+            assert torch.isfinite(ELBO()(model, {"x": x}, 0)["loss"]).all()
+        assert [s.code_dim for s in built] == [2, 3, 8]  # z for the VAE, z_1 for the ladder, t_1 for pro-VLAE
+        assert [s.mlp_batch_norm for s in built] == [False, True, False]  # the ladder's BN bottom-up pass
+    finally:
+        NETWORKS._entries.pop("tagged_test_pair")
+    with pytest.raises(Exception, match="unknown network 'nope'"):
+        build_model("ladder_vae", {**data, "arch": "nope"})
+
+
+def test_ladder_runs_saved_before_the_networks_registry_still_load(tmp_path):
+    """The MLP stem's keys were ``up.0.net.net.*`` before it became the registry's MLP encoder."""
+    from vaekit.run import export_model, load
+
+    model = build_model("ladder_vae", {"data_shape": [1, 8, 8], "latent_dims": [3, 2], "hidden": [[16], [8]]}).eval()
+    old = {(k.replace("up.0.net.", "up.0.net.net.", 1) if k.startswith("up.0.net.") else k): v
+           for k, v in model.state_dict().items()}
+    assert any(k.startswith("up.0.net.net.") for k in old)
+    fresh = build_model("ladder_vae", {"data_shape": [1, 8, 8], "latent_dims": [3, 2], "hidden": [[16], [8]]}).eval()
+    fresh.load_state_dict(old)  # the Lightning resume path
+    export_model(tmp_path, "ladder_vae", model)
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in old.items()}, str(tmp_path / "model.safetensors"))
+    loaded = load(tmp_path)  # the vaekit.load path
+    x = torch.bernoulli(torch.rand(4, 1, 8, 8))
+    for m in (fresh, loaded):
+        for a, b in zip(model.bottom_up(x), m.bottom_up(x)):
+            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

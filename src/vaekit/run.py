@@ -232,6 +232,7 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> LatentVariableModel
     except Exception as e:  # safetensors raises its own error types for truncated headers/data
         raise RunError(f"{weights_path} is corrupt or truncated ({e}); re-export it from "
                        f"{run_dir / 'checkpoints'} or retrain") from None
+    state = model.migrate_state_dict(state)  # weights exported by an older vaekit
     check_weights_fit(model, state, f"{weights_path} does not match the model in {meta_path}")
     model.load_state_dict(state)
     model.model_name = meta["name"]

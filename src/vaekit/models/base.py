@@ -180,6 +180,21 @@ class LatentVariableModel(nn.Module):
         receptive field). Most models report none."""
         return {}
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        # Lightning's resume and load_state_dict land here with the model's prefix: rename old keys first
+        if type(self).migrate_state_dict is LatentVariableModel.migrate_state_dict:
+            return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        renamed = self.migrate_state_dict({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)})
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            del state_dict[k]
+        state_dict.update({prefix + k: v for k, v in renamed.items()})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def migrate_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weights saved by an older vaekit, renamed to this version's keys (called by :func:`vaekit.load`
+        before the weights are checked, and on every ``load_state_dict``). Most models rename nothing."""
+        return state
+
     def attach_run_files(self, run_dir: Any, device: str = "cpu") -> None:
         """Called by :func:`vaekit.load` after the weights: read what the model keeps in its run directory
         beside them (a VQ model's fitted code prior). Most models keep nothing."""

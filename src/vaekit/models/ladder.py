@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
-from vaekit.config import Choice, ConfigError, choice_field
+from vaekit.config import Choice, choice_field
 from vaekit.distributions import build_likelihood
 from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput, check_layer_sizes
-from vaekit.nn import ConvDecoder, ConvEncoder, FlatMLP, MLPDecoder
+from vaekit.nn import FlatMLP, NetworkSpec, build_networks, check_arch
 from vaekit.registry import MODELS
 
 
@@ -36,14 +36,13 @@ class LadderVAEConfig(ModelConfig):
     hidden: list[list[int]] = field(default_factory=lambda: [[512, 512], [256, 256], [128, 128], [64, 64], [32, 32]])
     activation: str = "leaky_relu"  # the paper's non-linearity
     batch_norm: bool = True  # the paper found BN (with warm-up) necessary for deep ladders
-    arch: str = "mlp"  # networks next to x: "mlp" or "conv" (the first hidden list is then unused)
+    arch: str = "mlp"  # networks next to x (NETWORKS registry); with "conv" the first hidden list is unused
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv widths
     likelihood: Choice = choice_field("LIKELIHOODS", "bernoulli", "p(x|z_1)")
 
     def validate(self) -> None:
         check_layer_sizes(self.latent_dims, self.hidden)
-        if self.arch not in ("mlp", "conv"):
-            raise ConfigError(f"model.arch must be mlp or conv, got {self.arch!r}")
+        check_arch(self.arch)
 
 
 def _variance(raw: Tensor) -> Tensor:
@@ -86,12 +85,9 @@ class LadderVAE(LatentVariableModel):
         shape = tuple(config.data_shape)
         self.likelihood = build_likelihood(config.likelihood, shape, config.levels)
         # bottom-up: d_1 = f_1(x), d_l = f_l(d_{l-1}); each d_l -> (mu_hat_l, var_hat_l)
-        if config.arch == "conv":
-            first = ConvEncoder(shape, config.channels, bn)
-            self.decoder = ConvDecoder(dims[0], shape, self.likelihood.num_params, config.channels, bn)
-        else:
-            first = _FlatImage(FlatMLP([int(torch.Size(shape).numel()), *hid[0]], act, True, bn))
-            self.decoder = MLPDecoder(dims[0], shape, self.likelihood.num_params, hid[0][::-1], act)
+        # the networks next to x (NETWORKS[arch]): the MLP's widths are the first deterministic block
+        first, self.decoder = build_networks(config.arch, NetworkSpec(
+            shape, dims[0], self.likelihood.num_params, hid[0], config.channels, act, bn, mlp_batch_norm=bn))
         ups: list[nn.Module] = [first]
         for i in range(1, len(dims)):
             ups.append(FlatMLP([ups[-1].out_features, *hid[i]], act, True, bn))
@@ -105,6 +101,12 @@ class LadderVAE(LatentVariableModel):
     @property
     def num_layers(self) -> int:
         return len(self.config.latent_dims)
+
+    def migrate_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Runs saved before the networks registry wrapped the MLP stem once more (``up.0.net.net.*``);
+        the stem is now the registry's MLP encoder (``up.0.net.*``), the same layers."""
+        old = "up.0.net.net."
+        return {("up.0.net." + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()}
 
     def bottom_up(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """``[(mu_hat_l, var_hat_l)]`` for l = 1 .. L, each ``[B, D_l]``."""
@@ -201,16 +203,3 @@ class LadderVAE(LatentVariableModel):
             z = mu + temperature * var.sqrt() * torch.randn_like(mu)
         px = self.decode_bottom(z)
         return self.emit(px, use_mean)
-
-
-class _FlatImage(nn.Module):
-    """Flatten ``[B, C, H, W]`` before an MLP."""
-
-    def __init__(self, net: FlatMLP):
-        super().__init__()
-        self.net = net
-        self.out_features = net.out_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.flatten(1))
-

@@ -26,7 +26,7 @@ from torch.distributions import Distribution
 from vaekit.config import Choice, ConfigError, choice_field
 from vaekit.distributions import StandardNormalPrior, build_likelihood, diag_gaussian
 from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
-from vaekit.nn import ConvDecoder, ConvEncoder, FlatMLP, MLPDecoder, MLPEncoder
+from vaekit.nn import FlatMLP, NetworkSpec, build_networks, check_arch
 from vaekit.registry import MODELS
 
 
@@ -34,7 +34,7 @@ from vaekit.registry import MODELS
 class ProVLAEConfig(ModelConfig):
     latent_dims: list[int] = field(default_factory=lambda: [3, 3, 3])  # z_1 (detail) .. z_L (abstract)
     hidden: int = 256  # width of the fully connected ladder blocks f_l, u_l, g_l
-    arch: str = "conv"  # network next to x: "conv" (DCGAN-style) or "mlp"
+    arch: str = "conv"  # networks next to x (NETWORKS registry): "conv" (DCGAN-style) or "mlp"
     channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])  # conv widths (64x64 -> 4x4)
     mlp_hidden: list[int] = field(default_factory=lambda: [512])  # MLP widths when arch == "mlp"
     activation: str = "leaky_relu"
@@ -47,8 +47,7 @@ class ProVLAEConfig(ModelConfig):
     def validate(self) -> None:
         if not self.latent_dims or min(self.latent_dims) < 1:
             raise ConfigError(f"model.latent_dims must be positive sizes, got {self.latent_dims}")
-        if self.arch not in ("mlp", "conv"):
-            raise ConfigError(f"model.arch must be mlp or conv, got {self.arch!r}")
+        check_arch(self.arch)
         if self.steps_per_stage < 0 or self.fade_in_steps < 0 or self.pre_kl_weight < 0:
             raise ConfigError("model.steps_per_stage, fade_in_steps and pre_kl_weight must be >= 0")
 
@@ -64,12 +63,9 @@ class ProVLAE(LatentVariableModel):
         dims, w, act, bn = config.latent_dims, config.hidden, config.activation, config.batch_norm
         shape = tuple(config.data_shape)
         self.likelihood = build_likelihood(config.likelihood, shape, config.levels)
-        if config.arch == "conv":
-            self.stem = ConvEncoder(shape, config.channels, bn)
-            self.decoder = ConvDecoder(w, shape, self.likelihood.num_params, config.channels, bn)
-        else:
-            self.stem = MLPEncoder(shape, config.mlp_hidden, act)
-            self.decoder = MLPDecoder(w, shape, self.likelihood.num_params, config.mlp_hidden[::-1], act)
+        # the networks next to x (NETWORKS[arch]); the decoder reads the generator ladder's output t_1
+        self.stem, self.decoder = build_networks(config.arch, NetworkSpec(
+            shape, w, self.likelihood.num_params, config.mlp_hidden, config.channels, act, bn))
         L = len(dims)
         # inference ladder: h_1 = f_1(stem(x)), h_{l+1} = f_{l+1}(h_l); heads q(z_l|h_l)
         self.f = nn.ModuleList(FlatMLP([self.stem.out_features if i == 0 else w, w], act, True, bn) for i in range(L))

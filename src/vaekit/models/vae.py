@@ -18,8 +18,8 @@ from torch.distributions import Distribution
 from vaekit.config import Choice, ConfigError, choice_field
 from vaekit.distributions import build_likelihood, build_prior, diag_gaussian
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
-from vaekit.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from vaekit.registry import MODELS, NETWORKS
+from vaekit.nn import NetworkSpec, build_networks, check_arch
+from vaekit.registry import MODELS
 
 
 @dataclass
@@ -36,30 +36,11 @@ class VAEConfig(ModelConfig):
     def validate(self) -> None:
         if self.latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
-        if self.arch not in NETWORKS:
-            raise ConfigError(f"model.arch: unknown network {self.arch!r}; known: {NETWORKS.names()}")
+        check_arch(self.arch)
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"model.hidden must be a non-empty list of positive widths, got {self.hidden}")
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(f"model.channels must be a non-empty list of positive widths, got {self.channels}")
-
-
-@NETWORKS.register("mlp", description="fully connected encoder and decoder")
-def _mlp_networks(cfg: VAEConfig, in_extra: int, out_channels: int) -> tuple[nn.Module, nn.Module]:
-    shape = tuple(cfg.data_shape)
-    enc = MLPEncoder(shape, cfg.hidden, cfg.activation)
-    dec = MLPDecoder(cfg.latent_dim + in_extra, shape, out_channels, cfg.hidden[::-1], cfg.activation)
-    return enc, dec
-
-
-@NETWORKS.register("conv", description="DCGAN-style stride-2 conv encoder and transposed-conv decoder")
-def _conv_networks(cfg: VAEConfig, in_extra: int, out_channels: int) -> tuple[nn.Module, nn.Module]:
-    shape = tuple(cfg.data_shape)
-    if len(shape) != 3:
-        raise ConfigError(f"the conv networks need image data [C, H, W], got data shape {list(shape)}")
-    enc = ConvEncoder(shape, cfg.channels, cfg.batch_norm)
-    dec = ConvDecoder(cfg.latent_dim + in_extra, shape, out_channels, cfg.channels, cfg.batch_norm)
-    return enc, dec
 
 
 @MODELS.register("vae", config=VAEConfig, description="Gaussian VAE, MLP or DCGAN-style conv (Kingma & Welling 2014)")
@@ -76,8 +57,9 @@ class VAE(LatentVariableModel):
         self.prior = build_prior(config.prior, config.latent_dim, config.num_classes)
         if self.prior.conditional and not self.conditional:
             raise ConfigError("the conditional prior p(z|y) needs a conditional model (use 'cvae')")
-        build = NETWORKS.get(config.arch).obj
-        self.encoder, self.decoder = build(config, cond_dim, self.likelihood.num_params)
+        self.encoder, self.decoder = build_networks(config.arch, NetworkSpec(
+            tuple(config.data_shape), config.latent_dim + cond_dim, self.likelihood.num_params,
+            config.hidden, config.channels, config.activation, config.batch_norm))
         # q(z|x[,y]) = N(mu, diag sigma^2): one linear map from the features (+ one-hot y) to (mu, log sigma^2)
         self.posterior_head = nn.Linear(self.encoder.out_features + cond_dim, 2 * config.latent_dim)
 
