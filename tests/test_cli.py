@@ -22,6 +22,12 @@ def _ok(args):
     return result.stdout  # without warnings printed to stderr
 
 
+def _bad(args, message: str):
+    """The command fails as a user error (exit 2) whose one line says ``message``."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
@@ -113,6 +119,9 @@ SMOKE_OTHER: dict[str, list[str]] = {
     "wavenet": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=400",
                 "--set", "model.layers=4", "--set", "model.stacks=2", "--set", "model.residual_channels=8",
                 "--set", "model.gate_channels=16", "--set", "model.skip_channels=8"],
+    "audio_vqvae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=640",
+                    "--set", "data.options.mel=true", "--set", "model.num_codes=16", "--set", "model.code_dim=8",
+                    "--set", "model.hidden=8", "--set", "model.decoder_hidden=16", "--set", "model.decoder_blocks=2"],
 }
 
 
@@ -132,6 +141,39 @@ def test_cli_smoke_of_an_audio_model(tmp_path):
     for name in ("waveforms.png", "spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"):
         assert (out / "figures" / name).is_file(), name
     assert "nll_bits_per_sample" in _ok(["evaluate", str(out), "--subset", "3"])
+
+
+@needs_shared
+def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
+    out = tmp_path / "avq"
+    text = _ok(["train", "audio_vqvae", *SMOKE_OTHER["audio_vqvae"], "--set", "train.max_epochs=1", "--set",
+                "train.progress=false", "--set", "eval.subset=6", "--out", str(out)])
+    assert "rate_uniform_bits_per_second" in text and "6 examples" in text
+    for name in ("spectrograms.png", "reconstructed_george.wav", "converted_george_to_jackson.wav"):
+        assert (out / "figures" / name).is_file(), name
+    wav = out / "figures" / "real_george.wav"
+    text = _ok(["convert", str(out), "--input", str(wav), "--speaker", "lucas", "--out", str(tmp_path / "c.wav")])
+    assert "to speaker lucas" in text and (tmp_path / "c.wav").is_file()
+    import soundfile as sf
+
+    assert sf.info(str(tmp_path / "c.wav")).frames == sf.info(str(wav)).frames  # the source's length
+    _bad(["convert", str(out), "--input", str(wav), "--speaker", "nobody", "--out", str(tmp_path / "d.wav")],
+         "not one of the model's 6 speakers")
+    _bad(["convert", str(out), "--input", str(tmp_path / "missing.wav"), "--speaker", "0", "--out",
+          str(tmp_path / "d.wav")], "no such audio file")
+    _bad(["sample", str(out), "--speaker", "0", "-n", "1"], "fit-prior")
+    text = _ok(["fit-prior", str(out), "--epochs", "1", "--set", "sequence_prior.layers=2", "--set",
+                "sequence_prior.stacks=1", "--set", "sequence_prior.residual_channels=8", "--set",
+                "sequence_prior.gate_channels=8", "--set", "sequence_prior.skip_channels=8", "--set", "progress=false"])
+    text = " ".join(text.split())  # rich wraps lines at the terminal's width
+    assert "bits per code" in text and "rate_prior_bits_per_second" in text
+    assert (out / "figures" / "generated_george.wav").is_file()
+    text = _ok(["sample", str(out), "--speaker", "theo", "--label", "3", "-n", "2", "--seconds", "0.2", "--out",
+                str(tmp_path / "s.wav")])
+    assert text.count(".wav") == 2
+    for wav in tmp_path.glob("s*.wav"):
+        assert 0 < sf.info(str(wav)).frames <= 0.2 * 8000 + 64  # the prior's EOS, or the --seconds limit
+    _bad(["sample", str(out), "--speaker", "theo", "-n", "1"], "y")  # the prior is digit-conditioned
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))

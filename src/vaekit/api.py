@@ -338,3 +338,45 @@ def evaluate_cas_run(run_dir: str | os.PathLike, *, per_class: int = 1000, epoch
     if save:
         res["path"] = str(save_result(run_dir / "eval", "cas", res))
     return res
+
+
+def speaker_index(spec: Any, speaker: str | int) -> int:
+    """A speaker's id from its name or index in the data description's speaker table."""
+    from vaekit.errors import UsageError
+
+    table = spec.condition("speaker")
+    if table is None:
+        raise UsageError("this model's data has no speaker table")
+    names = table.names or []
+    if isinstance(speaker, str) and speaker in names:
+        return names.index(speaker)
+    if isinstance(speaker, int) or (isinstance(speaker, str) and speaker.isdigit()):
+        if 0 <= int(speaker) < table.size:
+            return int(speaker)
+    raise UsageError(f"speaker {speaker!r} is not one of the model's {table.size} speakers: "
+                     f"{', '.join(names) or f'0..{table.size - 1}'}")
+
+
+def convert_file(run_dir: str | os.PathLike, source: str | os.PathLike, speaker: str | int,
+                 out: str | os.PathLike, *, seed: int = 0, device: str | None = None) -> dict[str, Any]:
+    """Speaker conversion of one audio file with the audio VQ model in ``run_dir``: the codes of
+    ``source`` (read at the model's sample rate, mono) decoded with ``speaker`` (name or index), written
+    to ``out`` as WAV. Returns ``{"out", "speaker", "codes", "seconds"}``."""
+    from vaekit.data.audio import read_audio, write_wav
+    from vaekit.errors import UsageError
+    from vaekit.run import load
+
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if not hasattr(model, "convert"):
+        raise UsageError(f"{run_dir} holds a {type(model).__name__}: speaker conversion needs an audio VQ model "
+                         f"(audio_vqvae)")
+    spec = model.config.spec()
+    k = speaker_index(spec, speaker)
+    rate = int(spec.sample_rate)
+    wave = torch.from_numpy(read_audio(source, rate)).to(dev)[None, None]  # [1, 1, T]
+    res = model.convert(wave, torch.tensor([k], device=dev), seed=seed)
+    path = write_wav(out, res["audio"][0, 0].cpu().numpy(), rate)
+    names = spec.condition("speaker").names or []
+    return {"out": str(path), "speaker": names[k] if k < len(names) else str(k), "codes": res["codes"][0].tolist(),
+            "seconds": wave.shape[-1] / rate}

@@ -123,6 +123,13 @@ def _refuse_nonfinite(res: dict) -> None:
               f"training?); saved as {res.get('path', 'not saved')} for inspection", 1)
 
 
+def _protocol_summary(name) -> tuple:
+    """The further result keys an evaluation protocol asks to be shown (its registry entry's ``summary``)."""
+    from vaekit.registry import EVALUATIONS
+
+    return tuple(EVALUATIONS.get(name).extra.get("summary", ())) if name in EVALUATIONS else ()
+
+
 def _print_eval(res: dict) -> None:
     table = Table(title=f"{res['data']['name']} {res['data']['split']} ({res['data']['num_examples']} examples, "
                         f"{res['data']['form']}, {res['likelihood']} likelihood)")
@@ -131,7 +138,8 @@ def _print_eval(res: dict) -> None:
     for key in ("neg_elbo_nats", "nll_nats", "nll_stderr_nats", "nll_bpd", "neg_elbo_bpd", "rate_nats",
                 "distortion_nats", "active_units", "mse", "rate_uniform_bits", "rate_prior_bits",
                 "bound_uniform_bpd", "bound_prior_bpd", "compression_uniform", "compression_prior",
-                *sorted(k for k in res if k.startswith(("nll_bits_per_", "nll_nats_per_"))), "seconds_likelihood"):
+                *sorted(k for k in res if k.startswith(("nll_bits_per_", "nll_nats_per_"))),
+                *_protocol_summary(res.get("evaluation")), "seconds_likelihood"):
         if res.get(key) is not None:
             v = res[key]
             table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
@@ -392,12 +400,19 @@ def _sample_conditions(model, spec, label: Optional[int], speaker: Optional[str]
 
     cond: dict = {}
     keys = set(getattr(model, "cond_keys", ()))
+    prior = getattr(model, "code_prior", None)  # a VQ model's fitted prior may take conditions of its own
+    prior_conds = dict(getattr(prior, "condition_sizes", None) or {})
+    if prior is not None and getattr(prior, "num_classes", None):
+        prior_conds["y"] = prior.num_classes
+    keys |= set(prior_conds)
     if label is not None:
-        prior = getattr(model, "code_prior", None)
-        classes = model.config.num_classes if model.conditional else (prior.num_classes if prior is not None else None)
-        if "y" in keys:
+        if model.conditional:
+            classes = model.config.num_classes
+        elif "y" in getattr(model, "cond_keys", ()):
             classes = spec.num_classes
-        if not classes or not (model.conditional or "y" in keys or (prior is not None and prior.num_classes)):
+        else:
+            classes = prior_conds.get("y")
+        if not classes:
             raise UsageError("--label needs a conditional model (cvae, or a VQ model with a class-conditional prior)")
         if not 0 <= label < classes:
             raise UsageError(f"--label {label} out of range: the model has classes 0..{classes - 1}")
@@ -406,14 +421,9 @@ def _sample_conditions(model, spec, label: Optional[int], speaker: Optional[str]
     if speaker is not None:
         if "speaker" not in keys or table is None:
             raise UsageError("--speaker needs a speaker-conditioned audio model")
-        names = table.names or []
-        if speaker in names:
-            cond["speaker"] = names.index(speaker)
-        elif speaker.isdigit() and int(speaker) < table.size:
-            cond["speaker"] = int(speaker)
-        else:
-            raise UsageError(f"--speaker {speaker!r} is not one of the model's {table.size} speakers: "
-                             f"{', '.join(names) or f'0..{table.size - 1}'}")
+        from vaekit.api import speaker_index
+
+        cond["speaker"] = speaker_index(spec, speaker)
     elif "speaker" in keys:
         raise UsageError(f"this model is speaker-conditioned: pass --speaker NAME_OR_INDEX "
                          f"({', '.join(table.names or []) if table else ''})")
@@ -522,18 +532,40 @@ def traverse(
     _picture(run_dir, 1, out, "traversals", make, offset=index)
 
 
+@app.command()
+def convert(
+    run_dir: Path = typer.Argument(..., help="a run directory of an audio VQ model (audio_vqvae)"),
+    input: Path = typer.Option(..., "--input", help="the source utterance (WAV, FLAC, OGG; resampled, downmixed)"),
+    speaker: str = typer.Option(..., "--speaker", help="the target speaker: name or index (vaekit data lists them)"),
+    out: Path = typer.Option(..., "--out", help="the converted utterance (WAV)"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device"),
+) -> None:
+    """Speaker conversion: the source's codes decoded with the target speaker."""
+    from vaekit.api import convert_file
+
+    def run() -> None:
+        res = convert_file(run_dir, input, speaker, out, seed=seed, device=device)
+        console.print(f"converted {input} ({res['seconds']:.2f} s, {len(res['codes'])} code frames) to speaker "
+                      f"{res['speaker']}: {res['out']}")
+
+    _guard(run)
+
+
 @app.command("fit-prior")
 def fit_prior_cmd(
-    run_dir: Path = typer.Argument(..., help="a VQ run directory (vqvae, vqvae2) written by `vaekit train`"),
+    run_dir: Path = typer.Argument(..., help="a VQ run directory (vqvae, vqvae2, audio_vqvae) written by `vaekit train`"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="training epochs of the prior (default 10)"),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="stop after this many seconds"),
     set_: list[str] = typer.Option([], "--set", help="prior settings, e.g. prior.num_layers=12, "
-                                   "prior.class_conditional=false, batch_size=64, optim.lr=3e-4"),
+                                   "prior.class_conditional=false, batch_size=64, optim.lr=3e-4; for audio "
+                                   "codes sequence_prior.layers=16, sequence_prior.conditions=[speaker,y]"),
     resume: bool = typer.Option(False, "--resume", help="continue from RUN/prior/checkpoints/last.ckpt"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="write prior samples afterwards"),
 ) -> None:
-    """Phase II: fit a gated PixelCNN prior to the codes of the training set (RUN/prior/), then
-    `vaekit sample RUN` draws codes from it and decodes them."""
+    """Phase II: fit a prior to the codes of the training set (RUN/prior/): a gated PixelCNN over image code
+    maps, a WaveNet-style causal prior over audio code sequences; then `vaekit sample RUN` draws codes from it
+    and decodes them."""
     from vaekit.config import from_dict, parse_overrides
 
     def run() -> None:

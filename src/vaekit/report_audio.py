@@ -1,10 +1,19 @@
-"""The pictures and sounds of an audio run: real, teacher-forced and generated waveforms, their log-mel
-spectrograms, and WAV files of each (registered as the ``audio`` entry of ``FIGURES``).
+"""The pictures and sounds of an audio run: real, teacher-forced, reconstructed, converted and generated
+waveforms, their log-mel spectrograms, and WAV files of each (registered as the ``audio`` entry of
+``FIGURES``).
 
-For each speaker (up to ``speakers``) the first test utterance is taken; a teacher-forced rendition
-draws every sample from ``p(x_t | true x_<t)`` (what the model predicts one step ahead); a generated one
-runs the cached sampling loop for ``seconds`` under that speaker's condition (for a WaveNet without text
-or codes: speaker-like babble). Everything is written to ``run_dir/figures``.
+For each speaker (up to ``speakers``) the first test utterance is taken. What else is shown follows what
+the model can do, read from its methods and capabilities, never its name:
+
+- ``teacher_forced`` (autoregressive models): every sample drawn from ``p(x_t | true x_<t)``, what the
+  model predicts one step ahead;
+- ``codes`` (VQ models): the utterance decoded from its own codes with its own speaker (reconstructed),
+  and with the next speaker of the table (converted: ``converted_<source>_to_<target>``);
+- sampling: ``seconds`` of audio under that speaker's condition (a WaveNet without text or codes gives
+  speaker-like babble), skipped with a note when the model cannot sample yet (a VQ model before
+  ``vaekit fit-prior``).
+
+Everything is written to ``run_dir/figures``.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from vaekit import plots
+from vaekit.errors import UsageError
 from vaekit.registry import FIGURES
 
 
@@ -35,21 +45,35 @@ def audio_figures(model: Any, data: Any, run_dir: str | Path, *, usage: dict[str
     batch = data.dataset(test, train=False).__getitems__(picks)
     batch = {k: v.to(model.device) for k, v in batch.items()}
     model.eval()
-    waves: dict[str, list[np.ndarray]] = {"real": [], "teacher_forced": [], "generated": []}
+    waves: dict[str, list[np.ndarray]] = {"real": []}
     lengths = batch["lengths"].tolist()
     waves["real"] = [batch["x"][i, 0, :n].cpu().numpy() for i, n in enumerate(lengths)]
+    who = [names[int(batch["speaker"][i])] if "speaker" in batch else str(i) for i in range(len(picks))]
+    labels: dict[str, list[str]] = {}
     if hasattr(model, "teacher_forced"):
         tf = model.teacher_forced(batch, seed=seed)
         waves["teacher_forced"] = [tf[i, 0, :n].cpu().numpy() for i, n in enumerate(lengths)]
-    cond = {k: batch[k] for k in getattr(model, "cond_keys", ()) if k in batch and batch[k].dim() == 1}
-    gen = model.sample(len(picks), seconds=seconds, seed=seed, **cond)
-    waves["generated"] = [g[0].cpu().numpy() for g in gen]
+    if "codes" in model.capabilities and hasattr(model, "convert"):
+        own = model.convert(batch["x"], batch["speaker"], batch["mask"], seed=seed)["audio"]
+        waves["reconstructed"] = [own[i, 0, :n].cpu().numpy() for i, n in enumerate(lengths)]
+        target = (batch["speaker"] + 1) % len(names)
+        conv = model.convert(batch["x"], target, batch["mask"], seed=seed)["audio"]
+        waves["converted"] = [conv[i, 0, :n].cpu().numpy() for i, n in enumerate(lengths)]
+        labels["converted"] = [f"{w}_to_{names[int(t)]}" for w, t in zip(who, target)]
+    # the labels sampling takes: the model's own and those of a fitted code prior (speaker, digit)
+    keys = set(getattr(model, "cond_keys", ())) | set(getattr(getattr(model, "code_prior", None), "conditions", ()))
+    cond = {k: batch[k] for k in keys if k in batch and batch[k].dim() == 1}
+    try:
+        gen = model.sample(len(picks), seconds=seconds, seed=seed, **cond)
+        waves["generated"] = [g[0].cpu().numpy() for g in gen]
+    except UsageError as e:  # e.g. a VQ model without its fitted prior: the other renditions still help
+        print(f"audio figures: no generated audio ({e})")
     paths: list[Path] = []
-    who = [names[int(batch["speaker"][i])] if "speaker" in batch else str(i) for i in range(len(picks))]
     for kind, ws in waves.items():
-        for name, w in zip(who, ws):
+        for name, w in zip(labels.get(kind, who), ws):
             paths.append(write_wav(out / f"{kind}_{name}.wav", w, rate))
-    rows = [(f"{kind.replace('_', ' ')}: {name}", w) for kind, ws in waves.items() for name, w in zip(who, ws)]
+    rows = [(f"{kind.replace('_', ' ')}: {name.replace('_', ' ')}", w) for kind, ws in waves.items()
+            for name, w in zip(labels.get(kind, who), ws)]
     titles, ws = [r[0] for r in rows], [r[1] for r in rows]
     paths.append(plots.save_figure(waveform_figure(ws, rate, titles=titles), out / "waveforms.png"))
     paths.append(plots.save_figure(spectrogram_figure(ws, rate, titles=titles), out / "spectrograms.png"))

@@ -159,6 +159,48 @@ def log_mel(wave: np.ndarray, settings: MelSettings, sample_rate: float) -> np.n
     return np.log(np.maximum(mel, settings.log_floor)).astype(np.float32, copy=False)
 
 
+def mel_to_audio(log_mel_frames: Any, settings: MelSettings, sample_rate: float, *, n_iter: int = 32) -> np.ndarray:
+    """A waveform from log-mel frames: librosa's mel-filterbank pseudo-inverse and Griffin-Lim phase
+    retrieval (``librosa.feature.inverse.mel_to_audio``) with the settings that made the frames.
+
+    Models that decode to log-mel frames (the audio VQ-VAE's mel decoder, the speech VAE) hear their
+    output through this: Griffin-Lim adds its own phase artefacts (a metallic buzz), so scores of such
+    audio bound what a trained vocoder would give from below. librosa's Griffin-Lim is used rather than a
+    hand-written loop: it is the reference implementation of the algorithm (Griffin & Lim 1984, with the
+    momentum of Perraudin et al. 2013).
+
+    Args:
+        log_mel_frames: ``[..., n_mels, F]`` natural-log mel frames (a tensor is moved to numpy).
+        settings: The settings of :func:`log_mel` that produced them.
+        sample_rate: Samples per second of the waveform to make.
+        n_iter: Griffin-Lim iterations.
+
+    Returns:
+        float32 ``[..., F * hop_length]`` in [-1, 1] (clipped); frame ``f`` maps to samples
+        ``[f * hop, (f + 1) * hop)`` as in :func:`log_mel`.
+    """
+    m = log_mel_frames.detach().float().cpu().numpy() if isinstance(log_mel_frames, torch.Tensor) \
+        else np.asarray(log_mel_frames, dtype=np.float32)
+    if m.ndim < 2 or m.shape[-2] != settings.n_mels:
+        raise ValueError(f"expected log-mel frames [..., {settings.n_mels}, F], got shape {list(m.shape)}")
+    if not np.isfinite(m).all():
+        raise ValueError("log-mel frames contain NaN or infinite values")
+    hop, frames = settings.hop_length, m.shape[-1]
+    if frames == 0:
+        return np.zeros((*m.shape[:-2], 0), np.float32)
+    import librosa  # slow to import: only here
+
+    left = (settings.n_fft - hop) // 2
+    # frames were made without centring from a signal padded by `left`: undo that framing (T + n_fft - hop)
+    length = frames * hop + settings.n_fft - hop
+    mel = np.exp(m)
+    wave = librosa.feature.inverse.mel_to_audio(
+        mel, sr=sample_rate, n_fft=settings.n_fft, hop_length=hop, win_length=settings.win_length,
+        window="hann", center=False, power=settings.power, n_iter=n_iter, length=length,
+        fmin=settings.fmin, fmax=settings.fmax)
+    return np.clip(wave[..., left:left + frames * hop], -1.0, 1.0).astype(np.float32, copy=False)
+
+
 def _as_wave_array(wave: Any) -> np.ndarray:
     if torch.is_tensor(wave):
         wave = wave.detach().cpu().float().numpy()
@@ -452,6 +494,37 @@ def iterate_audio_batches(
 
 
 # --- writing ---------------------------------------------------------------------------------------
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int, *, downmix: bool = True) -> np.ndarray:
+    """One audio file as float32 ``[T]`` in [-1, 1] at ``sample_rate`` (what ``vaekit convert`` reads).
+
+    Multichannel files are averaged to mono (``downmix=False`` refuses them); another rate is resampled
+    with :func:`scipy.signal.resample_poly`, as the folder loader does. Raises :class:`DataNotFoundError`
+    for a missing file and :class:`DataCorruptError` for one that cannot be decoded, is empty or silent.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"{path}: no such audio file")
+    try:
+        x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError) as e:
+        raise DataCorruptError(f"{path}: cannot decode ({e})") from e
+    if x.shape[0] == 0:
+        raise DataCorruptError(f"{path}: the file holds no samples")
+    if x.shape[1] > 1 and not downmix:
+        raise DataCorruptError(f"{path}: {x.shape[1]} channels; pass a mono file or allow downmixing")
+    x = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1, dtype=np.float32)
+    if rate != sample_rate:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(int(sample_rate), int(rate))
+        x = resample_poly(x, int(sample_rate) // g, int(rate) // g).astype(np.float32)
+    if float(np.abs(x).max()) < SILENCE_PEAK:
+        raise DataCorruptError(f"{path}: silence only (peak below {SILENCE_PEAK:g})")
+    return np.clip(x, -1.0, 1.0)
 
 
 def write_wav(path: str | os.PathLike, audio: Any, sample_rate: int) -> Path:

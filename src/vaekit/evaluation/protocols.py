@@ -4,6 +4,7 @@
 from the model's declared ``capabilities``), so a new family needs an entry here, not a branch there:
 
 - ``exact``: models whose ``log p(x)`` is exact (WaveNet, code priors): one masked teacher-forced pass;
+- ``audio_codes``: audio VQ models: the distortion of the decoder's target, the codes' bits per second;
 - ``rate_distortion``: VQ models (a point-mass posterior): ``-log p(x) <= distortion + rate``;
 - ``importance_sampled``: latent-variable models with ``log_importance_weights``: the test ELBO and the
   IS-NLL with k samples (Burda et al. 2015), plus active units.
@@ -30,6 +31,23 @@ def _exact(model: Any, data: Any, part: Any, *, num_samples: int, seed: int, bat
 
     result = evaluate_exact_likelihood(model, data.batches(part, batch_size, device, seed=seed), seed=seed)
     return result, {}, 0, "exact"
+
+
+@EVALUATIONS.register("audio_codes", description="audio VQ models: distortion, code rate in bits/s, codebook use",
+                      applies=lambda m: "codes" in m.capabilities and m.config.spec().modality == "audio",
+                      order=0.5, summary=("distortion_nats_per_frame", "mel_mse", "mel_mae",
+                                          "distortion_bits_per_sample", "rate_uniform_bits_per_second",
+                                          "rate_prior_bits_per_second", "neg_elbo_uniform_nats"),
+                      note=("audio VQ model: distortion of the decoder's target (log-mel frames or "
+                                       "mu-law samples) given the codes and the speaker, on whole utterances; "
+                                       "the codes' rate in bits per second; no importance sampling"))
+def _audio_codes(model: Any, data: Any, part: Any, *, num_samples: int, seed: int, batch_size: int,
+                 device: torch.device, max_rows: int | None) -> tuple[dict, dict, int, str]:
+    from vaekit.evaluation.vq import evaluate_audio_codes
+
+    torch.manual_seed(seed)
+    res = evaluate_audio_codes(model, data.batches(part, batch_size, device, seed=seed))
+    return res, {"codebook": res.pop("codebook")}, 0, "codes"
 
 
 @EVALUATIONS.register("rate_distortion", description="VQ models: -log p(x) <= distortion + rate",

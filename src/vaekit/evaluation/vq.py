@@ -90,3 +90,77 @@ def evaluate_codes(model: VQModel, batches: Iterable[dict[str, Tensor]], *, leve
             res["compression_prior"] = raw / res["rate_prior_bits"]
     res["num_examples"] = n
     return res
+
+
+def evaluate_audio_codes(model: Any, batches: Iterable[dict[str, Tensor]]) -> dict[str, Any]:
+    """The audio VQ-VAE's distortion, rate and codebook use over whole utterances (padded frames excluded).
+
+    Per utterance means of the distortion ``-log p(y | c(x), speaker)`` in nats (``y`` the decoder's
+    target: log-mel frames, or the mu-law waveform), and per real frame or sample; for a mel decoder also
+    the mean squared and absolute error of the decoded log-mel frames (natural log units). The rate of the
+    codes is ``code_rate * log2 K`` bits per second under the uniform training prior and, when a sequence
+    prior is fitted, ``-log2 p(c | conditions)`` per second of audio (its end-of-sequence term included).
+    """
+    ln2 = math.log(2)
+    prior = model.code_prior
+    k = model.config.num_codes
+    counts = torch.zeros(k, dtype=torch.long)
+    sums: dict[str, float] = {}
+    n, frames_total, seconds_total = 0, 0, 0.0
+    rate = float(model.config.spec().sample_rate)
+
+    def add(name: str, value: Tensor | float) -> None:
+        sums[name] = sums.get(name, 0.0) + (float(value.double().sum()) if torch.is_tensor(value) else value)
+
+    with evaluating(model):
+        for batch in batches:
+            x = batch["x"]
+            if not torch.isfinite(x).all():
+                raise DataError("evaluation data contains NaN or infinite values")
+            out = model(batch)
+            target = x if out.target is None else out.target
+            distortion = -out.likelihood.log_prob(target)  # [B]
+            add("distortion_nats", distortion)
+            layer = out.latents[0]
+            frames = layer.step_mask()  # [B, T'] real code frames
+            counts += torch.bincount(layer.z[frames].cpu(), minlength=k)
+            lengths = batch["mask"].sum(-1) if "mask" in batch else torch.full((x.shape[0],), x.shape[-1])
+            seconds_total += float(lengths.sum()) / rate
+            frames_total += int(frames.sum())
+            if out.target is not None:  # frames of features: their error per real frame and band
+                err = (out.likelihood.mean - target) * frames[:, None]
+                bands = target.shape[1]
+                add("mel_mse_sum", err.pow(2).sum())
+                add("mel_mae_sum", err.abs().sum())
+                add("mel_values", float(frames.sum()) * bands)
+            else:
+                add("samples", lengths)
+            if prior is not None:
+                conds = {c: batch[c] for c in getattr(prior, "conditions", ())}
+                add("rate_prior_bits_sum", -prior.log_prob(layer.z, frames, **conds) / ln2)
+            n += x.shape[0]
+    if n == 0:
+        raise DataError("no data to evaluate")
+    res: dict[str, Any] = {"distortion_nats": sums["distortion_nats"] / n}
+    res["distortion_nats_per_frame"] = sums["distortion_nats"] / frames_total
+    if "mel_values" in sums:
+        res["mel_mse"] = sums["mel_mse_sum"] / sums["mel_values"]
+        res["mel_mae"] = sums["mel_mae_sum"] / sums["mel_values"]
+        res["distortion_target"] = "log-mel frames (Gaussian per band; nats per utterance)"
+    else:
+        res["distortion_bits_per_sample"] = sums["distortion_nats"] / ln2 / sums["samples"]
+        res["distortion_target"] = "8-bit mu-law samples (nats per utterance)"
+    res["code_rate_hz"] = model.code_rate
+    res["rate_uniform_bits_per_second"] = model.bits_per_second
+    res["rate_uniform_bits"] = frames_total * math.log2(k) / n
+    res["neg_elbo_uniform_nats"] = res["distortion_nats"] + res["rate_uniform_bits"] * ln2
+    if prior is not None:
+        res["rate_prior_bits"] = sums["rate_prior_bits_sum"] / n
+        res["rate_prior_bits_per_second"] = sums["rate_prior_bits_sum"] / seconds_total
+        res["rate_prior_given"] = ", ".join(getattr(prior, "conditions", ())) or "nothing (unconditional)"
+    res["codebook"] = [{"level": 1, "shape": ["T / %d" % model.hop], "num_codes": k,
+                        "codes_used": int((counts > 0).sum()), "fraction_used": float((counts > 0).float().mean()),
+                        "perplexity": float(perplexity(counts)), "counts": counts.tolist()}]
+    res["num_examples"] = n
+    res["seconds_of_audio"] = seconds_total
+    return res

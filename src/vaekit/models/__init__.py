@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vaekit.config import from_dict, to_dict
+from vaekit.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.models.ladder import LadderVAE, LadderVAEConfig
 from vaekit.models.provlae import ProVLAE, ProVLAEConfig
@@ -28,6 +29,7 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 
 
 __all__ = [
+    "AudioVQVAE", "AudioVQVAEConfig",
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
     "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
     "VQVAE", "VQVAE2", "VQModel", "VQVAEConfig", "VQVAE2Config", "WaveNetConfig", "WaveNetModel",

@@ -79,6 +79,9 @@ class ModelOutput:
     likelihood: Distribution
     latents: list[LatentLayer]
     aux: dict[str, Tensor] = field(default_factory=dict)  # other per-example terms, e.g. the VQ losses
+    # what the likelihood scores when it is not batch["x"]: features of x that the decoder reconstructs
+    # (the log-mel frames of a mel decoder); None: x itself
+    target: Tensor | None = None
 
 
 @dataclass

@@ -44,9 +44,10 @@ def elbo_terms(output: ModelOutput, x: Tensor) -> tuple[Terms, list[Tensor]]:
     ``elbo = log p(x|z) - sum_l KL(q(z_l|.) || p(z_l|.))``, with one reparameterised ``z``.
 
     Returns the terms and the per-dimension KL of each layer summed over its steps (``[B, D_l]``), which
-    free bits need; masked steps add nothing.
+    free bits need; masked steps add nothing. The likelihood scores ``output.target`` when the model
+    reconstructs features of ``x`` (log-mel frames) rather than ``x``.
     """
-    distortion = -output.likelihood.log_prob(x)  # [B]
+    distortion = -output.likelihood.log_prob(x if output.target is None else output.target)  # [B]
     kls = [layer.kl_by_dim() for layer in output.latents]  # [B, D_l]
     terms: Terms = {"distortion": distortion}
     rate = torch.zeros_like(distortion)

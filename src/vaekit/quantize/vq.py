@@ -136,20 +136,30 @@ class VectorQuantizer(nn.Module):
         return z_e.movedim(1, -1).reshape(-1, self.dim)  # [B * prod(S), D]
 
     # -- forward --------------------------------------------------------------------------------
-    def forward(self, z_e: Tensor) -> Quantized:
+    def forward(self, z_e: Tensor, mask: Tensor | None = None) -> Quantized:
         """Quantise ``z_e [B, D, *S]``. In a training step (training mode, autograd on) this also updates the
-        EMA codebook and restarts dead codes; evaluation and ``torch.no_grad`` passes change nothing."""
+        EMA codebook and restarts dead codes; evaluation and ``torch.no_grad`` passes change nothing.
+
+        ``mask [B, *S]`` (bool, True for real positions) leaves padded positions out of every codebook
+        statistic: the counts, the moving averages, the candidates for restarts and both losses. Their
+        indices are still the nearest codes (a decoder may read them), but nothing is learnt from them."""
         flat = self._flatten(z_e)  # [N, D]
+        if mask is not None and tuple(mask.shape) != (z_e.shape[0], *z_e.shape[2:]):
+            raise ValueError(f"mask must be [B, *S] = {[z_e.shape[0], *z_e.shape[2:]]}, got {list(mask.shape)}")
+        valid = None if mask is None else mask.reshape(-1)  # [N]
         indices = nearest_codes(flat.detach(), self.codebook.detach(), self.chunk_size)  # [N]
-        counts = torch.bincount(indices, minlength=self.num_codes)  # [K]
+        counted = indices if valid is None else indices[valid]
+        counts = torch.bincount(counted, minlength=self.num_codes)  # [K]
         # the codes this step chose, before the update below moves or restarts any of them (indexing copies)
         z_q = self.codebook[indices].view(z_e.shape[0], *z_e.shape[2:], self.dim).movedim(-1, 1)  # [B, D, *S]
         if self.training and torch.is_grad_enabled() and (self.ema or self.restart_threshold > 0):
             with torch.autocast(z_e.device.type, enabled=False):  # moving averages in the codebook's fp32
-                self._update(flat.detach().to(self.codebook.dtype), indices, counts)
+                real = flat.detach().to(self.codebook.dtype)
+                self._update(real if valid is None else real[valid], counted, counts)
         per_example = (1, *range(2, z_e.dim()))
-        codebook_loss = (z_q - z_e.detach()).pow(2).sum(per_example)  # trains e (unless EMA)
-        commitment_loss = (z_e - z_q.detach()).pow(2).sum(per_example)  # keeps z_e near its code
+        weight = 1.0 if mask is None else mask.unsqueeze(1).to(z_e.dtype)  # [B, 1, *S]
+        codebook_loss = ((z_q - z_e.detach()).pow(2) * weight).sum(per_example)  # trains e (unless EMA)
+        commitment_loss = ((z_e - z_q.detach()).pow(2) * weight).sum(per_example)  # keeps z_e near its code
         quantized = z_e + (z_q - z_e).detach()  # straight-through: value z_q, gradient of z_e
         return Quantized(quantized, indices.view(z_e.shape[0], *z_e.shape[2:]), codebook_loss, commitment_loss,
                          counts)
@@ -177,7 +187,7 @@ class VectorQuantizer(nn.Module):
     def _restart(self, flat: Tensor, indices: Tensor) -> None:
         dead = self.ema_count < self.restart_threshold  # [K]
         num_dead = int(dead.sum())
-        if num_dead == 0:
+        if num_dead == 0 or flat.shape[0] == 0:
             return
         # encoder outputs of this batch, drawn with probability proportional to their squared distance
         # from their code (k-means++ seeding): the vectors the codebook serves worst. Uniform draws mostly

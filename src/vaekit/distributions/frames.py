@@ -1,0 +1,61 @@
+"""A likelihood over feature frames with padding: ``p(y | .) = prod_{f real} prod_m p(y_{m,f} | .)``.
+
+Decoders of log-mel frames (the audio VQ-VAE's mel decoder, the speech VAE) score ``[B, M, F]`` frames of
+utterances of different lengths; the frames beyond an utterance add nothing. The base distribution is any
+``torch.distributions`` object of batch shape ``[B, M, F]`` (a Gaussian with a learned scale per band);
+its unit is nats per utterance, and ``per_frame`` gives the rate per real frame.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+
+class MaskedFrames(Distribution):
+    """Batch shape ``[B]``: the sum over bands and real frames of ``base.log_prob``.
+
+    Args:
+        base: A distribution of batch shape ``[B, M, F]``.
+        mask: ``[B, F]`` bool, True at real frames; None: every frame is real.
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.real
+    has_rsample = False
+
+    def __init__(self, base: Distribution, mask: Tensor | None = None):
+        if base.batch_shape.__len__() != 3:
+            raise ValueError(f"the base distribution must have batch shape [B, M, F], got {list(base.batch_shape)}")
+        b, _, f = base.batch_shape
+        if mask is not None and tuple(mask.shape) != (b, f):
+            raise ValueError(f"mask must be [B, F] = [{b}, {f}], got {list(mask.shape)}")
+        self.base = base
+        self.mask = mask
+        super().__init__(batch_shape=torch.Size([b]), validate_args=False)
+
+    def frame_log_prob(self, y: Tensor) -> Tensor:
+        """``[B, F]`` nats per frame (summed over bands), 0 at padded frames."""
+        if tuple(y.shape) != tuple(self.base.batch_shape):
+            raise ValueError(f"frames of shape {list(y.shape)} do not fit the likelihood's "
+                             f"{list(self.base.batch_shape)}")
+        lp = self.base.log_prob(y).sum(1)  # [B, F]
+        return lp if self.mask is None else lp.masked_fill(~self.mask, 0.0)
+
+    def log_prob(self, y: Tensor) -> Tensor:
+        return self.frame_log_prob(y).sum(-1)  # [B]
+
+    def real_frames(self) -> Tensor:
+        """``[B]`` how many frames are scored."""
+        b, _, f = self.base.batch_shape
+        if self.mask is None:
+            return torch.full((b,), f, device=self.base.mean.device)
+        return self.mask.sum(-1)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.base.mean  # [B, M, F]
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        return self.base.sample(sample_shape)
