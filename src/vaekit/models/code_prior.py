@@ -6,6 +6,13 @@ per level of codes: the top level is modelled alone (optionally given the class 
 is conditioned on the level above it, embedded and upsampled to its own size (VQ-VAE-2's bottom prior
 "conditioned on the top codes"). Levels are listed bottom first, like the codes of the VQ model, and
 sampled top first.
+
+Which prior a VQ model gets is its ``code_prior_kind``: ``"pixelcnn"`` (this module's :class:`CodePrior`,
+for 2-D code maps) or ``"sequence"`` (:class:`vaekit.models.code_sequence_prior.CodeSequencePrior`, a
+WaveNet over variable-length 1-D code sequences), both in :data:`CODE_PRIORS`. A kind's prior class
+implements ``describe()`` (what ``prior/model.json`` records besides the config, ``kind`` included),
+``from_meta(config, meta)`` (the inverse) and ``check_fits(model)`` (None, or what differs), so that
+:func:`load_code_prior` reads any kind without a branch on its name.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ from torch import Tensor, nn
 from vaekit.config import ConfigError, from_dict
 from vaekit.errors import RunError
 from vaekit.models.base import BatchError
+from vaekit.models.code_sequence_prior import CodeSequencePrior, CodeSequencePriorConfig
 from vaekit.nn.pixelcnn import GatedPixelCNN
+from vaekit.registry import Registry
+
+#: The phase-II priors by the ``code_prior_kind`` of the VQ models they serve: ``entry.obj`` is the prior
+#: class, ``entry.config_cls`` its architecture's config (the section of ``prior/model.json``'s ``config``).
+CODE_PRIORS: Registry = Registry("code prior kind")
 
 
 @dataclass
@@ -44,8 +57,12 @@ class CodePriorConfig:
             raise ConfigError(f"prior.kernel_size must be odd and >= 3, got {self.kernel_size}")
 
 
+@CODE_PRIORS.register("pixelcnn", config=CodePriorConfig,
+                      description="gated PixelCNN over 2-D code maps, one per level (VQ-VAE, VQ-VAE-2)")
 class CodePrior(nn.Module):
     """One gated PixelCNN per code level; ``num_codes`` and ``shapes`` list the levels bottom first."""
+
+    kind = "pixelcnn"  # the VQ models' ``code_prior_kind`` this prior serves
 
     def __init__(self, config: CodePriorConfig, num_codes: list[int], shapes: list[tuple[int, int]],
                  num_classes: int | None = None):
@@ -69,6 +86,22 @@ class CodePrior(nn.Module):
 
     def set_step(self, step: int) -> None:
         """The trainer's per-step hook (nothing follows a schedule here)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What ``prior/model.json`` records beside the config to rebuild the prior (read by :meth:`from_meta`)."""
+        return {"kind": self.kind, "num_codes": self.num_codes, "shapes": [list(s) for s in self.shapes],
+                "num_classes": self.num_classes}
+
+    @classmethod
+    def from_meta(cls, config: CodePriorConfig, meta: dict[str, Any]) -> CodePrior:
+        return cls(config, meta["num_codes"], [tuple(s) for s in meta["shapes"]], meta["num_classes"])
+
+    def check_fits(self, model: Any) -> str | None:
+        """None if this prior models ``model``'s code maps (levels, code counts, shapes), else what differs."""
+        counts, shapes = [vq.num_codes for vq in model.quantizers], [tuple(s) for s in model.code_shapes]
+        if self.num_codes == counts and self.shapes == shapes:
+            return None
+        return f"models codes {self.num_codes} x {self.shapes}, but the model has {counts} x {model.code_shapes}"
 
     def _cond(self, level: int, codes: list[Tensor]) -> Tensor | None:
         if level == len(self.nets) - 1:
@@ -115,17 +148,25 @@ class CodePrior(nn.Module):
         return codes  # type: ignore[return-value]
 
 
+CODE_PRIORS.register("sequence", config=CodeSequencePriorConfig,
+                     description="WaveNet over variable-length 1-D code sequences with an end symbol (audio VQ-VAE)",
+                     )(CodeSequencePrior)
+
+
 # -- reading a fitted prior from a run directory (no Lightning: vaekit.load calls this) -----------
 def model_fingerprint(run_dir: str | Path) -> str:
     """sha256 of the exported VQ model's weights: a prior records the model it was fitted to."""
     return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
 
 
-def load_code_prior(run_dir: str | Path, device: str = "cpu", model: Any = None) -> CodePrior | None:
+def load_code_prior(run_dir: str | Path, device: str = "cpu", model: Any = None
+                    ) -> CodePrior | CodeSequencePrior | None:
     """The prior exported to ``run_dir/prior`` (safetensors, no code runs), or None if there is none.
 
-    With ``model``, also checks that the prior fits it (levels, code counts, map shapes) and was fitted
-    to these weights; raises ``ValueError`` with what to do otherwise.
+    Its class is the :data:`CODE_PRIORS` entry of ``model.json``'s ``kind`` (``"pixelcnn"`` for priors saved
+    before there were kinds). With ``model``, also checks that the prior is of the model's
+    ``code_prior_kind``, fits it (levels, code counts, map shapes) and was fitted to these weights; raises
+    ``ValueError`` (a :class:`RunError`) with what to do otherwise.
     """
     out = Path(run_dir) / "prior"
     meta_path, weights = out / "model.json", out / "model.safetensors"
@@ -134,22 +175,24 @@ def load_code_prior(run_dir: str | Path, device: str = "cpu", model: Any = None)
     refit = f"fit it again (delete {out}, then `vaekit fit-prior {run_dir}`)"
     try:
         meta = json.loads(meta_path.read_text())
+        kind = meta.get("kind", "pixelcnn")  # priors saved before the sequence prior are PixelCNNs
+        entry = CODE_PRIORS.get(kind)
         state = load_file(str(weights), device=device)
-        prior = CodePrior(from_dict(CodePriorConfig, meta["config"], where="prior"), meta["num_codes"],
-                          [tuple(s) for s in meta["shapes"]], meta["num_classes"])
+        prior = entry.obj.from_meta(from_dict(entry.config_cls, meta["config"], where="prior"), meta)
         missing, unexpected = prior.load_state_dict(state, strict=False)
-    except Exception as e:  # truncated files, missing keys, tensors of the wrong size
+    except Exception as e:  # truncated files, missing keys, unknown kinds, tensors of the wrong size
         raise RunError(f"{out} holds a corrupt prior ({type(e).__name__}: {e}); {refit}") from None
     if missing or unexpected:
         raise RunError(f"{weights} does not match {meta_path}: missing {missing[:5]}, unexpected "
                          f"{unexpected[:5]}; {refit}")
     if model is not None:
-        fits = (prior.num_codes == [vq.num_codes for vq in model.quantizers]
-                and prior.shapes == [tuple(s) for s in model.code_shapes])
-        if not fits:
-            raise RunError(f"the prior in {out} models codes {prior.num_codes} x {prior.shapes}, but the model "
-                             f"in {run_dir} has {[vq.num_codes for vq in model.quantizers]} x {model.code_shapes}; "
-                             f"{refit}")
+        wanted = model.code_prior_kind
+        if prior.kind != wanted:
+            raise RunError(f"the prior in {out} is a {prior.kind!r} prior, but the model in {run_dir} needs a "
+                           f"{wanted!r} one; {refit}")
+        problem = prior.check_fits(model)
+        if problem is not None:
+            raise RunError(f"the prior in {out} {problem} (the model in {run_dir}); {refit}")
         recorded = meta.get("vq_model_sha256")
         if recorded is not None and recorded != model_fingerprint(run_dir):
             raise RunError(f"the prior in {out} was fitted to other weights than {run_dir}/model.safetensors "

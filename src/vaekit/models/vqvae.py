@@ -68,6 +68,7 @@ class VQModel(LatentVariableModel):
 
     latent_kind = "discrete"
     capabilities = frozenset({"codes"})
+    code_prior_kind = "pixelcnn"  # the phase-II prior over its codes (vaekit.models.code_prior.CODE_PRIORS)
 
     def attach_run_files(self, run_dir: Any, device: str = "cpu") -> None:
         """Attach the code prior fitted by ``vaekit fit-prior`` (``run_dir/prior``), if there is one."""
