@@ -336,7 +336,7 @@ def random_batch(spec: DataSpec, batch: int = 4, *, length: int = 64, frames: in
         if c.kind == "label":
             out[c.name] = torch.randint(0, c.size, (batch,), generator=g)
         elif c.kind == "sequence":
-            hop = (spec.features.get(c.name) or {}).get("hop", 1)
+            hop = (spec.features.get(c.name) or {}).get("hop_length", 1)
             n = frames if frames is not None else -(-length // hop)
             out[c.name] = torch.randn(batch, c.size, n, generator=g)
     return out

@@ -9,6 +9,7 @@ from vaekit.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.models.ladder import LadderVAE, LadderVAEConfig
 from vaekit.models.provlae import ProVLAE, ProVLAEConfig
+from vaekit.models.speech_vae import SpeechVAE, SpeechVAEConfig
 from vaekit.models.stacked import StackedVAE, StackedVAEConfig
 from vaekit.models.vqvae import VQVAE, VQVAE2, VQModel, VQVAE2Config, VQVAEConfig
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
@@ -29,7 +30,7 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 
 
 __all__ = [
-    "AudioVQVAE", "AudioVQVAEConfig",
+    "AudioVQVAE", "AudioVQVAEConfig", "SpeechVAE", "SpeechVAEConfig",
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
     "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
     "VQVAE", "VQVAE2", "VQModel", "VQVAEConfig", "VQVAE2Config", "WaveNetConfig", "WaveNetModel",

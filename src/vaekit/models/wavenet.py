@@ -81,7 +81,7 @@ class WaveNetConfig(ModelConfig):
                 raise ConfigError(f"model.{what}={name!r} is not a {kind} condition of the data (it has: {have}); "
                                   f"set model.{what}=null" + (" or data.options.mel=true" if name == "mel" else ""))
         if self.local_condition is not None:
-            hop = (spec.features.get(self.local_condition) or {}).get("hop")
+            hop = (spec.features.get(self.local_condition) or {}).get("hop_length")
             if hop is not None and math.prod(self.upsample_factors or [1]) != hop:
                 raise ConfigError(f"model.upsample_factors {self.upsample_factors} multiply to "
                                   f"{math.prod(self.upsample_factors or [1])}, but the {self.local_condition} "

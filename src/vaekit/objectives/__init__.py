@@ -8,6 +8,7 @@ from vaekit.config import Choice, from_dict
 from vaekit.objectives.elbo import ELBO, BetaVAE, CapacityVAE, Terms, elbo_terms, linear_warmup
 from vaekit.objectives.iwae import IWAE, MultiSampleELBO, iwae_bound
 from vaekit.objectives.nll import ExactNLL
+from vaekit.objectives.speech import PeriodicKL
 from vaekit.objectives.vq import VQObjective
 from vaekit.registry import OBJECTIVES
 
