@@ -122,6 +122,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
     "audio_vqvae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=640",
                     "--set", "data.options.mel=true", "--set", "model.num_codes=16", "--set", "model.code_dim=8",
                     "--set", "model.hidden=8", "--set", "model.decoder_hidden=16", "--set", "model.decoder_blocks=2"],
+    "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
+                   "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
+                   "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
+                   "--set", "model.decoder_gru=8", "--set", "model.max_frames=40", "--set", "eval.num_samples=2"],
 }
 
 
@@ -141,6 +145,16 @@ def test_cli_smoke_of_an_audio_model(tmp_path):
     for name in ("waveforms.png", "spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"):
         assert (out / "figures" / name).is_file(), name
     assert "nll_bits_per_sample" in _ok(["evaluate", str(out), "--subset", "3"])
+
+
+@needs_shared
+def test_cli_smoke_of_the_speech_vae(tmp_path):
+    out = tmp_path / "svae"
+    text = _ok(["train", "speech_vae", *SMOKE_OTHER["speech_vae"], "--set", "train.max_epochs=1", "--set",
+                "train.progress=false", "--set", "eval.subset=6", "--out", str(out)])
+    assert "nll_nats" in text and "6 examples" in text
+    for name in ("spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"):
+        assert (out / "figures" / name).is_file(), name
 
 
 @needs_shared

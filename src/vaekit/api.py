@@ -380,3 +380,87 @@ def convert_file(run_dir: str | os.PathLike, source: str | os.PathLike, speaker:
     names = spec.condition("speaker").names or []
     return {"out": str(path), "speaker": names[k] if k < len(names) else str(k), "codes": res["codes"][0].tolist(),
             "seconds": wave.shape[-1] / rate}
+
+
+def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
+                        device: str | None = None, prior_per_pair: int = 2, examples: int = 6,
+                        classifier_cache: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Classifier scores of a speech model (:mod:`vaekit.evaluation.speech`): speaker conversion for models
+    that convert, and samples of a fitted code prior. Written to ``run_dir/eval/speech_<split>_<time>.json``;
+    WAV examples named by source speaker, target speaker and digit, and spectrograms of source / converted /
+    real target-speaker audio, go to ``run_dir/figures/speech/``."""
+    from vaekit.data.audio import write_wav
+    from vaekit.evaluation.speech import classifiers_for, evaluate_conversion, evaluate_prior_samples
+
+    run_dir = Path(run_dir)
+    _check_split(split)
+    cfg = read_run_config(run_dir)
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    spec = model.config.spec()
+    if spec.modality != "audio" or spec.condition("speaker") is None or not spec.num_classes:
+        raise UsageError(f"--metrics speech scores audio models of data with speakers and digits (FSDD); "
+                         f"{run_dir} models {spec.describe()}")
+    data = load_run_data(cfg)
+    classifiers = classifiers_for(getattr(data, "audio", data), classifier_cache)
+    start = time.perf_counter()
+    result: dict[str, Any] = {}
+    figures = run_dir / "figures" / "speech"
+    rate = int(spec.sample_rate)
+    names = spec.condition("speaker").names
+    if hasattr(model, "convert"):
+        conv = evaluate_conversion(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset)
+        a = conv.pop("_audio")
+        part = data.part(split, subset)
+        shown = _conversion_examples(part, a, examples)
+        rows = []
+        for j in shown:
+            i, t = int(a["source_index"][j]), int(a["target"][j])
+            s, d = names[int(part.speaker[i])], int(part.y[i])
+            real_t = np.asarray(part.utterance(int(a["matched"][j])), np.float32)
+            src = np.asarray(part.utterance(i), np.float32)
+            write_wav(figures / f"source_{s}_digit{d}.wav", src, rate)
+            write_wav(figures / f"converted_{s}_to_{names[t]}_digit{d}.wav", a["converted"][j], rate)
+            write_wav(figures / f"real_{names[t]}_digit{d}.wav", real_t, rate)
+            rows += [(f"source: {s}, digit {d}", src), (f"converted: {s} -> {names[t]}", a["converted"][j]),
+                     (f"real: {names[t]}, digit {d}", real_t)]
+        if rows:
+            from vaekit import plots
+            from vaekit.plots.audio import spectrogram_figure
+
+            plots.save_figure(spectrogram_figure([w for _, w in rows], rate, titles=[t for t, _ in rows]),
+                              figures / "conversion_spectrograms.png")
+        result["conversion"] = conv
+    if getattr(model, "code_prior", None) is not None:
+        samples = evaluate_prior_samples(model, data, classifiers=classifiers, per_pair=prior_per_pair, seed=seed)
+        a = samples.pop("_audio")
+        for j in range(0, len(a["samples"]), max(1, len(a["samples"]) // examples)):
+            write_wav(figures / f"prior_{names[int(a['speaker'][j])]}_digit{int(a['digit'][j])}.wav",
+                      a["samples"][j], rate)
+        result["prior_samples"] = samples
+    if not result:
+        raise UsageError(f"{type(model).__name__} neither converts speakers nor has a fitted code prior: nothing "
+                         f"to score")
+    rate_bits = getattr(model, "bits_per_second", None)
+    result.update({"rate_uniform_bits_per_second": rate_bits, "seed": seed, "split": split, "subset": subset,
+                   "classifiers": {t: {"test_accuracy": c.record.get("test_accuracy"), "record": c.record.get("data")}
+                                   for t, c in classifiers.items()},
+                   "seconds_total": time.perf_counter() - start, "device": device_name(dev),
+                   "torch_threads": torch.get_num_threads(), "vaekit_version": vaekit.__version__,
+                   "commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "config": to_dict(cfg)})
+    result["path"] = str(save_result(run_dir / "eval", f"speech_{split}", result))
+    return result
+
+
+def _conversion_examples(part: Any, a: dict[str, Any], n: int) -> list[int]:
+    """Indices of ``n`` conversions to show: one per source speaker, each to a different target."""
+    seen, out = set(), []
+    for j in range(len(a["source_index"])):
+        s = int(part.speaker[int(a["source_index"][j])])
+        if s not in seen:
+            seen.add(s)
+            out.append(j)
+        if len(out) >= n:
+            break
+    return out

@@ -228,8 +228,9 @@ def evaluate(
     metrics: str = typer.Option("likelihood", "--metrics",
                                 help="likelihood (ELBO, IS-NLL, bits/dim, active units; for VQ models the "
                                      "rate-distortion bound and codebook usage), disentanglement (beta-VAE, "
-                                     "FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites) or cas (classification "
-                                     "accuracy score of class-conditional samples)"),
+                                     "FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites), cas (classification "
+                                     "accuracy score of class-conditional samples) or speech (speaker "
+                                     "conversion and prior samples scored by speaker and digit classifiers)"),
     num_train: int = typer.Option(10000, "--num-train", help="disentanglement: training points per metric"),
     num_test: int = typer.Option(5000, "--num-test", help="disentanglement: evaluation points per metric"),
     fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
@@ -302,7 +303,44 @@ def _cas_suite(run_dir: Path, *, seed, device, as_json, cas_per_class, cas_epoch
 
 
 # `vaekit evaluate --metrics NAME`: each suite checks itself whether it applies to the run's model
-METRIC_SUITES = {"likelihood": _likelihood_suite, "disentanglement": _disentanglement_suite, "cas": _cas_suite}
+def _speech_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) -> None:
+    """``--metrics speech``: speaker conversion and prior samples scored by speaker and digit classifiers
+    trained on the real audio (vaekit.evaluation.speech)."""
+    from vaekit.api import evaluate_speech_run
+
+    res = evaluate_speech_run(run_dir, split=split, subset=subset, seed=seed, device=device)
+    if as_json:
+        console.print_json(json.dumps(res))
+        return
+    table = Table(title=f"speech scores, {split} split (classifiers' test accuracy: speaker "
+                        f"{res['classifiers']['speaker']['test_accuracy']:.3f}, digit "
+                        f"{res['classifiers']['digit']['test_accuracy']:.3f})")
+    for col in ("audio", "target speaker share", "digit kept share", "n"):
+        table.add_column(col, justify="right" if col != "audio" else "left")
+    conv = res.get("conversion")
+    if conv:
+        for key, label in (("conversion", "converted"), ("baseline_no_conversion", "no conversion (source)"),
+                           ("baseline_real_target", "real audio of the target speaker"),
+                           ("reconstruction", "reconstruction (own speaker)")):
+            r = conv[key]
+            table.add_row(label, f"{r['target_share']:.3f} ± {r['target_share_se']:.3f}",
+                          f"{r['kept_share']:.3f} ± {r['kept_share_se']:.3f}", str(r["n"]))
+    prior = res.get("prior_samples")
+    if prior:
+        for key, label in (("samples", "prior samples (asked-for speaker, digit)"), ("real_test", "real test audio")):
+            r = prior[key]
+            table.add_row(label, f"{r['speaker_accuracy']:.3f}", f"{r['digit_accuracy']:.3f}", str(r["n"]))
+    console.print(table)
+    if prior:
+        console.print(f"digit IS: samples {prior['samples']['digit_inception_score']:.2f}, real test "
+                      f"{prior['real_test']['digit_inception_score']:.2f}; digit FD: samples "
+                      f"{prior['samples']['digit_frechet_distance']:.2f}, real test vs train "
+                      f"{prior['real_test']['digit_frechet_distance']:.2f}")
+    console.print(f"results: {res['path']}")
+
+
+METRIC_SUITES = {"likelihood": _likelihood_suite, "disentanglement": _disentanglement_suite, "cas": _cas_suite,
+                 "speech": _speech_suite}
 
 
 @app.command()

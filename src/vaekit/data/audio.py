@@ -159,7 +159,8 @@ def log_mel(wave: np.ndarray, settings: MelSettings, sample_rate: float) -> np.n
     return np.log(np.maximum(mel, settings.log_floor)).astype(np.float32, copy=False)
 
 
-def mel_to_audio(log_mel_frames: Any, settings: MelSettings, sample_rate: float, *, n_iter: int = 32) -> np.ndarray:
+def mel_to_audio(log_mel_frames: Any, settings: MelSettings, sample_rate: float, *, n_iter: int = 32,
+                 seed: int = 0) -> np.ndarray:
     """A waveform from log-mel frames: librosa's mel-filterbank pseudo-inverse and Griffin-Lim phase
     retrieval (``librosa.feature.inverse.mel_to_audio``) with the settings that made the frames.
 
@@ -174,6 +175,7 @@ def mel_to_audio(log_mel_frames: Any, settings: MelSettings, sample_rate: float,
         settings: The settings of :func:`log_mel` that produced them.
         sample_rate: Samples per second of the waveform to make.
         n_iter: Griffin-Lim iterations.
+        seed: Seeds Griffin-Lim's random initial phase.
 
     Returns:
         float32 ``[..., F * hop_length]`` in [-1, 1] (clipped); frame ``f`` maps to samples
@@ -194,10 +196,13 @@ def mel_to_audio(log_mel_frames: Any, settings: MelSettings, sample_rate: float,
     # frames were made without centring from a signal padded by `left`: undo that framing (T + n_fft - hop)
     length = frames * hop + settings.n_fft - hop
     mel = np.exp(m)
-    wave = librosa.feature.inverse.mel_to_audio(
-        mel, sr=sample_rate, n_fft=settings.n_fft, hop_length=hop, win_length=settings.win_length,
-        window="hann", center=False, power=settings.power, n_iter=n_iter, length=length,
-        fmin=settings.fmin, fmax=settings.fmax)
+    # librosa.feature.inverse.mel_to_audio in its two steps, so that Griffin-Lim's random initial phase is
+    # seeded (mel_to_audio does not pass random_state on): the same frames always give the same audio
+    stft = librosa.feature.inverse.mel_to_stft(mel, sr=sample_rate, n_fft=settings.n_fft, power=settings.power,
+                                               fmin=settings.fmin, fmax=settings.fmax)
+    wave = librosa.griffinlim(stft, n_iter=n_iter, hop_length=hop, win_length=settings.win_length,
+                              n_fft=settings.n_fft, window="hann", center=False, length=length,
+                              random_state=seed)
     return np.clip(wave[..., left:left + frames * hop], -1.0, 1.0).astype(np.float32, copy=False)
 
 

@@ -1,0 +1,89 @@
+"""The conversion evaluation's bookkeeping: every ordered pair of speakers, the baselines and the matched
+real utterances, checked with a stand-in model and stand-in classifiers whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit.data.audio import MelSettings, load_fsdd
+from vaekit.data.load import AudioOptions, AudioSet
+from vaekit.evaluation import speech
+from tests.conftest import SHARED_DATA
+
+
+class _Spec:
+    def __init__(self, spec):
+        self._spec = spec
+
+    def spec(self):
+        return self._spec
+
+
+class Stamp(torch.nn.Module):
+    """A "converter" that writes the target speaker id into the first sample of the source audio."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.config = _Spec(spec)
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    @property
+    def device(self):
+        return self.w.device
+
+    def convert(self, x, speaker, mask, seed=0):
+        audio = x.clone()
+        audio[:, 0, 0] = speaker.float() + 0.5
+        return {"audio": audio}
+
+
+class Reader:
+    """A stand-in classifier (its answers come from the monkeypatched ``_predict``)."""
+
+    def __init__(self, target, table):
+        self.target, self.table, self.record = target, table, {"test_accuracy": 1.0}
+
+
+@pytest.fixture(scope="module")
+def data():
+    audio = load_fsdd(SHARED_DATA / "speech", mel=MelSettings())
+    return AudioSet(audio, AudioOptions(mel=True))
+
+
+def test_every_ordered_pair_and_the_baselines(data, monkeypatch):
+    test = data.part("test")
+    def key(w):  # an utterance by its samples after the first (the stamp changes only the first)
+        return np.asarray(w[1:], np.float32).tobytes()
+
+    truth = {key(test.utterance(i)): (int(test.speaker[i]), int(test.y[i])) for i in range(len(test))}
+
+    def predict(classifier, waves):
+        if classifier.target == "speaker":  # stamped audio says its target; real audio its true speaker
+            return np.array([int(w[0]) if w[0] >= 0.5 else truth[key(w)][0] for w in waves])
+        return np.array([truth[key(w)][1] for w in waves])  # the digit: always kept
+
+    monkeypatch.setattr(speech, "_predict", predict)
+    model = Stamp(data.spec)
+    clfs = {"speaker": Reader("speaker", None), "digit": Reader("digit", None)}
+    assert len(truth) == len(test)
+    res = speech.evaluate_conversion(model, data, classifiers=clfs, batch_size=64)
+    n = len(test)
+    assert res["conversion"]["n"] == 5 * n  # each utterance to the 5 other speakers
+    assert res["conversion"]["target_share"] == 1.0 and res["conversion"]["kept_share"] == 1.0
+    assert res["baseline_no_conversion"]["target_share"] == 0.0  # the source is never the target speaker
+    assert res["baseline_real_target"]["target_share"] == 1.0 and res["baseline_real_target"]["kept_share"] == 1.0
+    assert len(res["pairs"]) == 30 and {p["n"] for p in res["pairs"]} == {n // 6}
+    assert all(p["source"] != p["target"] for p in res["pairs"])
+
+
+def test_matched_real_utterances_say_the_same_digit_in_the_same_take(data):
+    test = data.part("test")
+    source = np.arange(len(test))
+    targets = (np.asarray(test.speaker) + 1) % 6
+    matched = speech.matched_real(test, source, targets)
+    assert (np.asarray(test.speaker)[matched] == targets).all()
+    assert (np.asarray(test.y)[matched] == np.asarray(test.y)).all()
+    takes = [speech._take(test.names[i]) for i in source]
+    assert [speech._take(test.names[i]) for i in matched] == takes
