@@ -188,6 +188,17 @@ def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
     for wav in tmp_path.glob("s*.wav"):
         assert 0 < sf.info(str(wav)).frames <= 0.2 * 8000 + 64  # the prior's EOS, or the --seconds limit
     _bad(["sample", str(out), "--speaker", "theo", "-n", "1"], "y")  # the prior is digit-conditioned
+    # the speech scores end to end (small classifiers of a test-only cache; the real ones train once, cached)
+    from vaekit.api import evaluate_speech_run
+    from vaekit.evaluation.audio_scores import ClassifierTraining
+
+    res = evaluate_speech_run(out, subset=12, prior_per_pair=1, classifier_cache=tmp_path / "clf",
+                              classifier_training=ClassifierTraining(epochs=1, train_subset=60))
+    assert res["conversion"]["conversion"]["n"] == 5 * 12 and len(res["conversion"]["pairs"]) <= 30
+    assert res["prior_samples"]["n"] == 60 and res["prior_samples"]["real_test"]["n"] == 300
+    assert res["rate_uniform_bits_per_second"] == 125 * 4  # K = 16 codes at 8000 / 64 frames per second
+    assert any((out / "figures" / "speech").glob("converted_*_to_*_digit*.wav"))
+    assert (out / "figures" / "speech" / "converted_spectrograms.png").is_file()
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))

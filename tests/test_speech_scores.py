@@ -87,3 +87,16 @@ def test_matched_real_utterances_say_the_same_digit_in_the_same_take(data):
     assert (np.asarray(test.y)[matched] == np.asarray(test.y)).all()
     takes = [speech._take(test.names[i]) for i in source]
     assert [speech._take(test.names[i]) for i in matched] == takes
+
+
+def test_style_references_are_the_target_speaker_saying_another_digit(data):
+    test = data.part("test")
+    source = np.arange(len(test))
+    targets = (np.asarray(test.speaker) + 2) % 6
+    refs = speech.style_references(test, source, targets, 10)
+    assert (np.asarray(test.speaker)[refs] == targets).all()
+    assert (np.asarray(test.y)[refs] == (np.asarray(test.y) + 1) % 10).all()  # never the source's digit
+    few = data.part("test", 30)  # the first 30 test utterances say one digit: no other digit to refer to
+    assert len(set(np.asarray(few.y).tolist())) == 1
+    with pytest.raises(Exception, match="saying"):
+        speech.style_references(few, np.arange(30), (np.asarray(few.speaker) + 1) % 6, 10)

@@ -383,14 +383,16 @@ def convert_file(run_dir: str | os.PathLike, source: str | os.PathLike, speaker:
 
 
 def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
-                        device: str | None = None, prior_per_pair: int = 2, examples: int = 6,
-                        classifier_cache: str | os.PathLike | None = None) -> dict[str, Any]:
+                        device: str | None = None, prior_per_pair: int = 5, examples: int = 6,
+                        classifier_cache: str | os.PathLike | None = None,
+                        classifier_training: Any = None) -> dict[str, Any]:
     """Classifier scores of a speech model (:mod:`vaekit.evaluation.speech`): speaker conversion for models
     that convert, and samples of a fitted code prior. Written to ``run_dir/eval/speech_<split>_<time>.json``;
     WAV examples named by source speaker, target speaker and digit, and spectrograms of source / converted /
     real target-speaker audio, go to ``run_dir/figures/speech/``."""
     from vaekit.data.audio import write_wav
-    from vaekit.evaluation.speech import classifiers_for, evaluate_conversion, evaluate_prior_samples
+    from vaekit.evaluation.speech import (classifiers_for, evaluate_conversion, evaluate_prior_samples,
+                                          evaluate_style_transfer)
 
     run_dir = Path(run_dir)
     _check_split(split)
@@ -402,35 +404,21 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
         raise UsageError(f"--metrics speech scores audio models of data with speakers and digits (FSDD); "
                          f"{run_dir} models {spec.describe()}")
     data = load_run_data(cfg)
-    classifiers = classifiers_for(getattr(data, "audio", data), classifier_cache)
+    classifiers = classifiers_for(getattr(data, "audio", data), classifier_cache, training=classifier_training)
     start = time.perf_counter()
     result: dict[str, Any] = {}
     figures = run_dir / "figures" / "speech"
     rate = int(spec.sample_rate)
     names = spec.condition("speaker").names
+    part = data.part(split, subset)
     if hasattr(model, "convert"):
         conv = evaluate_conversion(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset)
-        a = conv.pop("_audio")
-        part = data.part(split, subset)
-        shown = _conversion_examples(part, a, examples)
-        rows = []
-        for j in shown:
-            i, t = int(a["source_index"][j]), int(a["target"][j])
-            s, d = names[int(part.speaker[i])], int(part.y[i])
-            real_t = np.asarray(part.utterance(int(a["matched"][j])), np.float32)
-            src = np.asarray(part.utterance(i), np.float32)
-            write_wav(figures / f"source_{s}_digit{d}.wav", src, rate)
-            write_wav(figures / f"converted_{s}_to_{names[t]}_digit{d}.wav", a["converted"][j], rate)
-            write_wav(figures / f"real_{names[t]}_digit{d}.wav", real_t, rate)
-            rows += [(f"source: {s}, digit {d}", src), (f"converted: {s} -> {names[t]}", a["converted"][j]),
-                     (f"real: {names[t]}, digit {d}", real_t)]
-        if rows:
-            from vaekit import plots
-            from vaekit.plots.audio import spectrogram_figure
-
-            plots.save_figure(spectrogram_figure([w for _, w in rows], rate, titles=[t for t, _ in rows]),
-                              figures / "conversion_spectrograms.png")
+        _speech_examples(part, data.part(split), conv.pop("_audio"), examples, names, rate, figures, "converted")
         result["conversion"] = conv
+    if hasattr(model, "transfer"):
+        style = evaluate_style_transfer(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset)
+        _speech_examples(part, data.part(split), style.pop("_audio"), examples, names, rate, figures, "transferred")
+        result["style_transfer"] = style
     if getattr(model, "code_prior", None) is not None:
         samples = evaluate_prior_samples(model, data, classifiers=classifiers, per_pair=prior_per_pair, seed=seed)
         a = samples.pop("_audio")
@@ -439,8 +427,8 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
                       a["samples"][j], rate)
         result["prior_samples"] = samples
     if not result:
-        raise UsageError(f"{type(model).__name__} neither converts speakers nor has a fitted code prior: nothing "
-                         f"to score")
+        raise UsageError(f"{type(model).__name__} neither converts speakers, transfers style nor has a fitted code "
+                         f"prior: nothing to score")
     rate_bits = getattr(model, "bits_per_second", None)
     result.update({"rate_uniform_bits_per_second": rate_bits, "seed": seed, "split": split, "subset": subset,
                    "classifiers": {t: {"test_accuracy": c.record.get("test_accuracy"), "record": c.record.get("data")}
@@ -451,6 +439,32 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
                    "config": to_dict(cfg)})
     result["path"] = str(save_result(run_dir / "eval", f"speech_{split}", result))
     return result
+
+
+def _speech_examples(part: Any, pool: Any, a: dict[str, Any], n: int, names: list[str], rate: int, folder: Path,
+                     kind: str) -> None:
+    """WAV files of ``n`` conversions / transfers (one per source speaker) beside their source and the real
+    target-speaker utterance of the same digit, named by source speaker, target speaker and digit, and their
+    spectrograms side by side (``<kind>_spectrograms.png``)."""
+    from vaekit import plots
+    from vaekit.data.audio import write_wav
+    from vaekit.evaluation.speech import matched_real
+    from vaekit.plots.audio import spectrogram_figure
+
+    rows = []
+    for j in _conversion_examples(part, a, n):
+        i, t = int(a["source_index"][j]), int(a["target"][j])
+        s, d = names[int(part.speaker[i])], int(part.y[i])
+        src = np.asarray(part.utterance(i), np.float32)
+        real_t = np.asarray(pool.utterance(int(matched_real(pool, np.array([i]), np.array([t]))[0])), np.float32)
+        write_wav(folder / f"source_{s}_digit{d}.wav", src, rate)
+        write_wav(folder / f"{kind}_{s}_to_{names[t]}_digit{d}.wav", a["converted"][j], rate)
+        write_wav(folder / f"real_{names[t]}_digit{d}.wav", real_t, rate)
+        rows += [(f"source: {s}, digit {d}", src), (f"{kind}: {s} -> {names[t]}", a["converted"][j]),
+                 (f"real: {names[t]}, digit {d}", real_t)]
+    if rows:
+        plots.save_figure(spectrogram_figure([w for _, w in rows], rate, titles=[t for t, _ in rows]),
+                          folder / f"{kind}_spectrograms.png")
 
 
 def _conversion_examples(part: Any, a: dict[str, Any], n: int) -> list[int]:

@@ -317,14 +317,19 @@ def _speech_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) -
                         f"{res['classifiers']['digit']['test_accuracy']:.3f})")
     for col in ("audio", "target speaker share", "digit kept share", "n"):
         table.add_column(col, justify="right" if col != "audio" else "left")
-    conv = res.get("conversion")
-    if conv:
-        for key, label in (("conversion", "converted"), ("baseline_no_conversion", "no conversion (source)"),
-                           ("baseline_real_target", "real audio of the target speaker"),
+    for section, made in (("conversion", "converted"), ("style_transfer", "transferred")):
+        r_all = res.get(section)
+        if not r_all:
+            continue
+        no = "baseline_no_conversion" if section == "conversion" else "baseline_no_transfer"
+        for key, label in ((section.split("_")[-1] if section == "conversion" else "transfer", made),
+                           (no, "no change (the source)"), ("baseline_real_target", "real audio of the target speaker"),
                            ("reconstruction", "reconstruction (own speaker)")):
-            r = conv[key]
+            r = r_all[key]
             table.add_row(label, f"{r['target_share']:.3f} ± {r['target_share_se']:.3f}",
                           f"{r['kept_share']:.3f} ± {r['kept_share_se']:.3f}", str(r["n"]))
+        if "kl_style_nats" in r_all:
+            console.print(f"KL of the style latent on the {split} split: {r_all['kl_style_nats']:.2f} nats")
     prior = res.get("prior_samples")
     if prior:
         for key, label in (("samples", "prior samples (asked-for speaker, digit)"), ("real_test", "real test audio")):
@@ -334,7 +339,7 @@ def _speech_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) -
     if prior:
         console.print(f"digit IS: samples {prior['samples']['digit_inception_score']:.2f}, real test "
                       f"{prior['real_test']['digit_inception_score']:.2f}; digit FD: samples "
-                      f"{prior['samples']['digit_frechet_distance']:.2f}, real test vs train "
+                      f"{prior['samples']['digit_frechet_distance']:.2f} vs train, real test vs train "
                       f"{prior['real_test']['digit_frechet_distance']:.2f}")
     console.print(f"results: {res['path']}")
 

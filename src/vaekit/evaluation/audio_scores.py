@@ -34,7 +34,6 @@ import json
 import math
 import re
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +54,6 @@ TARGETS = ("speaker", "digit")
 FORMAT_VERSION = 1  # of classifier.json; a file of another version is refused, not guessed at
 WEIGHTS_FILE, RECORD_FILE = "classifier.safetensors", "classifier.json"
 PROB_TOLERANCE = 1e-4  # |row sum - 1| allowed in probabilities (float32 softmax is ~1e-7 off)
-SQRTM_IMAG_TOLERANCE = 1e-3  # relative imaginary part of sqrtm(S_a S_b) taken as round-off (pytorch-fid: 1e-3)
-SQRTM_RESIDUAL = 1e-5  # relative residual of sqrtm above which the covariances are regularised
-SQRTM_EPS = 1e-6  # added to both covariances' diagonals when sqrtm fails (as pytorch-fid)
 
 
 # --- configs ---------------------------------------------------------------------------------------
@@ -503,31 +499,21 @@ def _moments(feats: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
-def _checked_sqrtm(a: np.ndarray) -> np.ndarray | None:
-    """``sqrtm(a)``, or None when it is not finite or its relative residual ``||X X - a||_F / ||a||_F``
-    exceeds ``SQRTM_RESIDUAL``. scipy warns on every singular product (features with a dead ReLU unit give
-    one), though its square root is then usually exact; the residual says when it is not."""
-    from scipy import linalg
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        x = linalg.sqrtm(a)
-    if not np.isfinite(x).all():
-        return None
-    residual = np.linalg.norm(x @ x - a) / max(float(np.linalg.norm(a)), 1e-300)
-    return x if residual <= SQRTM_RESIDUAL else None
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
 def frechet_distance(feats_a: Any, feats_b: Any) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, the FID):
     ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``, with unbiased (``N - 1``) covariances.
 
-    ``(S_a S_b)^{1/2}`` is :func:`scipy.linalg.sqrtm`. Its real part is used when the imaginary part is
-    round-off: at most ``SQRTM_IMAG_TOLERANCE`` (1e-3) times the largest real entry (pytorch-fid's
-    check, made relative); larger is an error. When sqrtm gives non-finite values or a relative residual
-    ``||X X - S_a S_b||_F / ||S_a S_b||_F`` above ``SQRTM_RESIDUAL`` (1e-5), as it may for a singular
-    product (fewer examples than dimensions), ``1e-6 I`` is added to both covariances, as pytorch-fid
-    does.
+    ``Tr((S_a S_b)^{1/2})`` is computed as ``Tr((S_a^{1/2} S_b S_a^{1/2})^{1/2})``, the sum of the square
+    roots of the eigenvalues of a symmetric PSD matrix (the two are equal: ``S_a S_b`` is similar to
+    ``S_a^{1/2} S_b S_a^{1/2}``). Unlike :func:`scipy.linalg.sqrtm` of the non-symmetric product (what
+    pytorch-fid does, then discarding an imaginary part), this is real and stable also for singular
+    covariances, as features of fewer examples than dimensions, or with dead units, give.
 
     Args:
         feats_a, feats_b: ``[N_a, D]``, ``[N_b, D]`` features (:meth:`AudioClassifier.features`).
@@ -539,21 +525,11 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
     mu_b, s_b = _moments(feats_b, "feats_b")
     if mu_a.shape != mu_b.shape:
         raise UsageError(f"feature sets of different widths: {mu_a.shape[0]} and {mu_b.shape[0]}")
-    covmean = _checked_sqrtm(s_a @ s_b)
-    if covmean is None:
-        eye = SQRTM_EPS * np.eye(len(mu_a))
-        covmean = _checked_sqrtm((s_a + eye) @ (s_b + eye))
-        if covmean is None:
-            raise DataError("sqrtm(S_a S_b) failed even with 1e-6 I added to the covariances: the features are "
-                            "degenerate")
-    if np.iscomplexobj(covmean):
-        scale = max(float(np.abs(covmean.real).max()), 1e-12)
-        if float(np.abs(covmean.imag).max()) > SQRTM_IMAG_TOLERANCE * scale:
-            raise DataError(f"sqrtm(S_a S_b) has an imaginary part {np.abs(covmean.imag).max():.3g} beyond "
-                            f"round-off (real part up to {scale:.3g}): the covariances are too degenerate")
-        covmean = covmean.real
+    root_a = _psd_sqrt(s_a)
+    inner = root_a @ s_b @ root_a
+    trace_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None)).sum())
     diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * trace_covmean)
 
 
 # --- training --------------------------------------------------------------------------------------
