@@ -40,12 +40,12 @@ def batch_of(fsdd, index):
     return AudioBatches(fsdd.test, crop=None, mel=MelSettings()).__getitems__(index)
 
 
-@pytest.mark.parametrize("decoder", ["mel", "wavenet"])
-def test_padding_changes_nothing(fsdd, decoder):
+@pytest.mark.parametrize("encoder,decoder", [("wave", "mel"), ("wave", "wavenet"), ("mel", "mel")])
+def test_padding_changes_nothing(fsdd, encoder, decoder):
     """A padded batch gives every example the terms it has alone (distortion, rate, both VQ losses)."""
     extra = {"wavenet": {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 8,
                          "skip_channels": 8}} if decoder == "wavenet" else {}
-    model = tiny(fsdd.spec, decoder=decoder, **extra).double()  # float64: equal to rounding, not to 1e-5
+    model = tiny(fsdd.spec, encoder=encoder, decoder=decoder, **extra).double()  # float64: equal to rounding, not to 1e-5
 
     def double(b):
         return {k: v.double() if v.is_floating_point() else v for k, v in b.items()}
@@ -86,6 +86,14 @@ def test_masked_frames_change_no_codebook_statistic():
     with torch.enable_grad():
         c(garbage.detach().requires_grad_())
     assert not torch.allclose(c.codebook, a.codebook)
+
+
+def test_the_mel_encoder_codes_the_batch_frames_and_the_waveform_alike(fsdd):
+    """codes(x) computes the log-mel frames itself: the same codes as from the batch's frames."""
+    model = tiny(fsdd.spec, encoder="mel")
+    b = batch_of(fsdd, [0, 5, 9])
+    from_batch = model.quantize_masked(b["x"], b["mask"], b["mel"])[0].indices
+    assert torch.equal(model.codes(b["x"], b["mask"])[0], from_batch)
 
 
 def test_conversion_keeps_the_codes_and_changes_the_voice(fsdd):

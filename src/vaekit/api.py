@@ -468,13 +468,15 @@ def _speech_examples(part: Any, pool: Any, a: dict[str, Any], n: int, names: lis
 
 
 def _conversion_examples(part: Any, a: dict[str, Any], n: int) -> list[int]:
-    """Indices of ``n`` conversions to show: one per source speaker, each to a different target."""
-    seen, out = set(), []
-    for j in range(len(a["source_index"])):
-        s = int(part.speaker[int(a["source_index"][j])])
-        if s not in seen:
-            seen.add(s)
-            out.append(j)
+    """Indices of ``n`` conversions to show: one per source speaker (speaker ``k`` saying digit ``k`` where the
+    split has it, so the examples say different digits), each to the next speaker."""
+    src = np.asarray(a["source_index"])
+    speaker, digit = np.asarray(part.speaker)[src], np.asarray(part.y)[src]
+    out: list[int] = []
+    for k in sorted(set(speaker.tolist())):
+        mine = np.flatnonzero(speaker == k)
+        wanted = mine[digit[mine] == k % (int(digit.max()) + 1)]
+        out.append(int((wanted if len(wanted) else mine)[0]))
         if len(out) >= n:
             break
     return out

@@ -43,13 +43,16 @@ from vaekit.distributions.mulaw import mu_law_decode, mu_law_encode
 from vaekit.errors import UsageError
 from vaekit.models.base import BatchError, LatentLayer, ModelConfig, ModelOutput
 from vaekit.models.vqvae import VQModel, _perplexity_per_example
-from vaekit.nn.audio import FrameDecoder, StridedConvEncoder, pad_to_multiple, steps_valid
+from vaekit.nn.audio import FrameDecoder, FrameEncoder, StridedConvEncoder, pad_to_multiple, steps_valid
 from vaekit.nn.wavenet import WaveNet
 from vaekit.quantize import Quantized
 from vaekit.registry import MODELS, Registry
 
 #: Decoders of the audio VQ-VAE: entry.obj(model, config, spec) builds the decoder's modules on the model.
 AUDIO_DECODERS: Registry = Registry("audio decoder")
+#: Encoders: entry.obj(model, config, spec) builds the encoder; entry.extra["encode"](model, x, lengths, mel)
+#: gives z_e [B, D, ceil(T / hop)].
+AUDIO_ENCODERS: Registry = Registry("audio encoder")
 
 
 @dataclass
@@ -76,7 +79,9 @@ class AudioVQVAEConfig(ModelConfig):
     ema: bool = True  # codebook by moving averages (appendix A.1)
     decay: float = 0.99  # EMA decay gamma
     restart_threshold: float = 1.0  # restart codes chosen by < this many frames per batch on average (0 = off)
-    hidden: int = 128  # channels of the strided encoder
+    encoder: str = "wave"  # AUDIO_ENCODERS: "wave" (the paper's strided convs) or "mel" (log-mel frames)
+    hidden: int = 64  # channels of the encoder (64: a quarter of the cost of 128 on a CPU)
+    encoder_blocks: int = 4  # residual blocks of the mel encoder
     num_down: int = 6  # stride-2 window-4 convolutions: 2^6 = 64x downsampling (the paper's)
     decoder: str = "mel"  # AUDIO_DECODERS: "mel" (log-mel frames + Griffin-Lim) or "wavenet" (mu-law samples)
     decoder_hidden: int = 256  # channels of the mel decoder
@@ -92,6 +97,8 @@ class AudioVQVAEConfig(ModelConfig):
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.decoder_blocks < 0:
             raise ConfigError(f"model.decoder_blocks must be >= 0, got {self.decoder_blocks}")
+        if self.encoder not in AUDIO_ENCODERS:
+            raise ConfigError(f"model.encoder: unknown encoder {self.encoder!r}; known: {AUDIO_ENCODERS.names()}")
         if self.decoder not in AUDIO_DECODERS:
             raise ConfigError(f"model.decoder: unknown decoder {self.decoder!r}; known: {AUDIO_DECODERS.names()}")
         if not 0 <= self.decay < 1:
@@ -116,12 +123,13 @@ class AudioVQVAEConfig(ModelConfig):
                                   f"the data; set it to null or to one of "
                                   f"{[c.name for c in spec.conditions if c.kind == 'label']}")
         AUDIO_DECODERS.get(self.decoder).extra["check"](self, spec)
+        AUDIO_ENCODERS.get(self.encoder).extra["check"](self, spec)
 
 
 def _check_mel(cfg: AudioVQVAEConfig, spec: DataSpec) -> None:
     mel = spec.features.get("mel")
     if spec.condition("mel") is None or mel is None:
-        raise ConfigError("model.decoder=mel reconstructs log-mel frames: set data.options.mel=true")
+        raise ConfigError("the mel decoder and the mel encoder read log-mel frames: set data.options.mel=true")
     if mel.get("hop_length") != cfg.hop:
         raise ConfigError(f"the mel frames are {mel.get('hop_length')} samples apart but the encoder's code frames "
                           f"{cfg.hop} (2^num_down): set data.options.mel_settings.hop_length={cfg.hop} or "
@@ -149,7 +157,8 @@ class AudioVQVAE(VQModel):
         config.check_data(spec)
         self.config = config
         self.hop = config.hop
-        self.encoder = StridedConvEncoder(1, config.hidden, config.num_down, config.code_dim)
+        self._encoder_entry = AUDIO_ENCODERS.get(config.encoder)
+        self._encoder_entry.obj(self, config, spec)
         self.quantizers = nn.ModuleList([self._quantizer(config)])
         g = spec.condition(config.global_condition) if config.global_condition else None
         self.num_speakers = None if g is None else g.size
@@ -216,12 +225,12 @@ class AudioVQVAE(VQModel):
         return speaker
 
     # -- encoding ------------------------------------------------------------------------------
-    def quantize_masked(self, x: Tensor, mask: Tensor | None) -> tuple[Quantized, Tensor]:
-        """Encode and quantise ``x [B, 1, T]``: the quantiser's output over ``[B, D, ceil(T / hop)]`` frames
-        and the frames' mask."""
+    def quantize_masked(self, x: Tensor, mask: Tensor | None, mel: Tensor | None = None) -> tuple[Quantized, Tensor]:
+        """Encode and quantise ``x [B, 1, T]`` (``mel``: its log-mel frames, when the batch has them): the
+        quantiser's output over ``[B, D, ceil(T / hop)]`` frames and the frames' mask."""
         lengths = self._lengths(x, mask)
         xp = pad_to_multiple(x, self.hop) * steps_valid(lengths, pad_to_multiple(x, self.hop).shape[-1], 1)[:, None]
-        z_e = self.encoder(xp, lengths)  # [B, D, T']
+        z_e = self._encoder_entry.extra["encode"](self, xp, lengths, mel)  # [B, D, T']
         frames = steps_valid(lengths, z_e.shape[-1], self.hop)  # [B, T']
         return self.quantizers[0](z_e, frames), frames
 
@@ -261,7 +270,7 @@ class AudioVQVAE(VQModel):
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         x, cond = self.check_batch(batch)
         mask = batch.get("mask")
-        q, frames = self.quantize_masked(x, mask)
+        q, frames = self.quantize_masked(x, mask, batch.get("mel"))
         speaker = cond.get(self.config.global_condition) if self.config.global_condition else None
         px = self.decode_quantized_with(q.quantized, frames, speaker, x.shape[-1], mask)
         k = self.config.num_codes
@@ -322,6 +331,39 @@ class AudioVQVAE(VQModel):
         codes, frames = prior.sample(n, max_length, temperature=temperature, generator=generator, **conds)
         speaker = cond.get(self.config.global_condition) if self.config.global_condition else None
         return self.decode_to_audio([codes], speaker, frames, seed=0 if seed is None else seed)
+
+
+# -- the encoders ------------------------------------------------------------------------------------------
+def _build_wave_encoder(model: AudioVQVAE, cfg: AudioVQVAEConfig, spec: DataSpec) -> None:
+    model.encoder = StridedConvEncoder(1, cfg.hidden, cfg.num_down, cfg.code_dim)
+
+
+def _encode_wave(model: AudioVQVAE, x: Tensor, lengths: Tensor, mel: Tensor | None) -> Tensor:
+    return model.encoder(x, lengths)
+
+
+def _build_mel_encoder(model: AudioVQVAE, cfg: AudioVQVAEConfig, spec: DataSpec) -> None:
+    from vaekit.data.audio import MelSettings
+
+    model.mel_settings = MelSettings.from_dict(spec.features["mel"])
+    model.encoder = FrameEncoder(spec.condition("mel").size, cfg.hidden, cfg.encoder_blocks, cfg.code_dim)
+
+
+def _encode_mel(model: AudioVQVAE, x: Tensor, lengths: Tensor, mel: Tensor | None) -> Tensor:
+    """Log-mel frames (the batch's, or computed from ``x`` with the data's settings: the same numbers), scaled
+    from about [-11.5, 2] to about [-1, 1], one code per frame."""
+    frames = x.shape[-1] // model.hop
+    if mel is None or mel.shape[-1] != frames:
+        from vaekit.data.audio import log_mel
+
+        mel = torch.from_numpy(log_mel(x[:, 0], model.mel_settings, model.config.spec().sample_rate)).to(x.device)
+    return model.encoder((mel.to(x.dtype) + 5.0) / 4.0, steps_valid(lengths, frames, model.hop))
+
+
+AUDIO_ENCODERS.register("wave", description="the paper's strided convolutions over the waveform (stride 2, "
+                        "window 4, num_down times)", check=lambda cfg, spec: None, encode=_encode_wave)(_build_wave_encoder)
+AUDIO_ENCODERS.register("mel", description="a dilated conv stack over the log-mel frames (one code per frame); "
+                        "faster to train on a CPU", check=_check_mel, encode=_encode_mel)(_build_mel_encoder)
 
 
 # -- the decoders ------------------------------------------------------------------------------------------

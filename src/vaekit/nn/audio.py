@@ -93,3 +93,22 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Zero-pad the last axis of ``x`` up to a multiple of ``multiple``."""
     extra = (-x.shape[-1]) % multiple
     return torch.nn.functional.pad(x, (0, extra)) if extra else x
+
+
+class FrameEncoder(nn.Module):
+    """Feature frames ``[B, in_channels, F]`` -> ``[B, out_channels, F]``: a masked stack of the same dilated
+    residual blocks as :class:`FrameDecoder`, without a global condition (the audio VQ-VAE's encoder of
+    log-mel frames, one code per frame)."""
+
+    def __init__(self, in_channels: int, hidden: int, blocks: int, out_channels: int):
+        super().__init__()
+        self.inp = nn.Conv1d(in_channels, hidden, 3, padding=1)
+        self.blocks = nn.ModuleList(_FrameBlock(hidden, 2 ** (i % 3), None) for i in range(blocks))
+        self.out = nn.Conv1d(hidden, out_channels, 1)
+        self.act = nn.ReLU()
+
+    def forward(self, frames: Tensor, mask: Tensor) -> Tensor:
+        h = self.inp(frames * mask[:, None]) * mask[:, None]
+        for block in self.blocks:
+            h = block(h, None, mask)
+        return self.out(self.act(h)) * mask[:, None]
