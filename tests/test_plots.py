@@ -363,3 +363,19 @@ def test_kl_per_layer_curves_use_training_kl_when_validation_is_sparse(tmp_path)
     assert "(val)" in ax.get_title() and list(ax.lines[1].get_ydata()) == [18.0, 19.0]
     ax = kl_per_layer_curves(path, stage="val").axes[0]
     assert "(val)" in ax.get_title()
+
+
+def test_codebook_over_training_reads_the_logged_code_use(tmp_path):
+    from vaekit.plots import codebook_over_training
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,step,train/perplexity/level_1,val/perplexity/level_1,val/codes_used/level_1\n"
+                   "0,19,5.0,,\n0,149,,40.0,90\n1,299,,80.0,200\n")
+    fig = codebook_over_training(csv)
+    axes = fig.axes
+    assert [a.get_ylabel() for a in axes] == ["code perplexity", "distinct codes per batch"]
+    val = [line for line in axes[0].get_lines() if line.get_label() == "val"][0]
+    assert list(val.get_ydata()) == [40.0, 80.0] and list(val.get_xdata()) == [149.0, 299.0]
+    (tmp_path / "none.csv").write_text("epoch,step,train/loss\n0,19,1.0\n")
+    with pytest.raises(ValueError, match="no codebook use"):
+        codebook_over_training(tmp_path / "none.csv")

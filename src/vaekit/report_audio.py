@@ -83,5 +83,12 @@ def audio_figures(model: Any, data: Any, run_dir: str | Path, *, usage: dict[str
             paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
         except ValueError:  # a run too short to have logged a curve
             pass
+        if "codes" in model.capabilities:
+            try:
+                paths.append(plots.save_figure(plots.codebook_over_training(metrics), out / "codebook_over_training.png"))
+            except ValueError:
+                pass
+    if usage and usage.get("codebook"):  # the test set's code frequencies (vaekit evaluate)
+        paths.append(plots.save_figure(plots.codebook_usage(usage["codebook"]), out / "codebook_usage.png"))
     return paths
 

@@ -4,7 +4,7 @@ Figures are built without pyplot (no window, no backend change); save them with
 :func:`save_figure`.
 """
 
-from vaekit.plots.codes import codebook_usage
+from vaekit.plots.codes import codebook_over_training, codebook_usage
 from vaekit.plots.curves import active_units, kl_per_dim, kl_per_layer_curves, rate_distortion, training_curves
 from vaekit.plots.images import (
     class_grid,
@@ -20,7 +20,7 @@ from vaekit.plots.latents import code_labels, factor_information_map, informativ
 __all__ = [
     "code_labels",
     "factor_information_map",
-    "informative_codes",
+    "informative_codes", "codebook_over_training",
     "make_grid",
     "image_grid",
     "reconstructions",

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from vaekit.plots._utils import new_figure
 
-__all__ = ["codebook_usage"]
+__all__ = ["codebook_usage", "codebook_over_training"]
 
 
 def codebook_usage(levels: Sequence[dict[str, Any]], labels: Sequence[str] | None = None,
@@ -44,4 +44,39 @@ def codebook_usage(levels: Sequence[dict[str, Any]], labels: Sequence[str] | Non
                      fontsize=9)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def codebook_over_training(metrics_csv: Any, level: int = 1) -> Figure:
+    """The codebook's use over training, from a run's ``metrics.csv``: per validation epoch, the mean over
+    validation batches of the code perplexity (the effective number of codes) and of the distinct codes
+    a batch uses (``val/perplexity/level_<l>``, ``val/codes_used/level_<l>``), with the training rows.
+
+    Raises:
+        ValueError: The file has none of these columns (a model without codes, or nothing logged yet).
+    """
+    from pathlib import Path
+
+    from vaekit.plots.curves import _read_metrics
+
+    path = Path(metrics_csv)
+    header, columns = _read_metrics(path)
+    panels = [(f"perplexity/level_{level}", "code perplexity"), (f"codes_used/level_{level}", "distinct codes per batch")]
+    present = [(k, label) for k, label in panels if any(f"{s}/{k}" in columns for s in ("train", "val"))]
+    if not present or "step" not in columns:
+        raise ValueError(f"{path} logs no codebook use (no column like val/perplexity/level_{level})")
+    fig = new_figure(5.0 * len(present), 3.2)
+    axes = fig.subplots(1, len(present), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, present):
+        for stage, style in (("train", "-"), ("val", "o-")):
+            col = columns.get(f"{stage}/{key}")
+            if col is None:
+                continue
+            ok = np.isfinite(col) & np.isfinite(columns["step"])
+            ax.plot(columns["step"][ok], col[ok], style, label=stage, markersize=3)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("codebook use over training")
     return fig
