@@ -107,6 +107,23 @@ def _take(name: str) -> str:
     return str(name).rsplit("_", 1)[-1].split(".")[0]  # FSDD: {digit}_{speaker}_{take}.wav
 
 
+def _pairs(classifiers: dict[str, Any], waves: list[np.ndarray], source: np.ndarray, target: np.ndarray,
+           digits: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """Per ordered pair (source speaker, target speaker): the target share and the digit kept."""
+    spk_pred = _predict(classifiers["speaker"], waves)
+    dig_pred = _predict(classifiers["digit"], waves)
+    pairs = []
+    for s in range(len(names)):
+        for t in range(len(names)):
+            sel = (source == s) & (target == t)
+            if s == t or not sel.any():
+                continue
+            pairs.append({"source": names[s], "target": names[t], "n": int(sel.sum()),
+                          "target_share": float((spk_pred[sel] == t).mean()),
+                          "kept_share": float((dig_pred[sel] == digits[sel]).mean())})
+    return pairs
+
+
 def evaluate_conversion(model: Any, data: Any, *, classifiers: dict[str, Any] | None = None, split: str = "test",
                         batch_size: int = 16, seed: int = 0, subset: int | None = None) -> dict[str, Any]:
     """Speaker conversion scores of an audio VQ model over every ordered pair of speakers (module docstring).
@@ -148,18 +165,7 @@ def evaluate_conversion(model: Any, data: Any, *, classifiers: dict[str, Any] | 
     matched = matched_real(pool, idx, tgt_s)
     res["baseline_real_target"] = _scores(classifiers, _waves(pool, matched), tgt_s, digits)
     res["reconstruction"] = _scores(classifiers, own, source_speaker, digit)
-    # per ordered pair (source, target): the target share and the digit kept
-    spk_pred = _predict(classifiers["speaker"], converted)
-    dig_pred = _predict(classifiers["digit"], converted)
-    pairs = []
-    for s in range(speakers):
-        for t in range(speakers):
-            sel = (src_s == s) & (tgt_s == t)
-            if s == t or not sel.any():
-                continue
-            pairs.append({"source": names[s], "target": names[t], "n": int(sel.sum()),
-                          "target_share": float((spk_pred[sel] == t).mean()),
-                          "kept_share": float((dig_pred[sel] == digits[sel]).mean())})
+    pairs = _pairs(classifiers, converted, src_s, tgt_s, digits, names)
     res["pairs"] = pairs
     res["seconds"] = time.perf_counter() - t0
     res["_audio"] = {"converted": converted, "source_index": idx, "target": tgt_s, "matched": matched}
@@ -232,6 +238,7 @@ def evaluate_style_transfer(model: Any, data: Any, *, classifiers: dict[str, Any
                            "reference_digit_heard": _scores(classifiers, transferred, tgt_s,
                                                             digit[ref_i])["kept_share"],
                            "reconstruction": _scores(classifiers, own, source_speaker, digit)}
+    res["pairs"] = _pairs(classifiers, transferred, source_speaker[src_i], tgt_s, digits, names)
     res["seconds"] = time.perf_counter() - t0
     res["_audio"] = {"converted": transferred, "source_index": src_i, "target": tgt_s, "reference": ref_i}
     return res
