@@ -185,6 +185,10 @@ class AudioVQVAE(VQModel):
     def code_shapes(self) -> list[tuple[int | None]]:
         return [(None,)]  # one sequence of variable length
 
+    @property
+    def likelihood_name(self) -> str:
+        return self._decoder_entry.extra["likelihood_name"](self)
+
     def describe(self) -> dict[str, Any]:
         return {"code_rate_hz": self.code_rate, "bits_per_second": self.bits_per_second,
                 "decoder": self.config.decoder}
@@ -451,7 +455,10 @@ def _wavenet_audio(model: AudioVQVAE, codes: list[Tensor], speaker: Tensor | Non
 
 AUDIO_DECODERS.register("mel", description="log-mel frames (Gaussian per band) from a dilated conv stack; "
                         "Griffin-Lim for the waveform", check=_check_mel, decode=_decode_mel, target=_mel_target,
+                        likelihood_name=lambda m: f"Gaussian over {m.mel_decoder.out.out_channels} log-mel bands "
+                                                  f"per frame (learned scale per band)",
                         targets=("mel",), audio=_mel_audio)(_build_mel)
 AUDIO_DECODERS.register("wavenet", description="WaveNet over mu-law samples, locally conditioned on the "
                         "upsampled codes (the paper's)", check=_check_wavenet, decode=_decode_wavenet,
+                        likelihood_name=lambda m: f"{m.config.wavenet.mu + 1}-way mu-law softmax",
                         target=lambda model, batch: None, targets=(), audio=_wavenet_audio)(_build_wavenet)
