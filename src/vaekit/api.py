@@ -396,6 +396,7 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
 
     run_dir = Path(run_dir)
     _check_split(split)
+    seed = 0 if seed is None else seed  # the CLI's --seed default is None (the run's eval seed elsewhere)
     cfg = read_run_config(run_dir)
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))

@@ -21,7 +21,7 @@ def load(name: str) -> dict | None:
 
 
 def share(r: dict, key: str) -> str:
-    return f"{100 * r[f'{key}_share']:.1f} ± {100 * r[f'{key}_share_se']:.1f}"
+    return f"{r[f'{key}_share']:.3f} ± {r[f'{key}_share_se']:.3f}"
 
 
 def conversion_rows(res: dict, made: str, label: str) -> list[str]:
@@ -40,7 +40,7 @@ def pair_table(res: dict) -> list[str]:
     cells = {(p["source"], p["target"]): p for p in res["pairs"]}
     lines = ["| source \\ target | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for s in names:
-        row = [f"{100 * cells[(s, t)]['target_share']:.0f} / {100 * cells[(s, t)]['kept_share']:.0f}"
+        row = [f"{cells[(s, t)]['target_share']:.2f} / {cells[(s, t)]['kept_share']:.2f}"
                if (s, t) in cells else "-" for t in names]
         lines.append(f"| {s} | " + " | ".join(row) + " |")
     return lines
@@ -60,10 +60,14 @@ def main() -> None:
              "`docs/results/issue16/` (copied from the runs named below). Machine: CPU (AMD EPYC, 2 cores,",
              "torch 2.13.0+cpu). The models are described in `docs/speech.md`; the scoring protocol there too.", ""]
     lines += ["## The classifiers (trained on the real FSDD training audio)", "",
-              "| classifier | accuracy on the 300 real test utterances | file |", "|---|---|---|"]
+              "Source: `issue16/classifier_speaker.json`, `issue16/classifier_digit.json` (made by "
+              "`vaekit evaluate RUN --metrics speech` on first use: "
+              "`vaekit.evaluation.audio_scores.load_or_train_classifier`; their records, copied from "
+              "`~/.cache/vaekit/classifiers/fsdd/`). Shares are fractions.",
+              "", "| classifier | accuracy on the 300 real test utterances |", "|---|---|"]
     for t, r in clf.items():
         if r:
-            lines.append(f"| {t} | {100 * r['test_accuracy']:.2f}% | `classifier_{t}.json` |")
+            lines.append(f"| {t} | {r['test_accuracy']:.4f} |")
     lines += ["", "Every share below is bounded by these accuracies. Griffin-Lim round trips of the real test audio",
               "(`mel_to_audio(log_mel(x))`) are classified as well as the real audio (measured when the",
               "classifiers were made: speaker 100%, digit 99.67%), so Griffin-Lim alone does not cost the scores.", ""]
@@ -74,14 +78,17 @@ def main() -> None:
         c = vq["conversion"]
         lines += [f"## Audio VQ-VAE, {what}: speaker conversion (all 6 x 5 ordered pairs, FSDD test split)", "",
                   f"Run: `vaekit train {config} --out {run}`, then `vaekit evaluate {run} --metrics speech` "
-                  f"(`{stem}.speech.json`, commit {vq.get('commit')}; training: `{stem}.eval.json`, "
-                  f"`{stem}.metrics.csv`). Goal: target speaker >= 70% and digit kept >= 70%.", "",
-                  "| audio | target speaker (%) | digit kept (%) | n |", "|---|---|---|---|"]
+                  f"(`issue16/{stem}.speech.json`, commit {vq.get('commit')}; training: `issue16/{stem}.eval.json`, "
+                  f"`issue16/{stem}.metrics.csv`). Goal: target speaker >= 0.70 and digit kept >= 0.70.", "",
+                  f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`); shares "
+                  f"with binomial standard errors.", "",
+                  "| audio | target speaker | digit kept | n |", "|---|---|---|---|"]
         lines += conversion_rows(c, "conversion", "**converted** (source codes, target speaker)")
-        lines += ["", "Per ordered pair: target speaker % / digit kept %.", ""] + pair_table(c)
+        lines += ["", f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`): per "
+                  "ordered pair, target speaker share / digit kept share (50 conversions each).", ""] + pair_table(c)
         if vq_codes:
             cb = vq_codes["latent_usage"]["codebook"][0]
-            lines += ["", f"Codes (`{stem}.eval.json`, `vaekit evaluate {run}`):", "",
+            lines += ["", f"Codes (`issue16/{stem}.eval.json`, `vaekit evaluate {run}`):", "",
                       f"- rate: {vq_codes['code_rate_hz']:.0f} code frames/s x log2 {cb['num_codes']} = "
                       f"{vq_codes['rate_uniform_bits_per_second']:.0f} bits per second of audio (uniform prior)"
                       + (f"; {vq_codes['rate_prior_bits_per_second']:.0f} bits/s under the fitted prior"
@@ -95,15 +102,15 @@ def main() -> None:
         if p:
             s_, r = p["samples"], p["real_test"]
             lines += ["", f"### Samples of the code prior (`vaekit fit-prior {run}`)", "",
-                      f"{p['n']} samples ({p['per_pair']} per speaker and digit, at most {p['max_seconds']} s, "
-                      f"mean {p.get('mean_seconds', float('nan')):.2f} s). FD against the features of "
-                      f"{p['frechet_reference']}.", "",
-                      "| audio | asked-for speaker (%) | asked-for digit (%) | digit IS | digit FD | speaker FD |",
+                      f"Source: `issue16/{stem}.speech.json` (`vaekit fit-prior {run}`, then `vaekit evaluate {run} "
+                      f"--metrics speech`): {p['n']} samples, {p['per_pair']} per speaker and digit, at most "
+                      f"{p['max_seconds']} s; FD against the features of {p['frechet_reference']}.", "",
+                      "| audio | asked-for speaker | asked-for digit | digit IS | digit FD | speaker FD |",
                       "|---|---|---|---|---|---|",
-                      f"| prior samples | {100 * s_['speaker_accuracy']:.1f} | {100 * s_['digit_accuracy']:.1f} | "
+                      f"| prior samples | {s_['speaker_accuracy']:.3f} | {s_['digit_accuracy']:.3f} | "
                       f"{s_['digit_inception_score']:.2f} | {s_['digit_frechet_distance']:.2f} | "
                       f"{s_['speaker_frechet_distance']:.2f} |",
-                      f"| real test audio | {100 * r['speaker_accuracy']:.1f} | {100 * r['digit_accuracy']:.1f} | "
+                      f"| real test audio | {r['speaker_accuracy']:.3f} | {r['digit_accuracy']:.3f} | "
                       f"{r['digit_inception_score']:.2f} | {r['digit_frechet_distance']:.2f} | "
                       f"{r['speaker_frechet_distance']:.2f} |"]
         lines.append("")
@@ -111,16 +118,22 @@ def main() -> None:
         t = svae["style_transfer"]
         lines += ["", "## Speech VAE: style transfer (all 6 x 5 ordered pairs, FSDD test split)", "",
                   "Run: `vaekit train configs/fsdd_speech_vae.yaml --out runs/speech_vae_default`, then "
-                  f"`vaekit evaluate runs/speech_vae_default --metrics speech` (`speech_vae.speech.json`, commit "
+                  f"`vaekit evaluate runs/speech_vae_default --metrics speech` (`issue16/speech_vae.speech.json`, commit "
                   f"{svae.get('commit')}). The reference is an utterance of the target speaker saying another digit.", "",
-                  "| audio | target speaker (%) | digit kept (%) | n |", "|---|---|---|---|"]
+                  "Source: `issue16/speech_vae.speech.json` (`vaekit evaluate runs/speech_vae_default --metrics "
+                  "speech`); shares with binomial standard errors.", "",
+                  "| audio | target speaker | digit kept | n |", "|---|---|---|---|"]
         lines += conversion_rows(t, "transfer", "**transferred** (source digit, reference's z)")
-        lines += ["", f"The transferred audio says the *reference's* digit in {100 * t['reference_digit_heard']:.1f}% "
+        lines += ["", f"The transferred audio says the *reference's* digit in a share {t['reference_digit_heard']:.3f} "
                   f"of the cases. KL of the style latent on the test split: {t['kl_style_nats']:.2f} nats.", "",
-                  ] + (["Per ordered pair: target speaker % / digit kept %.", ""] + pair_table(t) if "pairs" in t else [])
+                  ] + (["Source: `issue16/speech_vae.speech.json` (`vaekit evaluate runs/speech_vae_default "
+                        "--metrics speech`): per ordered pair, target speaker share / digit kept share.", ""]
+                       + pair_table(t) if "pairs" in t else [])
     rows = [(n, r) for n, r in svae_eval.items() if r]
     if rows:
         lines += ["", "## Speech VAE: the anti-collapse measures (test split, k = 32)", "",
+                  "Source: `issue16/speech_vae*.eval.json` (`vaekit train configs/<config> --out runs/<run>`, which "
+                  "evaluates at the end of training). Columns not from these files: \"config\".", "",
                   "| run | config | KL of z (nats) | active units | -ELBO (nats) | IS-NLL (nats) |",
                   "|---|---|---|---|---|---|"]
         for name, r in rows:
@@ -130,7 +143,6 @@ def main() -> None:
                    "speech_vae_free_bits": "fsdd_speech_vae_free_bits.yaml (free bits)"}[name]
             lines.append(f"| {name} | {cfg} | {r['rate_nats']:.2f} | {r['active_units']} | "
                          f"{r['neg_elbo_nats']:.1f} | {r['nll_nats']:.1f} ± {r['nll_stderr_nats']:.1f} |")
-        lines += ["", "Files: `<run>.eval.json` (`vaekit train` evaluates at the end of training)."]
     lines += ["", "## Listening", "",
               "`docs/results/issue16/wav/`: for each source speaker one conversion (audio VQ-VAE) and one style",
               "transfer (speech VAE), named `<kind>_<source>_to_<target>_digit<d>.wav`, beside the source",
