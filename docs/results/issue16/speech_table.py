@@ -143,10 +143,15 @@ def main() -> None:
                    "speech_vae_free_bits": "fsdd_speech_vae_free_bits.yaml (free bits)"}[name]
             lines.append(f"| {name} | {cfg} | {r['rate_nats']:.2f} | {r['active_units']} | "
                          f"{r['neg_elbo_nats']:.1f} | {r['nll_nats']:.1f} ± {r['nll_stderr_nats']:.1f} |")
-    lines += ["", "## Listening", "",
-              "`docs/results/issue16/wav/`: for each source speaker one conversion (audio VQ-VAE) and one style",
-              "transfer (speech VAE), named `<kind>_<source>_to_<target>_digit<d>.wav`, beside the source",
-              "(`source_<speaker>_digit<d>.wav`) and the real target-speaker utterance (`real_<speaker>_digit<d>.wav`)."]
+    lines += ["", "## Listening and pictures", "",
+              "`docs/results/issue16/wav/<model>/` (`audio_vqvae_mel_encoder`, `audio_vqvae_wave`, `speech_vae`): for",
+              "each source speaker one conversion or style transfer, `<kind>_<source>_to_<target>_digit<d>.wav`, beside",
+              "the source (`source_<speaker>_digit<d>.wav`) and the real target-speaker utterance of that digit",
+              "(`real_<speaker>_digit<d>.wav`); `prior_<speaker>_digit<d>.wav` are samples of the code prior.",
+              "Spectrograms of source / converted / real target speaker side by side:",
+              "`docs/results/figures/fsdd_audio_vqvae_conversion.png` (mel-encoder audio VQ-VAE) and",
+              "`docs/results/figures/fsdd_speech_vae_transfer.png`; the codebook's use over training:",
+              "`docs/results/figures/fsdd_audio_vqvae_codebook.png` (all from `RUN/figures/`)."]
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 
