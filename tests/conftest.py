@@ -28,6 +28,16 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny networks (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    on maps of a few pixels or samples, threads only add overhead, and stall badly on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits():
     from vaekit.data import load_images

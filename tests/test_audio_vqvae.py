@@ -16,12 +16,7 @@ from vaekit.quantize import VectorQuantizer
 from tests.conftest import SHARED_DATA  # noqa: F401  (the shared data folder, set for every test)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

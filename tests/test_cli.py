@@ -136,35 +136,36 @@ def test_every_registered_model_has_a_cli_smoke_test():
     assert set(MODELS.names()) <= covered, f"no CLI smoke test for {set(MODELS.names()) - covered}"
 
 
+def _train_audio_smoke(name: str, out, metric: str, figures: tuple[str, ...]) -> str:
+    """One epoch of a small audio model on 12 FSDD utterances from the CLI: its metric printed on 6 test
+    examples, and its figures and WAV files written."""
+    text = _ok(["train", name, *SMOKE_OTHER[name], "--set", "train.max_epochs=1", "--set", "train.progress=false",
+                "--set", "eval.subset=6", "--out", str(out)])
+    assert metric in text and "6 examples" in text
+    for figure in figures:
+        assert (out / "figures" / figure).is_file(), figure
+    return text
+
+
 @needs_shared
 def test_cli_smoke_of_an_audio_model(tmp_path):
     out = tmp_path / "wavenet"
-    text = _ok(["train", "wavenet", *SMOKE_OTHER["wavenet"], "--set", "train.max_epochs=1", "--set",
-                "train.progress=false", "--set", "eval.subset=6", "--out", str(out)])
-    assert "nll_bits_per_sample" in text and "6 examples" in text
-    for name in ("waveforms.png", "spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"):
-        assert (out / "figures" / name).is_file(), name
+    _train_audio_smoke("wavenet", out, "nll_bits_per_sample",
+                       ("waveforms.png", "spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"))
     assert "nll_bits_per_sample" in _ok(["evaluate", str(out), "--subset", "3"])
 
 
 @needs_shared
 def test_cli_smoke_of_the_speech_vae(tmp_path):
-    out = tmp_path / "svae"
-    text = _ok(["train", "speech_vae", *SMOKE_OTHER["speech_vae"], "--set", "train.max_epochs=1", "--set",
-                "train.progress=false", "--set", "eval.subset=6", "--out", str(out)])
-    assert "nll_nats" in text and "6 examples" in text
-    for name in ("spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"):
-        assert (out / "figures" / name).is_file(), name
+    _train_audio_smoke("speech_vae", tmp_path / "svae", "nll_nats",
+                       ("spectrograms.png", "generated_george.wav", "teacher_forced_george.wav"))
 
 
 @needs_shared
 def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
     out = tmp_path / "avq"
-    text = _ok(["train", "audio_vqvae", *SMOKE_OTHER["audio_vqvae"], "--set", "train.max_epochs=1", "--set",
-                "train.progress=false", "--set", "eval.subset=6", "--out", str(out)])
-    assert "rate_uniform_bits_per_second" in text and "6 examples" in text
-    for name in ("spectrograms.png", "reconstructed_george.wav", "converted_george_to_jackson.wav"):
-        assert (out / "figures" / name).is_file(), name
+    _train_audio_smoke("audio_vqvae", out, "rate_uniform_bits_per_second",
+                       ("spectrograms.png", "reconstructed_george.wav", "converted_george_to_jackson.wav"))
     wav = out / "figures" / "real_george.wav"
     text = _ok(["convert", str(out), "--input", str(wav), "--speaker", "lucas", "--out", str(tmp_path / "c.wav")])
     assert "to speaker lucas" in text and (tmp_path / "c.wav").is_file()

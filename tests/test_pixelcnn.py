@@ -12,13 +12,7 @@ from torch import Tensor
 from vaekit.nn.pixelcnn import GatedPixelCNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The maps here are a few pixels: intra-op threads only add overhead, and stall badly on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 cuda = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))

@@ -20,13 +20,7 @@ from vaekit.errors import ConfigError, UsageError
 from vaekit.nn.wavenet import WaveNet, draw_uniforms, sample_logits, stack_dilations
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The sequences here are tiny: intra-op threads only add overhead, and stall badly on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 CONDITIONS = ["none", "global", "local", "both"]

@@ -89,8 +89,13 @@ class ELBO:
         if self.free_bits > 0:
             penalised = sum(layer.kl_weight * _free_bits(kl.flatten(1), self.free_bits)
                             for layer, kl in zip(output.latents, kls))
-        terms["loss"] = terms["distortion"] + self.kl_weight(step) * penalised
+        weight = self.kl_weight(step)
+        terms["loss"] = terms["distortion"] + weight * penalised
+        self.report(output, terms, weight)
         return terms
+
+    def report(self, output: ModelOutput, terms: Terms, weight: float | Tensor) -> None:
+        """Extra per-example terms to log beside the loss (none here; subclasses add theirs)."""
 
 
 def _free_bits(kl: Tensor, floor: float) -> Tensor:

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from vaekit.config import ConfigError
-from vaekit.models.base import LatentVariableModel
-from vaekit.objectives.elbo import ELBO, Terms, _free_bits, elbo_terms, weighted_rate
+from vaekit.models.base import ModelOutput
+from vaekit.objectives.elbo import ELBO, Terms
 from vaekit.registry import OBJECTIVES
 
 
@@ -53,19 +53,11 @@ class PeriodicKL(ELBO):
             return weight * (torch.remainder(step, self.kl_every) == 0).to(step.dtype)
         return weight if step % self.kl_every == 0 else 0.0
 
-    def __call__(self, model: LatentVariableModel, batch: dict[str, Tensor], step: int | Tensor) -> Terms:
-        output = model(batch)
-        terms, kls = elbo_terms(output, batch["x"])
-        penalised = weighted_rate(output, terms)
-        if self.free_bits > 0:
-            penalised = sum(layer.kl_weight * _free_bits(kl.flatten(1), self.free_bits)
-                            for layer, kl in zip(output.latents, kls))
-        weight = self.kl_weight(step)
-        terms["loss"] = terms["distortion"] + weight * penalised
-        terms["kl_weight"] = torch.zeros_like(terms["distortion"]) + weight  # [B], so it is logged as a term
+    def report(self, output: ModelOutput, terms: Terms, weight: float | Tensor) -> None:
+        """The weight the loss used (``[B]``, so it is logged as a term) and the model's ``aux`` terms."""
+        terms["kl_weight"] = torch.zeros_like(terms["distortion"]) + weight
         for name, value in output.aux.items():
             terms.setdefault(name, value)
-        return terms
 
 
 OBJECTIVES.register("periodic_kl", config=PeriodicKL,
