@@ -37,6 +37,8 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
          "global_condition": None, "data": to_dict(AUDIO)},
         {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
          "local_condition": "mel", "upsample_factors": [4, 4], "data": to_dict(AUDIO_MEL)},
+        {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
+         "output": "logistic_mixture", "mixtures": 3, "quantization": "linear", "bits": 16, "data": to_dict(AUDIO)},
     ],
     "audio_vqvae": [
         {"num_codes": 8, "code_dim": 4, "hidden": 8, "num_down": 4, "decoder_hidden": 8, "decoder_blocks": 2,

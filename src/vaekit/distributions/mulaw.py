@@ -92,3 +92,32 @@ def mu_law_error_bound(x: Tensor, mu: int = 255) -> Tensor:
     """
     far_end = (mu_law_compand(x, mu).abs() + 1.0 / mu).clamp(max=1.0)
     return math.log1p(mu) * torch.exp(far_end * math.log1p(mu)) / mu**2
+
+
+def linear_encode(x: Tensor, bits: int = 16) -> Tensor:
+    """Quantise samples uniformly to ``2^bits`` levels: ``id = round(x 2^(bits-1)) + 2^(bits-1)``, clamped.
+
+    For 16 bits this is the PCM value of a 16-bit WAV plus 32768, so audio read from 16-bit files (``x =
+    pcm / 32768``) is encoded without loss, and ``0.0`` is level 32768. The output of WaveNet's logistic
+    mixture (Parallel WaveNet's 16-bit audio) is over these levels.
+    """
+    _check_bits(bits)
+    if not x.is_floating_point():
+        raise UsageError(f"x must be a float tensor of samples in [-1, 1], got {x.dtype}")
+    half = 2 ** (bits - 1)
+    return (torch.round(x.double() * half) + half).clamp_(0, 2 * half - 1).long()
+
+
+def linear_decode(ids: Tensor, bits: int = 16, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The sample of each level: ``(id - 2^(bits-1)) / 2^(bits-1)``, in ``[-1, 1)``; the inverse of
+    :func:`linear_encode` on its levels."""
+    _check_bits(bits)
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise UsageError(f"ids must be an integer tensor of levels in [0, {2 ** bits - 1}], got {ids.dtype}")
+    half = 2 ** (bits - 1)
+    return ((ids.double() - half) / half).to(dtype)
+
+
+def _check_bits(bits: int) -> None:
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 24:
+        raise UsageError(f"bits must be an integer in [2, 24], got {bits!r}")

@@ -182,6 +182,7 @@ def evaluate_exact_likelihood(
     spec = model.config.spec()
     nlls: list[Tensor] = []
     elements: list[Tensor] = []
+    coarser: dict[str, list[Tensor]] = {}  # the same audio at a coarser quantisation (model.coarser_log_probs)
     with evaluating(model, seed):
         for batch in batches:
             x = batch["x"]
@@ -189,6 +190,8 @@ def evaluate_exact_likelihood(
                 _check_finite(x)
             nlls.append(-model(batch).likelihood.log_prob(x).double().cpu())  # [B]
             elements.append(num_elements(batch, spec).double().cpu())
+            for name, lp in getattr(model, "coarser_log_probs", lambda b: {})(batch).items():
+                coarser.setdefault(name, []).append(-lp.double().cpu())
     if not nlls:
         raise DataError("no evaluation data")
     nll, count = torch.cat(nlls), torch.cat(elements)
@@ -196,7 +199,10 @@ def evaluate_exact_likelihood(
     _check_model_finite("log-likelihood", int((~torch.isfinite(nll)).sum()), n)
     unit = spec.element_unit
     per_element = (nll.sum() / count.sum()).item()
+    extra = {f"nll_bits_per_{name}": (torch.cat(v).sum() / count.sum()).item() / math.log(2)
+             for name, v in coarser.items()}
     return {
+        **extra,
         "nll_nats": nll.mean().item(),
         "nll_stderr_nats": (nll.std() / math.sqrt(n)).item() if n > 1 else 0.0,
         f"nll_nats_per_{unit}": per_element,

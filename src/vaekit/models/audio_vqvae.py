@@ -430,8 +430,7 @@ def _decode_wavenet(model: AudioVQVAE, z_q: Tensor, frames: Tensor, speaker: Ten
     def log_prob(x: Tensor) -> Tensor:  # [B, 1, T] -> [B, T]
         ids = mu_law_encode(x[:, 0], mu)
         inputs = torch.cat([first[:, None], ids[:, :-1]], dim=1)
-        logits = net(inputs, speaker, z_q)  # [B, K, T]
-        return -nn.functional.cross_entropy(logits, ids, reduction="none")
+        return net.log_prob(inputs, ids, speaker, z_q)  # [B, T]
 
     def sample() -> Tensor:
         ids = net.generate(length, batch=b, g=speaker, c=z_q, seed=0, first=first)

@@ -29,12 +29,24 @@ from torch import Tensor
 from vaekit.config import ConfigError
 from vaekit.dataspec import DataSpec
 from vaekit.distributions.autoregressive import AutoregressiveLikelihood
-from vaekit.distributions.mulaw import mu_law_decode, mu_law_encode
+from vaekit.distributions.mulaw import linear_decode, linear_encode, mu_law_decode, mu_law_encode
 from vaekit.errors import UsageError
 from vaekit.models.base import LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.nn.wavenet import WaveNet as WaveNetNetwork
 from vaekit.nn.wavenet import receptive_field, stack_dilations
-from vaekit.registry import MODELS
+from vaekit.nn.wavenet_output import WAVENET_OUTPUTS
+from vaekit.registry import MODELS, Registry
+
+#: How a sample in [-1, 1] becomes one of ``classes`` levels: ``classes(cfg)``, ``encode(x, cfg)``,
+#: ``decode(ids, cfg)``. mu-law (eq. 2, ``mu + 1`` levels) for the paper's softmax; linear ``2^bits`` levels
+#: (16 bits: the PCM values of a 16-bit WAV) for the logistic mixture, as Parallel WaveNet.
+QUANTIZATIONS: Registry = Registry("audio quantization")
+QUANTIZATIONS.register("mu_law", description="mu-law companding, mu + 1 levels (eq. 2)",
+                       classes=lambda cfg: cfg.mu + 1, encode=lambda x, cfg: mu_law_encode(x, cfg.mu),
+                       decode=lambda ids, cfg: mu_law_decode(ids, cfg.mu))("mu_law")
+QUANTIZATIONS.register("linear", description="uniform, 2^bits levels (16 bits: 16-bit PCM)",
+                       classes=lambda cfg: 2 ** cfg.bits, encode=lambda x, cfg: linear_encode(x, cfg.bits),
+                       decode=lambda ids, cfg: linear_decode(ids, cfg.bits))("linear")
 
 
 @dataclass
@@ -46,11 +58,20 @@ class WaveNetConfig(ModelConfig):
     gate_channels: int = 128  # 64 tanh + 64 sigmoid (wavenet_vocoder's convention, for comparable sizes)
     skip_channels: int = 64
     mu: int = 255  # mu-law constant: mu + 1 = 256 classes (8-bit, as in the paper)
+    output: str = "softmax"  # WAVENET_OUTPUTS: "softmax" (the paper's) or "logistic_mixture" (PixelCNN++)
+    mixtures: int = 10  # components of the logistic mixture (Parallel WaveNet and wavenet_vocoder use 10)
+    quantization: str = "mu_law"  # QUANTIZATIONS: "mu_law" (mu + 1 levels) or "linear" (2^bits levels)
+    bits: int = 16  # levels of the linear quantisation: 2^bits
     global_condition: str | None = "speaker"  # a label condition of the data used as h (eq. 5); null: none
     global_channels: int = 16  # size of its embedding
     local_condition: str | None = None  # a sequence condition of the data (e.g. "mel") used as y (eq. 6)
     upsample_factors: list[int] = field(default_factory=list)  # their product = the condition's hop length
     dropout: float = 0.0  # on each layer's input while training (the paper uses none)
+
+    @property
+    def classes(self) -> int:
+        """Quantisation levels of a sample: ``mu + 1`` (mu-law) or ``2^bits`` (linear)."""
+        return QUANTIZATIONS.get(self.quantization).extra["classes"](self)
 
     @property
     def receptive_field(self) -> int:
@@ -65,6 +86,15 @@ class WaveNetConfig(ModelConfig):
             raise ConfigError(f"model.layers ({self.layers}) must be a positive multiple of model.stacks ({self.stacks})")
         if not 1 <= self.mu <= 65535:
             raise ConfigError(f"model.mu must be in [1, 65535] (mu + 1 classes), got {self.mu}")
+        if not 2 <= self.bits <= 24:
+            raise ConfigError(f"model.bits must be in [2, 24] (2^bits linear levels), got {self.bits}")
+        if self.mixtures < 1:
+            raise ConfigError(f"model.mixtures must be >= 1, got {self.mixtures}")
+        WAVENET_OUTPUTS.get(self.output)  # unknown names: an error listing the known ones
+        QUANTIZATIONS.get(self.quantization)
+        if self.output == "softmax" and self.classes > 4096:
+            raise ConfigError(f"a softmax over {self.classes} levels has {self.classes} outputs per sample: use "
+                              "model.output=logistic_mixture for 16-bit audio, or model.quantization=mu_law")
         if self.data is not None:
             self._check_data(self.data)
 
@@ -105,7 +135,8 @@ class WaveNetModel(LatentVariableModel):
         self.net = WaveNetNetwork(
             layers=config.layers, stacks=config.stacks, kernel_size=config.kernel_size,
             residual_channels=config.residual_channels, gate_channels=config.gate_channels,
-            skip_channels=config.skip_channels, classes=config.mu + 1,
+            skip_channels=config.skip_channels, classes=config.classes, output=config.output,
+            mixtures=config.mixtures,
             global_classes=None if g is None else g.size, global_channels=config.global_channels,
             local_channels=None if c is None else c.size, upsample_factors=tuple(config.upsample_factors),
             dropout=config.dropout)
@@ -121,7 +152,7 @@ class WaveNetModel(LatentVariableModel):
 
     @property
     def likelihood_name(self) -> str:
-        return f"{self.config.mu + 1}-way mu-law softmax"
+        return self.net.output.describe(self.config.quantization.replace("_", "-"))
 
     def describe(self) -> dict[str, Any]:
         """What ``model.json`` and ``vaekit models`` report: the receptive field in samples and seconds."""
@@ -154,15 +185,37 @@ class WaveNetModel(LatentVariableModel):
         first = self.first_id(batch, self.device)
 
         def log_prob(x: Tensor) -> Tensor:  # [B, 1, T] -> [B, T] nats, one teacher-forced pass
-            ids = mu_law_encode(x[:, 0], self.config.mu)  # [B, T] targets
+            ids = self.encode_samples(x[:, 0])  # [B, T] targets
             inputs = torch.cat([first[:, None], ids[:, :-1]], dim=1)  # input at t is x_{t-1}
-            logits = self.net(inputs, g, c)  # [B, K, T]
-            return -torch.nn.functional.cross_entropy(logits, ids, reduction="none")
+            return self.net.log_prob(inputs, ids, g, c)
 
         def sample() -> Tensor:
             return self.generate(batch, length, g=g, c=c)
 
         return AutoregressiveLikelihood(log_prob, sample, batch, mask=mask, exact=True)
+
+    @torch.no_grad()
+    def coarser_log_probs(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{unit: [B] nats}``: the batch's audio scored at a coarser quantisation than the model's, so that
+        models of different quantisations compare on one scale. A logistic mixture over linear levels (16-bit
+        PCM) gives ``"mu_law_sample"``: the log-probability of the audio's 8-bit mu-law ids, each the
+        mixture's mass on the levels of its mu-law bin (the CDF between the bin's edges), the number the
+        paper's 256-way softmax is scored by. Empty for models already over mu-law ids."""
+        if self.config.output != "logistic_mixture" or self.config.quantization != "linear":
+            return {}
+        x, cond = self.check_batch(batch)
+        g, c = self._conditions(cond)
+        ids = self.encode_samples(x[:, 0])  # [B, T] levels
+        inputs = torch.cat([self.first_id(x.shape[0], x.device)[:, None], ids[:, :-1]], dim=1)
+        out = self.net(inputs, g, c)  # [B, 3 M, T]
+        levels = torch.arange(self.config.classes, device=x.device)
+        bins = mu_law_encode(self.decode_samples(levels), 255)  # [K] mu-law id of every level (monotone)
+        lo = torch.searchsorted(bins, torch.arange(256, device=x.device))  # first level of each mu-law id
+        hi = torch.searchsorted(bins, torch.arange(256, device=x.device), right=True) - 1
+        mu_ids = bins[ids]
+        lp = self.net.output.interval_log_prob(out, lo[mu_ids], hi[mu_ids])  # [B, T]
+        mask = batch.get("mask")
+        return {"mu_law_sample": (lp if mask is None else lp * mask).sum(-1)}
 
     @torch.no_grad()
     def teacher_forced(self, batch: dict[str, Tensor], temperature: float = 1.0, seed: int = 0) -> Tensor:
@@ -171,22 +224,27 @@ class WaveNetModel(LatentVariableModel):
         are 0. ``temperature`` 0 takes the most likely id."""
         x, cond = self.check_batch(batch)
         g, c = self._conditions(cond)
-        ids = mu_law_encode(x[:, 0], self.config.mu)
+        ids = self.encode_samples(x[:, 0])
         inputs = torch.cat([self.first_id(x.shape[0], x.device)[:, None], ids[:, :-1]], dim=1)
-        logits = self.net(inputs, g, c)  # [B, K, T]
-        if temperature == 0:
-            drawn = logits.argmax(1)
-        else:
-            u = torch.rand(ids.shape, generator=torch.Generator().manual_seed(seed)).to(logits.device)
-            cdf = torch.softmax(logits / temperature, 1).cumsum(1).transpose(1, 2)  # [B, T, K]
-            drawn = torch.searchsorted(cdf.contiguous(), u[..., None]).squeeze(-1).clamp(max=self.config.mu)
-        out = mu_law_decode(drawn, self.config.mu)[:, None]
+        out = self.net(inputs, g, c)  # [B, O, T]
+        b, o, t = out.shape
+        u = torch.rand(ids.shape, generator=torch.Generator().manual_seed(seed)).to(out.device)
+        drawn = self.net.draw(out.transpose(1, 2).reshape(b * t, o), u.reshape(-1), temperature).view(b, t)
+        out = self.decode_samples(drawn)[:, None]
         mask = batch.get("mask")
         return out if mask is None else out * mask[:, None]
 
     def first_id(self, batch: int, device: torch.device) -> Tensor:
         """The input of the first step: the id of the sample 0.0 (silence before the utterance)."""
-        return mu_law_encode(torch.zeros(batch, device=device), self.config.mu)
+        return self.encode_samples(torch.zeros(batch, device=device))
+
+    def encode_samples(self, x: Tensor) -> Tensor:
+        """Samples in [-1, 1] -> level ids (``model.quantization``)."""
+        return QUANTIZATIONS.get(self.config.quantization).extra["encode"](x, self.config)
+
+    def decode_samples(self, ids: Tensor) -> Tensor:
+        """Level ids -> samples in [-1, 1]."""
+        return QUANTIZATIONS.get(self.config.quantization).extra["decode"](ids, self.config)
 
     def encode(self, x: Tensor, **cond: Tensor):
         raise UsageError("WaveNet has no latent variables: there is nothing to encode (see the audio VQ-VAE)")
@@ -211,7 +269,7 @@ class WaveNetModel(LatentVariableModel):
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         ids = self.net.generate(length, batch=n, g=g, c=c, seed=seed, temperature=temperature, fast=fast,
                                 compile=compile, first=self.first_id(n, self.device))
-        return mu_law_decode(ids, self.config.mu)[:, None, :]  # [n, 1, length]
+        return self.decode_samples(ids)[:, None, :]  # [n, 1, length]
 
     def sample(self, n: int, temperature: float = 1.0, *, use_mean: bool = False, length: int | None = None,
                seconds: float | None = None, seed: int | None = None, **cond: Tensor) -> Tensor:

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from vaekit.distributions.mulaw import mu_law_encode
 from vaekit.errors import ConfigError, UsageError
+from vaekit.nn.wavenet_output import DRAWS, WAVENET_OUTPUTS
 
 #: Steps per refill of the cached generator's time-indexed buffers (uniforms, local-condition biases, ids):
 #: one eager GEMM per chunk for the local condition, and the compiled step's shapes never depend on the length.
@@ -135,7 +136,11 @@ class WaveNet(nn.Module):
         gate_channels: outputs of each dilated convolution; the first half feeds tanh, the second sigmoid
             (wavenet_vocoder's convention), so it must be even.
         skip_channels: channels ``S`` of the skip outputs and of the head's hidden layer.
-        classes: size of the output softmax (256 for 8-bit mu-law).
+        classes: quantisation levels of a sample (256 for 8-bit mu-law, 65536 for 16-bit linear).
+        output: the distribution over them (:data:`vaekit.nn.wavenet_output.WAVENET_OUTPUTS`): ``"softmax"``
+            (the paper's; the input is an embedding of the previous id) or ``"logistic_mixture"``
+            (``mixtures`` discretized logistics over the ordered levels; the input is the previous value).
+        mixtures: components of the logistic mixture.
         global_classes: if set, ``g [B]`` (e.g. speaker ids in ``[0, global_classes)``) is required (eq. 5).
         global_channels: size of the learned embedding of ``g``.
         local_channels: if set, ``c [B, local_channels, frames]`` is required (eq. 6), e.g. a mel spectrogram.
@@ -147,7 +152,8 @@ class WaveNet(nn.Module):
     def __init__(self, *, layers: int = 30, stacks: int = 3, kernel_size: int = 2, residual_channels: int = 64,
                  gate_channels: int = 128, skip_channels: int = 64, classes: int = 256,
                  global_classes: int | None = None, global_channels: int = 16, local_channels: int | None = None,
-                 upsample_factors: tuple[int, ...] = (), dropout: float = 0.0):
+                 upsample_factors: tuple[int, ...] = (), dropout: float = 0.0, output: str = "softmax",
+                 mixtures: int = 10):
         super().__init__()
         _check_positive(layers=layers, stacks=stacks, kernel_size=kernel_size, residual_channels=residual_channels,
                         gate_channels=gate_channels, skip_channels=skip_channels, global_classes=global_classes,
@@ -172,8 +178,10 @@ class WaveNet(nn.Module):
         self.upsample_factors = tuple(upsample_factors)
         self.hop = math.prod(self.upsample_factors)
         self.dropout = dropout
+        self.output_name = output
+        self.output = WAVENET_OUTPUTS.get(output).obj(classes, mixtures)
 
-        self.embedding = nn.Embedding(classes, residual_channels)  # = 1x1 conv on one-hot ids
+        self.embedding = self.output.make_input(residual_channels)  # ids [B, T] -> [B, T, C]
         self.global_embedding = nn.Embedding(global_classes, global_channels) if global_classes else None
         # kernel = stride: frame f covers samples [f * hop, (f + 1) * hop) exactly, so frames * hop samples.
         self.upsampler = nn.ModuleList(nn.ConvTranspose1d(local_channels, local_channels, s, stride=s)
@@ -183,7 +191,7 @@ class WaveNet(nn.Module):
                           global_channels if global_classes else None, local_channels, last=i == layers - 1)
             for i, d in enumerate(self.dilations))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
-                                  nn.Conv1d(skip_channels, classes, 1))
+                                  nn.Conv1d(skip_channels, self.output.channels, 1))
 
     @property
     def receptive_field(self) -> int:
@@ -194,19 +202,21 @@ class WaveNet(nn.Module):
         """Multiply-adds x 2 of one generated sample with the cached algorithm (biases and gates not counted).
 
         Per layer: the dilated conv ``k C G``, the local condition's projection ``local_channels G`` and the
-        residual/skip 1x1 ``G/2 (C + S)`` (``G/2 S`` for the last); the head ``S S + S K``. The embedding is a
+        residual/skip 1x1 ``G/2 (C + S)`` (``G/2 S`` for the last); the head ``S S + S O`` (``O`` outputs:
+        ``K`` logits or ``3 M`` mixture parameters). The embedding is a
         lookup and the global condition's projection is done once per utterance.
         """
         k, c, g, s = self.kernel_size, self.residual_channels, self.gate_channels, self.skip_channels
         n = len(self.dilations)
         macs = n * (k * c * g + (self.local_channels or 0) * g) + (n - 1) * g // 2 * (c + s) + g // 2 * s
-        return 2 * (macs + s * s + s * self.classes)
+        return 2 * (macs + s * s + s * self.output.channels)
 
     # ----------------------------------------------------------------------------------------------------
     # teacher-forced pass
 
     def forward(self, ids: Tensor, g: Tensor | None = None, c: Tensor | None = None) -> Tensor:
-        """Logits of ``p(x_t | x_<t, g, c)`` for every ``t`` in one pass.
+        """The head's outputs for ``p(x_t | x_<t, g, c)`` at every ``t`` in one pass: the softmax's logits or
+        the mixture's parameters (:meth:`log_prob` scores them).
 
         Args:
             ids: ``[B, T]`` int64 in ``[0, classes)``: the *previous* samples (the input at ``t`` is ``x_{t-1}``).
@@ -215,7 +225,7 @@ class WaveNet(nn.Module):
                 ``T``); required iff built with ``local_channels``.
 
         Returns:
-            ``[B, classes, T]`` logits; those at ``t`` depend on ``ids[:, t - receptive_field + 1 : t + 1]``
+            ``[B, O, T]`` (``O = classes`` logits, or ``3 mixtures`` parameters); those at ``t`` depend on ``ids[:, t - receptive_field + 1 : t + 1]``
             and on the upsampled condition at positions ``<= t`` only.
         """
         self._check_ids(ids)
@@ -223,6 +233,16 @@ class WaveNet(nn.Module):
         self._check_conditions(batch, g, c)
         y = self.upsample(c, length) if self.local_channels is not None else None
         return self._logits(ids, self._global(g), y, self.training)
+
+    def log_prob(self, ids: Tensor, targets: Tensor, g: Tensor | None = None, c: Tensor | None = None) -> Tensor:
+        """``log p(x_t = targets_t | x_<t, g, c)`` in nats, ``[B, T]``, from one teacher-forced pass over the
+        shifted inputs ``ids [B, T]`` (the input at ``t`` is ``x_{t-1}``)."""
+        return self.output.log_prob(self(ids, g, c), targets)
+
+    def draw(self, out: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
+        """Ids ``[N]`` drawn from the head's outputs ``out [N, O]`` at uniforms ``u [N]`` (exact inverse-CDF
+        draws, :mod:`vaekit.nn.wavenet_output`)."""
+        return DRAWS[self.output_name](out, u, temperature, self.classes, getattr(self.output, "mixtures", 0))
 
     def upsample(self, c: Tensor, length: int) -> Tensor:
         """``c [B, local_channels, frames]`` -> ``y [B, local_channels, length]`` at the sample rate (eq. 6's y).
@@ -248,13 +268,13 @@ class WaveNet(nn.Module):
         return self.global_embedding(g) if self.global_embedding is not None else None  # [B, global_channels]
 
     def _logits(self, ids: Tensor, h: Tensor | None, y: Tensor | None, train: bool) -> Tensor:
-        """The network on checked inputs: ``ids [B, T]``, ``h [B, Gc]``, ``y [B, Lc, T]`` -> ``[B, K, T]``."""
+        """The network on checked inputs: ``ids [B, T]``, ``h [B, Gc]``, ``y [B, Lc, T]`` -> ``[B, O, T]``."""
         x = self.embedding(ids).transpose(1, 2)  # [B, T, C] -> [B, C, T]
         skips = 0
         for layer in self.layers:
             x, skip = layer(F.dropout(x, self.dropout, train), h, y)
             skips = skips + skip  # [B, S, T]
-        return self.head(skips * math.sqrt(1.0 / len(self.layers)))  # [B, K, T]
+        return self.head(skips * math.sqrt(1.0 / len(self.layers)))  # [B, O, T]
 
     # ----------------------------------------------------------------------------------------------------
     # generation
@@ -276,14 +296,15 @@ class WaveNet(nn.Module):
                 ``i`` draws its own from a ``torch.Generator`` seeded with ``seed + i`` (or ``seed[i]`` for a
                 list), so an utterance's samples do not depend on the batch it is generated in.
             seed: base seed, or one seed per utterance.
-            temperature: the logits are divided by it; 0 takes the argmax.
+            temperature: the logits are divided by it (the mixture's scales multiplied by it); 0 takes the
+                argmax (the mixture: the mean of its most probable component).
             fast: the cached algorithm (Paine et al. 2016, O(layers) per sample); False: one forward pass over
                 the last ``receptive_field`` inputs per sample (the naive algorithm).
             compile: run the cached step through ``torch.compile`` (:func:`compiled_step`): the first call for
                 a batch size and dtype compiles for up to a minute (30 layers, 2 cores), later calls of any
                 length reuse it and run several times faster than eager. Only with ``fast``.
             first: ``[B]`` int64 input of the first step; default the id of the sample 0.0 (128 for 256 classes).
-            return_logits: also return the ``[B, classes, length]`` logits the draws were made from.
+            return_logits: also return the ``[B, O, length]`` head outputs the draws were made from.
 
         Returns:
             ``[B, length]`` int64 ids, or ``(ids, logits)`` if ``return_logits``.
@@ -319,15 +340,15 @@ class WaveNet(nn.Module):
         batch, rf = first.shape[0], self.receptive_field
         inputs = torch.empty(batch, length + 1, dtype=torch.long, device=first.device)  # [first, x_0, x_1, ...]
         inputs[:, 0] = first
-        logits_out = (torch.empty(batch, self.classes, length, dtype=uniforms.dtype, device=first.device)
+        logits_out = (torch.empty(batch, self.output.channels, length, dtype=uniforms.dtype, device=first.device)
                       if return_logits else None)
         for t in range(length):
             # The last receptive_field inputs; near the start fewer, where the convolutions' zero padding
             # stands in for the samples before the first, exactly as the cached queues, which start at zero.
             lo = max(0, t + 1 - rf)
             window_y = y[:, :, lo:t + 1] if y is not None else None
-            logits = self._logits(inputs[:, lo:t + 1], h, window_y, train=False)[:, :, -1]  # [B, K]
-            inputs[:, t + 1] = sample_logits(logits, uniforms[:, t], temperature)
+            logits = self._logits(inputs[:, lo:t + 1], h, window_y, train=False)[:, :, -1]  # [B, O]
+            inputs[:, t + 1] = self.draw(logits, uniforms[:, t], temperature)
             if logits_out is not None:
                 logits_out[:, :, t] = logits
         return inputs[:, 1:], logits_out
@@ -411,6 +432,9 @@ class StepShape:
     residual_channels: int
     gate_channels: int
     classes: int
+    output: str  # the name of the output distribution (its draw in wavenet_output.DRAWS)
+    out_channels: int  # the head's outputs: classes logits or 3 mixtures parameters
+    mixtures: int
     bias_period: int  # CHUNK when a local condition varies per step, else 1
     temperature: float
     store_logits: bool
@@ -459,13 +483,8 @@ def cached_step(shape: StepShape, weights: tuple[Tensor, ...], state: tuple[Tens
             x = (x + out[:, :c]) * math.sqrt(0.5)
     queue[:, ring_start + t % ring_len] = torch.stack(inputs, dim=1)  # [B, L, C]
     hidden = torch.relu(_affine(head1_b, torch.relu(skip * math.sqrt(1.0 / n)), head1_w, shape.matvec))  # [B, S]
-    logit = _affine(head2_b, hidden, head2_w, shape.matvec)  # [B, K]
-    if shape.temperature == 0:
-        new = logit.argmax(dim=1)
-    else:
-        cdf = torch.softmax(logit / shape.temperature, dim=1).cumsum(dim=1)  # [B, K]
-        # the number of cumulative probabilities below u (= searchsorted, which inductor may not lower)
-        new = (cdf < u.index_select(1, pos)).sum(dim=1).clamp(max=shape.classes - 1)
+    logit = _affine(head2_b, hidden, head2_w, shape.matvec)  # [B, O]
+    new = DRAWS[shape.output](logit, u.index_select(1, pos)[:, 0], shape.temperature, shape.classes, shape.mixtures)
     ids.index_copy_(1, pos, new[:, None])
     if shape.store_logits:
         logits_buf.index_copy_(1, pos, logit[:, None])
@@ -545,15 +564,16 @@ class CachedGenerator:
         self.local = (torch.stack([layer.local_proj.weight[:, :, 0] for layer in layers]).detach()
                       if model.local_channels is not None else None)  # [L, G, Lc]
         period = CHUNK if self.local is not None else 1
-        self.shape = StepShape(n, k, c, model.gate_channels, model.classes, period, temperature, store_logits,
-                               matvec=compile and batch <= MATVEC_BATCH)
+        self.shape = StepShape(n, k, c, model.gate_channels, model.classes, model.output_name,
+                               model.output.channels, getattr(model.output, "mixtures", 0), period, temperature,
+                               store_logits, matvec=compile and batch <= MATVEC_BATCH)
         self.state = (torch.zeros(1, dtype=torch.long, device=p.device),  # t (a tensor: no recompile per step)
                       torch.zeros(batch, dtype=torch.long, device=p.device),  # prev
                       p.new_zeros(batch, int(ring_len.sum()), c),  # queue
                       self.base_bias.clone()[:, None].expand(-1, period, -1, -1).contiguous(),  # bias
                       p.new_zeros(batch, CHUNK),  # u
                       torch.zeros(batch, CHUNK, dtype=torch.long, device=p.device),  # ids
-                      p.new_zeros(batch, CHUNK if store_logits else 1, model.classes))  # logits
+                      p.new_zeros(batch, CHUNK if store_logits else 1, model.output.channels))  # logits
         self.step = compiled_step(self.shape.matvec) if compile else cached_step
 
     def run(self, length: int, first: Tensor, y: Tensor | None, uniforms: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -565,7 +585,7 @@ class CachedGenerator:
         prev.copy_(first)
         batch = prev.shape[0]
         ids = torch.empty(batch, length, dtype=torch.long, device=prev.device)
-        logits = (torch.empty(batch, length, self.model.classes, dtype=u.dtype, device=prev.device)
+        logits = (torch.empty(batch, length, self.model.output.channels, dtype=u.dtype, device=prev.device)
                   if self.shape.store_logits else None)
         for start in range(0, length, CHUNK):
             stop = min(start + CHUNK, length)
