@@ -76,6 +76,14 @@ def test_every_ordered_pair_and_the_baselines(data, monkeypatch):
     assert res["baseline_real_target"]["target_share"] == 1.0 and res["baseline_real_target"]["kept_share"] == 1.0
     assert len(res["pairs"]) == 30 and {p["n"] for p in res["pairs"]} == {n // 6}
     assert all(p["source"] != p["target"] for p in res["pairs"])
+    # every 5th utterance: one take of each speaker and digit, all pairs still covered, 10 digits per pair
+    five = speech.evaluate_conversion(model, data, classifiers=clfs, batch_size=64, every=5)
+    assert five["utterances"] == n // 5 and five["conversion"]["n"] == 5 * n // 5
+    assert five["reconstruction"]["n"] == n // 5 and {p["n"] for p in five["pairs"]} == {n // 30}
+    picked = np.asarray(test.y)[np.arange(0, n, 5)], np.asarray(test.speaker)[np.arange(0, n, 5)]
+    assert len(set(zip(*picked))) == 60  # every (digit, speaker) once
+    with pytest.raises(Exception, match="every must be a positive integer"):
+        speech.evaluate_conversion(model, data, classifiers=clfs, every=0)
 
 
 def test_matched_real_utterances_say_the_same_digit_in_the_same_take(data):

@@ -385,11 +385,13 @@ def convert_file(run_dir: str | os.PathLike, source: str | os.PathLike, speaker:
 def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
                         device: str | None = None, prior_per_pair: int = 5, examples: int = 6,
                         classifier_cache: str | os.PathLike | None = None,
-                        classifier_training: Any = None) -> dict[str, Any]:
+                        classifier_training: Any = None, every: int = 1, compile: bool = False) -> dict[str, Any]:
     """Classifier scores of a speech model (:mod:`vaekit.evaluation.speech`): speaker conversion for models
     that convert, and samples of a fitted code prior. Written to ``run_dir/eval/speech_<split>_<time>.json``;
     WAV examples named by source speaker, target speaker and digit, and spectrograms of source / converted /
-    real target-speaker audio, go to ``run_dir/figures/speech/``."""
+    real target-speaker audio, go to ``run_dir/figures/speech/``. ``every``: every N-th utterance of the split
+    only (5 on FSDD: one take of each speaker and digit); ``compile``: a WaveNet decoder generates through the
+    compiled cached step (the same draws, several times faster on a CPU; needs a C++ compiler)."""
     from vaekit.data.audio import write_wav
     from vaekit.evaluation.speech import (classifiers_for, evaluate_conversion, evaluate_prior_samples,
                                           evaluate_style_transfer)
@@ -400,6 +402,8 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
     cfg = read_run_config(run_dir)
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
+    if hasattr(model, "compile_generation"):
+        model.compile_generation = bool(compile)
     spec = model.config.spec()
     if spec.modality != "audio" or spec.condition("speaker") is None or not spec.num_classes:
         raise UsageError(f"--metrics speech scores audio models of data with speakers and digits (FSDD); "
@@ -413,11 +417,13 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
     names = spec.condition("speaker").names
     part = data.part(split, subset)
     if hasattr(model, "convert"):
-        conv = evaluate_conversion(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset)
+        conv = evaluate_conversion(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset,
+                                   every=every)
         _speech_examples(part, data.part(split), conv.pop("_audio"), examples, names, rate, figures, "converted")
         result["conversion"] = conv
     if hasattr(model, "transfer"):
-        style = evaluate_style_transfer(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset)
+        style = evaluate_style_transfer(model, data, classifiers=classifiers, split=split, seed=seed, subset=subset,
+                                        every=every)
         _speech_examples(part, data.part(split), style.pop("_audio"), examples, names, rate, figures, "transferred")
         result["style_transfer"] = style
     if getattr(model, "code_prior", None) is not None:
@@ -432,6 +438,7 @@ def evaluate_speech_run(run_dir: str | os.PathLike, *, split: str = "test", subs
                          f"prior: nothing to score")
     rate_bits = getattr(model, "bits_per_second", None)
     result.update({"rate_uniform_bits_per_second": rate_bits, "seed": seed, "split": split, "subset": subset,
+                   "every": every, "compiled_generation": bool(compile),
                    "classifiers": {t: {"test_accuracy": c.record.get("test_accuracy"), "record": c.record.get("data")}
                                    for t, c in classifiers.items()},
                    "seconds_total": time.perf_counter() - start, "device": device_name(dev),

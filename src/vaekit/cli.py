@@ -236,6 +236,10 @@ def evaluate(
     fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
     cas_per_class: int = typer.Option(1000, "--cas-per-class", help="cas: samples per class to train the classifier on"),
     cas_epochs: int = typer.Option(5, "--cas-epochs", help="cas: classifier training epochs"),
+    every: int = typer.Option(1, "--every", help="speech: every N-th utterance of the split only (5 on FSDD: "
+                                                 "one take of each speaker and digit)"),
+    compile_: bool = typer.Option(False, "--compile", help="speech: a WaveNet decoder generates through the "
+                                                           "compiled cached step (same draws, faster on a CPU)"),
 ) -> None:
     """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units (or, with
     --metrics disentanglement, the dSprites disentanglement scores); saved as JSON in RUN/eval/."""
@@ -245,7 +249,7 @@ def evaluate(
         _fail(f"--metrics must be {', '.join(METRIC_SUITES)}, got {metrics!r}")
     options = dict(samples=samples, subset=subset, split=split, seed=seed, batch_size=batch_size, device=device,
                    as_json=as_json, num_train=num_train, num_test=num_test, fast_dci=fast_dci,
-                   cas_per_class=cas_per_class, cas_epochs=cas_epochs)
+                   cas_per_class=cas_per_class, cas_epochs=cas_epochs, every=every, compile=compile_)
     _guard(lambda: METRIC_SUITES[metrics](run_dir, **options))
 
 
@@ -303,12 +307,13 @@ def _cas_suite(run_dir: Path, *, seed, device, as_json, cas_per_class, cas_epoch
 
 
 # `vaekit evaluate --metrics NAME`: each suite checks itself whether it applies to the run's model
-def _speech_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) -> None:
+def _speech_suite(run_dir: Path, *, subset, split, seed, device, as_json, every=1, compile=False, **_) -> None:
     """``--metrics speech``: speaker conversion and prior samples scored by speaker and digit classifiers
     trained on the real audio (vaekit.evaluation.speech)."""
     from vaekit.api import evaluate_speech_run
 
-    res = evaluate_speech_run(run_dir, split=split, subset=subset, seed=seed, device=device)
+    res = evaluate_speech_run(run_dir, split=split, subset=subset, seed=seed, device=device, every=every,
+                              compile=compile)
     if as_json:
         console.print_json(json.dumps(res))
         return

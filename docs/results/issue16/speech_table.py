@@ -51,7 +51,11 @@ def main() -> None:
     runs = [("audio_vqvae_wave", "configs/fsdd_audio_vqvae.yaml", "runs/avq_mel_v2",
              "the paper's encoder: 6 strided convolutions over the waveform"),
             ("audio_vqvae_mel_encoder", "configs/fsdd_audio_vqvae_mel_encoder.yaml", "runs/avq_mel_enc",
-             "the encoder over log-mel frames")]
+             "the encoder over log-mel frames"),
+            ("audio_vqvae_down7", "configs/fsdd_audio_vqvae_down7.yaml", "runs/avq_down7",
+             "the paper's encoder with 7 strided convolutions (128x)"),
+            ("audio_vqvae_wavenet", "configs/fsdd_audio_vqvae_wavenet.yaml", "runs/avq_wavenet",
+             "the paper's encoder and the paper's WaveNet decoder")]
     svae = load("speech_vae.speech.json")
     svae_eval = {name: load(f"{name}.eval.json") for name in
                  ("speech_vae", "speech_vae_no_anneal", "speech_vae_anneal", "speech_vae_free_bits")}
@@ -83,6 +87,9 @@ def main() -> None:
                   f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`); shares "
                   f"with binomial standard errors.", "",
                   "| audio | target speaker | digit kept | n |", "|---|---|---|---|"]
+        if vq.get("subset"):
+            lines += [f"(The first {vq['subset']} test utterances only: generating every sample with the WaveNet "
+                      "decoder costs too much CPU time for all 300.)", ""]
         lines += conversion_rows(c, "conversion", "**converted** (source codes, target speaker)")
         lines += ["", f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`): per "
                   "ordered pair, target speaker share / digit kept share (50 conversions each).", ""] + pair_table(c)
@@ -95,9 +102,11 @@ def main() -> None:
                          if vq_codes.get("rate_prior_bits_per_second") else ""),
                       f"- codes used on the test set: {cb['codes_used']} of {cb['num_codes']} "
                       f"({100 * cb['fraction_used']:.1f}%; goal >= 90%), perplexity {cb['perplexity']:.1f}",
-                      f"- distortion: {vq_codes['distortion_nats']:.0f} nats per utterance, "
-                      f"{vq_codes['distortion_nats_per_frame']:.1f} per frame; log-mel MSE {vq_codes['mel_mse']:.3f}, "
-                      f"MAE {vq_codes['mel_mae']:.3f}"]
+                      (f"- distortion: {vq_codes['distortion_nats']:.0f} nats per utterance, "
+                       f"{vq_codes['distortion_nats_per_frame']:.1f} per frame; log-mel MSE {vq_codes['mel_mse']:.3f}, "
+                       f"MAE {vq_codes['mel_mae']:.3f}" if "mel_mse" in vq_codes else
+                       f"- distortion: {vq_codes['distortion_nats']:.0f} nats per utterance, "
+                       f"{vq_codes['distortion_bits_per_sample']:.2f} bits per 8-bit mu-law sample (WaveNet decoder)")]
         p = vq.get("prior_samples")
         if p:
             s_, r = p["samples"], p["real_test"]
@@ -131,18 +140,24 @@ def main() -> None:
                        + pair_table(t) if "pairs" in t else [])
     rows = [(n, r) for n, r in svae_eval.items() if r]
     if rows:
+        scored = [f"`issue16/{n}.speech.json`" for n, _ in rows if (HERE / f"{n}.speech.json").is_file()]
         lines += ["", "## Speech VAE: the anti-collapse measures (test split, k = 32)", "",
                   "Source: `issue16/speech_vae*.eval.json` (`vaekit train configs/<config> --out runs/<run>`, which "
-                  "evaluates at the end of training). Columns not from these files: \"config\".", "",
-                  "| run | config | KL of z (nats) | active units | -ELBO (nats) | IS-NLL (nats) |",
-                  "|---|---|---|---|---|---|"]
+                  "evaluates at the end of training) and, for the style transfer columns, " + ", ".join(scored)
+                  + " (`vaekit evaluate runs/<run> --metrics speech`; the default's run folder is "
+                  "`runs/speech_vae_default`). Columns not from these files: \"config\".", "",
+                  "| run | config | KL of z (nats) | active units | -ELBO (nats) | IS-NLL (nats) "
+                  "| transfer: target speaker | transfer: digit kept |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, r in rows:
             cfg = {"speech_vae": "fsdd_speech_vae.yaml (annealing + KL every 10 steps)",
                    "speech_vae_no_anneal": "fsdd_speech_vae_no_anneal.yaml (plain ELBO)",
                    "speech_vae_anneal": "fsdd_speech_vae_anneal.yaml (annealing only)",
                    "speech_vae_free_bits": "fsdd_speech_vae_free_bits.yaml (free bits)"}[name]
+            st = (load(f"{name}.speech.json") or {}).get("style_transfer")
+            cols = (f"{share(st['transfer'], 'target')} | {share(st['transfer'], 'kept')}" if st else "- | -")
             lines.append(f"| {name} | {cfg} | {r['rate_nats']:.2f} | {r['active_units']} | "
-                         f"{r['neg_elbo_nats']:.1f} | {r['nll_nats']:.1f} ± {r['nll_stderr_nats']:.1f} |")
+                         f"{r['neg_elbo_nats']:.1f} | {r['nll_nats']:.1f} ± {r['nll_stderr_nats']:.1f} | {cols} |")
     lines += ["", "## Listening and pictures", "",
               "`docs/results/issue16/wav/<model>/` (`audio_vqvae_mel_encoder`, `audio_vqvae_wave`, `speech_vae`): for",
               "each source speaker one conversion or style transfer, `<kind>_<source>_to_<target>_digit<d>.wav`, beside",

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from vaekit.errors import UsageError
 from vaekit.evaluation.mode import evaluating
@@ -124,8 +125,42 @@ def _pairs(classifiers: dict[str, Any], waves: list[np.ndarray], source: np.ndar
     return pairs
 
 
+def all_pairs(source_speaker: np.ndarray, index: np.ndarray, speakers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every utterance of ``index`` to every other speaker: ``(source_index, target_speaker)``, one block per
+    offset ``1 .. S-1`` (target ``(s + offset) mod S``), so that all ``S (S - 1)`` ordered pairs are covered."""
+    blocks = [(index, (source_speaker[index] + offset) % speakers) for offset in range(1, speakers)]
+    return np.concatenate([i for i, _ in blocks]), np.concatenate([t for _, t in blocks])
+
+
+def _pair_scores(classifiers: dict[str, Any], part: Any, pool: Any, names: list[str], made: list[np.ndarray],
+                 src_i: np.ndarray, tgt_s: np.ndarray, own: list[np.ndarray], index: np.ndarray) -> dict[str, Any]:
+    """What conversion and style transfer share: the scores of the made audio (``made[j]`` from utterance
+    ``src_i[j]`` to speaker ``tgt_s[j]``), of the two baselines (the source itself, and the real target-speaker
+    utterance of the same digit and take from ``pool``), of the reconstructions ``own`` of ``index``, and per
+    ordered pair."""
+    source_speaker, digit = np.asarray(part.speaker), np.asarray(part.y)
+    digits = digit[src_i]
+    return {"made": _scores(classifiers, made, tgt_s, digits),
+            "baseline_source": _scores(classifiers, _waves(part, src_i), tgt_s, digits),
+            "baseline_real_target": _scores(classifiers, _waves(pool, matched_real(pool, src_i, tgt_s)), tgt_s,
+                                            digits),
+            "reconstruction": _scores(classifiers, own, source_speaker[index], digit[index]),
+            "pairs": _pairs(classifiers, made, source_speaker[src_i], tgt_s, digits, names)}
+
+
+def _selection(data: Any, split: str, subset: int | None, every: int) -> tuple[Any, Any, np.ndarray]:
+    """The split's part scored (its first ``subset``), the pool of references (the whole split), and the
+    utterances of the part scored: every ``every``-th (FSDD's test split holds 5 takes of each speaker and
+    digit in a row, so ``every = 5`` keeps one take of each)."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise UsageError(f"every must be a positive integer, got {every!r}")
+    part = data.part(split, subset)
+    return part, data.part(split), np.arange(0, len(part), every)
+
+
 def evaluate_conversion(model: Any, data: Any, *, classifiers: dict[str, Any] | None = None, split: str = "test",
-                        batch_size: int = 16, seed: int = 0, subset: int | None = None) -> dict[str, Any]:
+                        batch_size: int = 16, seed: int = 0, subset: int | None = None,
+                        every: int = 1) -> dict[str, Any]:
     """Speaker conversion scores of an audio VQ model over every ordered pair of speakers (module docstring).
 
     Args:
@@ -133,42 +168,32 @@ def evaluate_conversion(model: Any, data: Any, *, classifiers: dict[str, Any] | 
         data: The run's audio data (its ``audio`` holds the full splits the classifiers train on).
         classifiers: ``{"speaker", "digit"}`` classifiers (default: :func:`classifiers_for`).
         subset: The first N utterances of the split only.
+        every: Every N-th of those only (5 on FSDD: one take of each speaker and digit).
     """
     t0 = time.perf_counter()
     audio = getattr(data, "audio", data)
     classifiers = classifiers or classifiers_for(audio)
-    part = data.part(split, subset)
-    pool = data.part(split)  # where real target-speaker utterances are found (a subset is its first n)
-    n = len(part)
+    part, pool, index = _selection(data, split, subset, every)
     speakers = int(model.config.spec().condition("speaker").size)
     names = model.config.spec().condition("speaker").names or [str(k) for k in range(speakers)]
-    source_speaker, digit = np.asarray(part.speaker), np.asarray(part.y)
-    index = np.arange(n)
-    res: dict[str, Any] = {"split": split, "utterances": n, "speakers": names,
-                           "classifier_test_accuracy": {t: c.record.get("test_accuracy") for t, c in classifiers.items()}}
-    with evaluating(model):
-        # one pass per offset: every utterance to speaker (s + offset) mod S, offsets 1 .. S-1 (all pairs)
-        converted: list[np.ndarray] = []
-        src, tgt, src_index = [], [], []
-        for offset in range(1, speakers):
-            targets = (source_speaker + offset) % speakers
-            converted += _batched(model, part, index, targets, batch_size,
-                                  lambda b, t: model.convert(b["x"], t, b["mask"], seed=seed)["audio"])
-            src.append(source_speaker), tgt.append(targets), src_index.append(index)
-        own = _batched(model, part, index, source_speaker, batch_size,
-                       lambda b, t: model.convert(b["x"], t, b["mask"], seed=seed)["audio"])
-    src_s, tgt_s, idx = np.concatenate(src), np.concatenate(tgt), np.concatenate(src_index)
-    digits = digit[idx]
-    res["conversion"] = _scores(classifiers, converted, tgt_s, digits)
-    real = _waves(part, idx)
-    res["baseline_no_conversion"] = _scores(classifiers, real, tgt_s, digits)
-    matched = matched_real(pool, idx, tgt_s)
-    res["baseline_real_target"] = _scores(classifiers, _waves(pool, matched), tgt_s, digits)
-    res["reconstruction"] = _scores(classifiers, own, source_speaker, digit)
-    pairs = _pairs(classifiers, converted, src_s, tgt_s, digits, names)
-    res["pairs"] = pairs
-    res["seconds"] = time.perf_counter() - t0
-    res["_audio"] = {"converted": converted, "source_index": idx, "target": tgt_s, "matched": matched}
+    source_speaker = np.asarray(part.speaker)
+    src_i, tgt_s = all_pairs(source_speaker, index, speakers)
+
+    def convert(b: dict[str, Tensor], t: Tensor) -> Tensor:
+        return model.convert(b["x"], t, b["mask"], seed=seed)["audio"]
+
+    with evaluating(model):  # one pass per offset block, as the batches of a run's earlier results
+        converted = [w for block in np.split(np.arange(len(src_i)), speakers - 1)
+                     for w in _batched(model, part, src_i[block], tgt_s[block], batch_size, convert)]
+        own = _batched(model, part, index, source_speaker[index], batch_size, convert)
+    scores = _pair_scores(classifiers, part, pool, names, converted, src_i, tgt_s, own, index)
+    res: dict[str, Any] = {"split": split, "utterances": len(index), "every": every, "speakers": names,
+                           "classifier_test_accuracy": {t: c.record.get("test_accuracy") for t, c in classifiers.items()},
+                           "conversion": scores["made"], "baseline_no_conversion": scores["baseline_source"],
+                           "baseline_real_target": scores["baseline_real_target"],
+                           "reconstruction": scores["reconstruction"], "pairs": scores["pairs"],
+                           "seconds": time.perf_counter() - t0}
+    res["_audio"] = {"converted": converted, "source_index": src_i, "target": tgt_s}
     return res
 
 
@@ -182,26 +207,24 @@ def style_references(split: Any, source: np.ndarray, targets: np.ndarray, num_di
 
 def evaluate_style_transfer(model: Any, data: Any, *, classifiers: dict[str, Any] | None = None,
                             split: str = "test", batch_size: int = 16, seed: int = 0,
-                            subset: int | None = None) -> dict[str, Any]:
+                            subset: int | None = None, every: int = 1) -> dict[str, Any]:
     """Style transfer scores of a speech VAE: every test utterance's digit spoken with the style latent of a
     reference utterance of each other speaker (saying another digit), scored like conversion: the share
     classified as the reference's speaker and the share that says the source's digit; beside them no
     transfer (the source), real audio of the target speaker saying the digit, and the reconstruction
-    (the utterance's own z and digit). Also the KL of the style latent on the split."""
+    (the utterance's own z and digit). Also the KL of the style latent on the utterances scored. ``subset``
+    and ``every`` as in :func:`evaluate_conversion`."""
     from vaekit.data.audio import AudioBatches
 
     t0 = time.perf_counter()
     audio = getattr(data, "audio", data)
     classifiers = classifiers or classifiers_for(audio)
-    part = data.part(split, subset)
-    pool = data.part(split)  # references and real target-speaker utterances (a subset is its first n)
-    n = len(part)
+    part, pool, index = _selection(data, split, subset, every)  # pool: references and real target speakers
     spec = model.config.spec()
     speakers = int(spec.condition("speaker").size)
     names = spec.condition("speaker").names or [str(k) for k in range(speakers)]
     source_speaker, digit = np.asarray(part.speaker), np.asarray(part.y)
     batches = AudioBatches(pool, crop=None, mel=_mel_of(model))
-    index = np.arange(n)
 
     def transfer(src: np.ndarray, ref: np.ndarray) -> list[np.ndarray]:
         out: list[np.ndarray] = []
@@ -217,28 +240,22 @@ def evaluate_style_transfer(model: Any, data: Any, *, classifiers: dict[str, Any
 
     kl_sum = 0.0
     with evaluating(model):
-        for start in range(0, n, batch_size):
+        for start in range(0, len(index), batch_size):
             b = {k: v.to(model.device) for k, v in batches.__getitems__(index[start:start + batch_size].tolist()).items()}
             q = model.posterior(b["mel"], model.frame_mask(b))
             kl_sum += float(torch.distributions.kl_divergence(q, model.prior_dist(len(q.mean))).sum())
-        src, tgt, refs = [], [], []
-        for offset in range(1, speakers):
-            targets = (source_speaker + offset) % speakers
-            src.append(index), tgt.append(targets), refs.append(style_references(pool, index, targets, int(spec.num_classes)))
-        src_i, tgt_s, ref_i = np.concatenate(src), np.concatenate(tgt), np.concatenate(refs)
+        src_i, tgt_s = all_pairs(source_speaker, index, speakers)
+        ref_i = style_references(pool, src_i, tgt_s, int(spec.num_classes))
         transferred = transfer(src_i, ref_i)
         own = transfer(index, index)
-    digits = digit[src_i]
-    res: dict[str, Any] = {"split": split, "utterances": n, "speakers": names,
-                           "kl_style_nats": kl_sum / n,
-                           "transfer": _scores(classifiers, transferred, tgt_s, digits),
-                           "baseline_no_transfer": _scores(classifiers, _waves(part, src_i), tgt_s, digits),
-                           "baseline_real_target": _scores(classifiers, _waves(pool, matched_real(pool, src_i, tgt_s)),
-                                                           tgt_s, digits),
+    scores = _pair_scores(classifiers, part, pool, names, transferred, src_i, tgt_s, own, index)
+    res: dict[str, Any] = {"split": split, "utterances": len(index), "every": every, "speakers": names,
+                           "kl_style_nats": kl_sum / len(index),
+                           "transfer": scores["made"], "baseline_no_transfer": scores["baseline_source"],
+                           "baseline_real_target": scores["baseline_real_target"],
                            "reference_digit_heard": _scores(classifiers, transferred, tgt_s,
                                                             digit[ref_i])["kept_share"],
-                           "reconstruction": _scores(classifiers, own, source_speaker, digit)}
-    res["pairs"] = _pairs(classifiers, transferred, source_speaker[src_i], tgt_s, digits, names)
+                           "reconstruction": scores["reconstruction"], "pairs": scores["pairs"]}
     res["seconds"] = time.perf_counter() - t0
     res["_audio"] = {"converted": transferred, "source_index": src_i, "target": tgt_s, "reference": ref_i}
     return res

@@ -164,6 +164,9 @@ class AudioVQVAE(VQModel):
         self.num_speakers = None if g is None else g.size
         self._decoder_entry = AUDIO_DECODERS.get(config.decoder)
         self._decoder_entry.obj(self, config, spec)
+        #: a WaveNet decoder generates through the compiled cached step (vaekit.nn.wavenet.compiled_step): the
+        #: same draws as the eager step, several times faster on a CPU; off by default (it needs a C++ compiler)
+        self.compile_generation = False
 
     # -- what the model needs from a batch -----------------------------------------------------
     @property
@@ -447,8 +450,8 @@ def _wavenet_audio(model: AudioVQVAE, codes: list[Tensor], speaker: Tensor | Non
     mu = model.config.wavenet.mu
     first = mu_law_encode(torch.zeros(c.shape[0], device=c.device), mu)
     ids = model.wavenet_decoder.generate(c.shape[1] * model.hop, batch=c.shape[0], g=model.checked_speaker(speaker),
-                                         c=z_q, seed=seed,
-                                         temperature=temperature, first=first)
+                                         c=z_q, seed=seed, temperature=temperature, first=first,
+                                         compile=model.compile_generation)
     return mu_law_decode(ids, mu)[:, None]
 
 
