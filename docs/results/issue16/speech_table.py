@@ -87,9 +87,10 @@ def main() -> None:
                   f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`); shares "
                   f"with binomial standard errors.", "",
                   "| audio | target speaker | digit kept | n |", "|---|---|---|---|"]
-        if vq.get("subset"):
-            lines += [f"(The first {vq['subset']} test utterances only: generating every sample with the WaveNet "
-                      "decoder costs too much CPU time for all 300.)", ""]
+        if (vq.get("every") or 1) > 1:
+            lines += [f"Every {vq['every']}th test utterance only ({c['utterances']}: one take of each speaker and "
+                      f"digit, every ordered pair): generating every sample with the WaveNet decoder costs too much "
+                      f"CPU time for all 300.", ""]
         lines += conversion_rows(c, "conversion", "**converted** (source codes, target speaker)")
         lines += ["", f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`): per "
                   "ordered pair, target speaker share / digit kept share (50 conversions each).", ""] + pair_table(c)
