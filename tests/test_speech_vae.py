@@ -252,6 +252,7 @@ def test_kl_every_k_zeroes_the_weight_on_off_steps_and_reports_the_true_elbo(sv)
         on = step % 3 == 0
         weight = step / 12 if on else 0.0
         assert torch.allclose(t["kl_weight"], torch.full((4,), weight)), step
+        assert torch.allclose(t["kl_weight_per_step"], torch.full((4,), step / 12 / 3)), step  # beta warmup / K
         assert torch.allclose(t["loss"], t["distortion"] + weight * t["rate"]), step
         assert torch.allclose(t["elbo"], -(t["distortion"] + t["rate"])) and (t["rate"] > 0).all()  # weight 1
         assert torch.equal(t["kl/layer_1"], t["rate"])

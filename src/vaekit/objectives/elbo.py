@@ -91,10 +91,10 @@ class ELBO:
                             for layer, kl in zip(output.latents, kls))
         weight = self.kl_weight(step)
         terms["loss"] = terms["distortion"] + weight * penalised
-        self.report(output, terms, weight)
+        self.report(output, terms, weight, step)
         return terms
 
-    def report(self, output: ModelOutput, terms: Terms, weight: float | Tensor) -> None:
+    def report(self, output: ModelOutput, terms: Terms, weight: float | Tensor, step: int | Tensor) -> None:
         """Extra per-example terms to log beside the loss (none here; subclasses add theirs)."""
 
 

@@ -15,7 +15,8 @@ warmed-up weight on the steps that have one. Here:
 with the weight *not* scaled by K on the steps that have it (as in the ports: the average weight is
 ``beta * warmup / K``). ``kl_every = 1`` is :class:`~vaekit.objectives.elbo.ELBO` exactly. Whatever the
 step, ``elbo``, ``rate`` and ``kl/layer_i`` are the true ones (weight 1); ``kl_weight`` reports the weight
-the loss used, and a model's ``aux`` terms (the speech VAE's ``frame_mse``, ``nats_per_frame``) are passed
+the loss used, ``kl_weight_per_step`` its average per step (what a log every N steps can show), and a
+model's ``aux`` terms (the speech VAE's ``frame_mse``, ``nats_per_frame``) are passed
 on, so they are logged beside them.
 """
 
@@ -53,9 +54,13 @@ class PeriodicKL(ELBO):
             return weight * (torch.remainder(step, self.kl_every) == 0).to(step.dtype)
         return weight if step % self.kl_every == 0 else 0.0
 
-    def report(self, output: ModelOutput, terms: Terms, weight: float | Tensor) -> None:
-        """The weight the loss used (``[B]``, so it is logged as a term) and the model's ``aux`` terms."""
-        terms["kl_weight"] = torch.zeros_like(terms["distortion"]) + weight
+    def report(self, output: ModelOutput, terms: Terms, weight: float | Tensor, step: int | Tensor) -> None:
+        """The weight the loss used (``[B]``, so it is logged as a term), its average per step
+        ``beta warmup(t) / K`` (``kl_weight_per_step``: the weight a log every N steps shows, where ``kl_weight``
+        is 0 whenever N is not a multiple of K), and the model's ``aux`` terms."""
+        zeros = torch.zeros_like(terms["distortion"])
+        terms["kl_weight"] = zeros + weight
+        terms["kl_weight_per_step"] = zeros + ELBO.kl_weight(self, step) / self.kl_every
         for name, value in output.aux.items():
             terms.setdefault(name, value)
 
