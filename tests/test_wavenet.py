@@ -348,7 +348,7 @@ def test_logistic_mixture_masses_sum_to_one_over_the_levels():
     # the formula by hand at one position: sum_m pi_m [sigma((x + h - mu_m)/s_m) - sigma((x - h - mu_m)/s_m)]
     m = model.output.mixtures
     pi = torch.softmax(out[0, :m, 5], 0)
-    mu, s = out[0, m:2 * m, 5], out[0, 2 * m:, 5].clamp(min=-7).exp()
+    mu, s = out[0, m:2 * m, 5], out[0, 2 * m:, 5].clamp(min=math.log(1 / 31) - 1.5).exp()
     x = torch.linspace(-1, 1, k, dtype=torch.float64)[:, None]
     h = 1.0 / (k - 1)
     upper = torch.where(x < 1, torch.sigmoid((x + h - mu) / s), torch.ones_like(x - mu))
@@ -518,3 +518,22 @@ def test_a_16bit_mixture_model_is_also_scored_per_mu_law_sample():
         before = model.coarser_log_probs({**probe, "x": x[:, :, :40]})["mu_law_sample"]
         upto = model.coarser_log_probs({**probe, "x": x[:, :, :41]})["mu_law_sample"]
     assert torch.allclose((upto - before).exp().sum(), torch.tensor(1.0), atol=1e-4)
+
+
+def test_the_scale_floor_lets_a_16bit_mixture_be_sure_of_one_level():
+    """The floor of the log-scales follows the levels (PixelCNN++'s -7 at 256 levels): at 65,536 levels a
+    component can put most of its mass on one level, where PixelCNN++'s -7 (a scale of ~30 levels) caps a
+    level's mass below 1%."""
+    from vaekit.distributions.discrete import DiscretizedLogisticMixture, min_log_scale_for
+    from vaekit.nn.wavenet_output import LogisticMixtureOutput
+
+    assert abs(min_log_scale_for(256) - (-7.04)) < 0.01
+    k = 2**16
+    level = torch.tensor([[40000]])
+    mean = level.double() * 2 / (k - 1) - 1
+    out = torch.stack([torch.zeros(1, 1, dtype=torch.float64), mean, torch.full((1, 1), -30.0, dtype=torch.float64)],
+                      dim=1)  # [1, 3, 1]: one component at the level, asking for a tiny scale
+    assert LogisticMixtureOutput(k, 1).log_prob(out, level).exp().item() > 0.95
+    pixelcnn = DiscretizedLogisticMixture(out[:, 0:1].transpose(1, 2), mean[..., None], out[:, 2:3].transpose(1, 2),
+                                          levels=k)  # the image default, -7
+    assert pixelcnn.log_prob(level.double() / (k - 1)).exp().item() < 0.01

@@ -34,6 +34,8 @@ class DiscretizedLogisticMixture(Distribution):
         means: ``[..., K]`` component means in the [-1, 1] data scale.
         log_scales: ``[..., K]`` component log-scales.
         levels: number of discrete values (256 for 8-bit data).
+        min_log_scale: log-scales are clamped below at this (PixelCNN++'s -7, about a quarter of an 8-bit
+            level; finer levels, as 16-bit audio's, need a lower floor: see ``min_log_scale_for``).
     """
 
     arg_constraints = {}
@@ -41,10 +43,10 @@ class DiscretizedLogisticMixture(Distribution):
     has_rsample = False
 
     def __init__(self, logit_probs: Tensor, means: Tensor, log_scales: Tensor, levels: int = 256,
-                 validate_args: bool | None = None):
+                 validate_args: bool | None = None, min_log_scale: float = -7.0):
         self.logit_probs = logit_probs
         self.means = means
-        self.log_scales = log_scales.clamp(min=-7.0)
+        self.log_scales = log_scales.clamp(min=min_log_scale)
         self.levels = int(levels)
         super().__init__(batch_shape=logit_probs.shape[:-1], validate_args=False)
 
@@ -88,6 +90,14 @@ class DiscretizedLogisticMixture(Distribution):
             x = mu + torch.exp(ls) * (torch.log(u) - torch.log1p(-u))  # logistic sample
             x = ((x.clamp(-1, 1) + 1) / 2)
             return to_bins(x, self.levels).to(mu.dtype) / (self.levels - 1)
+
+
+def min_log_scale_for(levels: int) -> float:
+    """A floor for the log-scales of a logistic over ``levels`` values in [-1, 1]: ``log(1 / (levels - 1)) -
+    1.5``, a scale of about a fifth of a level's half-width. For 256 levels it is -7.04, PixelCNN++'s -7; for
+    the 65,536 levels of 16-bit audio -12.6, where -7 (a scale of ~30 levels) would keep the mixture from
+    being sharper than the narrow mu-law bins near silence."""
+    return math.log(1.0 / (levels - 1)) - 1.5
 
 
 class QuantizedCategorical(Distribution):

@@ -13,7 +13,9 @@ layer that goes with each.
 
 The likelihood of a level is the mixture's mass on its bin
 (:class:`~vaekit.distributions.discrete.DiscretizedLogisticMixture`, which the image likelihood
-``dlogistic`` uses too). A draw at a uniform ``u`` is exact for both: the softmax by its inverse CDF; the
+``dlogistic`` uses too), its log-scales floored at ``log(1 / (classes - 1)) - 1.5``
+(:func:`~vaekit.distributions.discrete.min_log_scale_for`: PixelCNN++'s -7 at 256 levels, -12.6 at 65,536,
+where -7 would keep every component wider than ~30 levels). A draw at a uniform ``u`` is exact for both: the softmax by its inverse CDF; the
 mixture by picking the component whose CDF interval holds ``u``, then a logistic draw at ``u``'s place
 within that interval (``v = (u - F_{k-1}) / pi_k`` is uniform on [0, 1) and independent of the choice),
 rounded to the nearest level, the edge levels taking the tails, which is exactly the bin's mass. One
@@ -28,14 +30,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vaekit.distributions.discrete import DiscretizedLogisticMixture
+from vaekit.distributions.discrete import DiscretizedLogisticMixture, min_log_scale_for
 from vaekit.errors import ConfigError
 from vaekit.registry import Registry
 
 WAVENET_OUTPUTS: Registry = Registry("WaveNet output")
-
-#: The smallest log-scale of a logistic component (as PixelCNN++ and DiscretizedLogisticMixture clamp it).
-MIN_LOG_SCALE = -7.0
 
 
 class ScalarInput(nn.Module):
@@ -99,7 +98,7 @@ class LogisticMixtureOutput:
         m = self.mixtures
         params = out.transpose(1, 2)  # [B, T, 3 M]
         return DiscretizedLogisticMixture(params[..., :m], params[..., m:2 * m], params[..., 2 * m:],
-                                          levels=self.classes)
+                                          levels=self.classes, min_log_scale=min_log_scale_for(self.classes))
 
     def log_prob(self, out: Tensor, ids: Tensor) -> Tensor:
         """``out [B, 3 M, T]``, ``ids [B, T]`` -> ``[B, T]`` log-masses of the ids' bins (nats)."""
@@ -150,7 +149,8 @@ def draw_logistic_mixture(out: Tensor, u: Tensor, temperature: float, classes: i
     Temperature ``tau`` divides the mixture logits and multiplies the scales; 0 takes the mean of the most
     probable component."""
     m = mixtures
-    logits, means, log_scales = out[:, :m], out[:, m:2 * m], out[:, 2 * m:3 * m].clamp(min=MIN_LOG_SCALE)
+    logits, means = out[:, :m], out[:, m:2 * m]
+    log_scales = out[:, 2 * m:3 * m].clamp(min=min_log_scale_for(classes))  # as the likelihood's floor
     if temperature == 0:
         k = logits.argmax(dim=1, keepdim=True)  # [B, 1]
         x = means.gather(1, k)[:, 0]
@@ -176,4 +176,4 @@ WAVENET_OUTPUTS.register("logistic_mixture", description="a mixture of discretiz
                          "levels (PixelCNN++; Parallel WaveNet's 16-bit output)")(LogisticMixtureOutput)
 
 __all__ = ["WAVENET_OUTPUTS", "DRAWS", "ScalarInput", "SoftmaxOutput", "LogisticMixtureOutput", "draw_softmax",
-           "draw_logistic_mixture", "MIN_LOG_SCALE"]
+           "draw_logistic_mixture"]
