@@ -80,24 +80,28 @@ def main() -> None:
         if not vq:
             continue
         c = vq["conversion"]
+        flags = (f" --every {vq['every']}" if (vq.get("every") or 1) > 1 else "") + \
+            (" --compile" if vq.get("compiled_generation") else "")
         lines += [f"## Audio VQ-VAE, {what}: speaker conversion (all 6 x 5 ordered pairs, FSDD test split)", "",
-                  f"Run: `vaekit train {config} --out {run}`, then `vaekit evaluate {run} --metrics speech` "
+                  f"Run: `vaekit train {config} --out {run}`, then `vaekit evaluate {run} --metrics speech{flags}` "
                   f"(`issue16/{stem}.speech.json`, commit {vq.get('commit')}; training: `issue16/{stem}.eval.json`, "
-                  f"`issue16/{stem}.metrics.csv`). Goal: target speaker >= 0.70 and digit kept >= 0.70.", "",
-                  f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`); shares "
+                  f"`issue16/{stem}.metrics.csv`). Goal: target speaker >= 0.70 and digit kept >= 0.70.", ""]
+        if (vq.get("every") or 1) > 1:
+            lines += [f"Every {vq['every']}th test utterance only (`--every {vq['every']}`; {c['utterances']}: one take "
+                      f"of each speaker and digit, every ordered pair): generating every sample with the WaveNet "
+                      f"decoder costs too much CPU time for all 300.", ""]
+        lines += [
+                  f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech{flags}`); shares "
                   f"with binomial standard errors.", "",
                   "| audio | target speaker | digit kept | n |", "|---|---|---|---|"]
-        if (vq.get("every") or 1) > 1:
-            lines += [f"Every {vq['every']}th test utterance only ({c['utterances']}: one take of each speaker and "
-                      f"digit, every ordered pair): generating every sample with the WaveNet decoder costs too much "
-                      f"CPU time for all 300.", ""]
         lines += conversion_rows(c, "conversion", "**converted** (source codes, target speaker)")
-        lines += ["", f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech`): per "
-                  "ordered pair, target speaker share / digit kept share (50 conversions each).", ""] + pair_table(c)
+        lines += ["", f"Source: `issue16/{stem}.speech.json` (`vaekit evaluate {run} --metrics speech{flags}`): per "
+                  f"ordered pair, target speaker share / digit kept share ({c['pairs'][0]['n']} conversions each).", ""]
+        lines += pair_table(c)
         if vq_codes:
             cb = vq_codes["latent_usage"]["codebook"][0]
             lines += ["", f"Codes (`issue16/{stem}.eval.json`, `vaekit evaluate {run}`):", "",
-                      f"- rate: {vq_codes['code_rate_hz']:.0f} code frames/s x log2 {cb['num_codes']} = "
+                      f"- rate: {vq_codes['code_rate_hz']:g} code frames/s x log2 {cb['num_codes']} = "
                       f"{vq_codes['rate_uniform_bits_per_second']:.0f} bits per second of audio (uniform prior)"
                       + (f"; {vq_codes['rate_prior_bits_per_second']:.0f} bits/s under the fitted prior"
                          if vq_codes.get("rate_prior_bits_per_second") else ""),
@@ -160,12 +164,14 @@ def main() -> None:
             lines.append(f"| {name} | {cfg} | {r['rate_nats']:.2f} | {r['active_units']} | "
                          f"{r['neg_elbo_nats']:.1f} | {r['nll_nats']:.1f} ± {r['nll_stderr_nats']:.1f} | {cols} |")
     lines += ["", "## Listening and pictures", "",
-              "`docs/results/issue16/wav/<model>/` (`audio_vqvae_mel_encoder`, `audio_vqvae_wave`, `speech_vae`): for",
+              "`docs/results/issue16/wav/<model>/` (`audio_vqvae_mel_encoder`, `audio_vqvae_wave`, `audio_vqvae_down7`,",
+              "`audio_vqvae_wavenet`, `speech_vae`; the 128x run's folder holds its conversions only): for",
               "each source speaker one conversion or style transfer, `<kind>_<source>_to_<target>_digit<d>.wav`, beside",
               "the source (`source_<speaker>_digit<d>.wav`) and the real target-speaker utterance of that digit",
               "(`real_<speaker>_digit<d>.wav`); `prior_<speaker>_digit<d>.wav` are samples of the code prior.",
               "Spectrograms of source / converted / real target speaker side by side:",
-              "`docs/results/figures/fsdd_audio_vqvae_conversion.png` (mel-encoder audio VQ-VAE) and",
+              "`docs/results/figures/fsdd_audio_vqvae_conversion.png` (mel-encoder audio VQ-VAE),",
+              "`docs/results/figures/fsdd_audio_vqvae_wavenet_conversion.png` (the WaveNet decoder) and",
               "`docs/results/figures/fsdd_speech_vae_transfer.png`; the codebook's use over training:",
               "`docs/results/figures/fsdd_audio_vqvae_codebook.png` (all from `RUN/figures/`)."]
     OUT.write_text("\n".join(lines) + "\n")
