@@ -6,6 +6,7 @@ Importing this package registers the image data sets in :data:`vaekit.registry.D
 from vaekit.data.images import ImageData, ImageSplit, describe_datasets, load_images
 from vaekit.data.dsprites import DSprites, load_dsprites  # registers "dsprites"
 from vaekit.data.audio import AudioData, load_audio, load_fsdd  # registers "fsdd"
+from vaekit.data.text import TextData, Vocabulary, load_text  # registers "ptb"
 from vaekit.data.batches import iterate_batches
 from vaekit.data.load import LOADERS, load_data, modality_of
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
@@ -15,6 +16,9 @@ __all__ = [
     "DSprites",
     "load_audio",
     "load_fsdd",
+    "load_text",
+    "TextData",
+    "Vocabulary",
     "load_dsprites",
     "DataCorruptError",
     "DataNotFoundError",

@@ -44,6 +44,11 @@ def modality_of(name_or_path: str) -> str:
         return "audio"
     if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
         raise ConfigError(f"{path} is one audio file; a data set is a folder of them")
+    if path.is_dir() and any(p.suffix.lower() == ".txt" for p in _some_files(path)):
+        return "tokens"
+    if path.is_file() and path.suffix.lower() == ".txt":
+        raise ConfigError(f"{path} is one text file; a data set is a folder of them (train.txt, valid.txt, "
+                          f"test.txt, or any .txt files to be split)")
     return "image"
 
 
@@ -219,3 +224,77 @@ def _load_audio_data(name: str, d: Any, *, seed: int, splits: Any, options: Audi
     if isinstance(splits, (tuple, list, set)):
         splits = {s: None for s in splits}
     return AudioSet(audio, options, subset=d.subset if splits is None else None, seed=seed, splits=splits)
+
+
+# -- text --------------------------------------------------------------------------------------------
+@dataclass
+class TextOptions:
+    """``data.options`` of text data sets (Penn Treebank, folders of .txt files): vaekit.data.text."""
+
+    unit: str = "sentence"  # "sentence" (a line) or "paragraph" (windows of paragraph_lines lines)
+    paragraph_lines: int = 4  # lines per paragraph (PTB's lines are consecutive sentences of an article)
+    max_length: int | None = 100  # tokens per example at most (PTB's longest sentence has 83 with <eos>)
+    max_vocab: int | None = None  # the vocabulary's size limit (specials included); null: every word
+    min_count: int = 1  # words seen fewer times in the training text are <unk>
+
+    def validate(self) -> None:
+        if self.unit not in ("sentence", "paragraph"):
+            raise ConfigError(f"data.options.unit must be sentence or paragraph, got {self.unit!r}")
+        if self.paragraph_lines < 1 or self.min_count < 1:
+            raise ConfigError("data.options.paragraph_lines and min_count must be >= 1")
+        if self.max_length is not None and self.max_length < 2:
+            raise ConfigError(f"data.options.max_length must be >= 2 tokens or null, got {self.max_length}")
+        if self.max_vocab is not None and self.max_vocab < 5:
+            raise ConfigError(f"data.options.max_vocab must leave room beyond the 4 special tokens, got "
+                              f"{self.max_vocab}")
+
+
+class _TextSubset:
+    """TextData with its splits cut (a subset, or only the first N of named splits)."""
+
+    def __init__(self, text: Any, parts: dict[str, Any], note: str):
+        self._text, self.train, self.val, self.test, self.split_note = text, parts["train"], parts["val"], \
+            parts["test"], note
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._text, name)
+
+    def part(self, split: str, subset: int | None = None) -> Any:
+        if split not in SPLITS:
+            raise ConfigError(f"split must be test, val or train, got {split!r}")
+        part = getattr(self, split)
+        return part.subset(np.arange(min(subset, len(part)))) if subset else part
+
+    def describe(self) -> dict[str, Any]:
+        return {**self._text.describe(), "split": self.split_note,
+                "examples": {s: len(getattr(self, s)) for s in SPLITS}}
+
+
+@LOADERS.register("tokens", config=TextOptions, description="text: Penn Treebank, folders of .txt files")
+def _load_text_data(name: str, d: Any, *, seed: int, splits: Any, options: TextOptions) -> Any:
+    from vaekit.data.text import load_text
+
+    if d.binarize != "none":
+        raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is text")
+    root = d.path if name == d.name else None
+    text = load_text(name, root, unit=options.unit, paragraph_lines=options.paragraph_lines,
+                     max_length=options.max_length, max_vocab=options.max_vocab, min_count=options.min_count,
+                     seed=seed)
+    if isinstance(splits, (tuple, list, set)):
+        splits = {s: None for s in splits}
+    if splits is None and d.subset is None:
+        return text
+    rng = np.random.default_rng(seed)
+    parts, note = {}, text.split_note
+    for s in SPLITS:
+        p = getattr(text, s)
+        if splits is not None:
+            n = 0 if s not in splits else len(p) if splits[s] is None else min(splits[s], len(p))
+            index = np.arange(n)
+        else:  # the vocabulary stays the full training split's
+            index = np.sort(rng.permutation(len(p))[:d.subset]) if s == "train" else np.arange(min(d.subset, len(p)))
+        parts[s] = p.subset(index)
+    if splits is None:
+        note = note.rstrip(".") + (f". Subset: {d.subset} random training examples (seed {seed}), the first "
+                                   f"{d.subset} of val and test.")
+    return _TextSubset(text, parts, note)
