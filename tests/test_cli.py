@@ -122,6 +122,9 @@ SMOKE_OTHER: dict[str, list[str]] = {
     "audio_vqvae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=640",
                     "--set", "data.options.mel=true", "--set", "model.num_codes=16", "--set", "model.code_dim=8",
                     "--set", "model.hidden=8", "--set", "model.decoder_hidden=16", "--set", "model.decoder_blocks=2"],
+    "text_vae": ["--data", "ptb", "--set", "data.subset=40", "--set", "model.embed_dim=8", "--set", "model.hidden=8",
+                 "--set", "model.encoder_hidden=8", "--set", "model.latent_dim=2", "--set", "eval.num_samples=2"],
+    "text_lm": ["--data", "ptb", "--set", "data.subset=40", "--set", "model.embed_dim=8", "--set", "model.hidden=8"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -200,6 +203,21 @@ def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
     assert res["rate_uniform_bits_per_second"] == 125 * 4  # K = 16 codes at 8000 / 64 frames per second
     assert any((out / "figures" / "speech").glob("converted_*_to_*_digit*.wav"))
     assert (out / "figures" / "speech" / "converted_spectrograms.png").is_file()
+
+
+@needs_shared
+@pytest.mark.parametrize("name", ["text_vae", "text_lm"])
+def test_cli_smoke_of_the_text_models(name, tmp_path):
+    """Train on 40 PTB sentences, evaluate (NLL per token with <eos>, perplexity), sample to a .txt file."""
+    out = tmp_path / name
+    text = _ok(["train", name, *SMOKE_OTHER[name], "--set", "train.max_epochs=1", "--set", "train.progress=false",
+                "--out", str(out)])
+    assert "perplexity" in text and "nll_nats_per_token" in text and "40 examples" in text
+    text = _ok(["sample", str(out), "-n", "3", "--out", str(tmp_path / "s.txt")])
+    lines = (tmp_path / "s.txt").read_text().splitlines()
+    assert len(lines) == 3 and all(line.strip() for line in lines)
+    vocab = set(json.loads((out / "model.json").read_text())["config"]["data"]["features"]["vocabulary"]["tokens"])
+    assert all(w in vocab for line in lines for w in line.split())
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))

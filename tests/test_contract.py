@@ -29,7 +29,15 @@ SPEECH = DataSpec("audio", [1, None], "continuous", None, 8000,
                   conditions=[Condition("speaker", "label", 2), Condition("y", "label", 10),
                               Condition("mel", "sequence", 8, rate=500.0)],
                   features={"mel": {"hop_length": 16, "n_mels": 8, "n_fft": 128, "win_length": 32}})
+TOKENS = DataSpec("tokens", [None], "tokens", 12, special_tokens={"pad": 0, "bos": 1, "eos": 2, "unk": 3},
+                  features={"vocabulary": {"tokens": ["<pad>", "<bos>", "<eos>", "<unk>", *"abcdefgh"]}})
 SEQUENCE_CASES: dict[str, list[dict]] = {
+    "text_vae": [
+        {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "data": to_dict(TOKENS)},
+        {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "rnn": "gru", "z_every_step": False,
+         "word_dropout": 0.3, "data": to_dict(TOKENS)},
+    ],
+    "text_lm": [{"embed_dim": 8, "hidden": 8, "data": to_dict(TOKENS)}],
     "wavenet": [
         {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
          "data": to_dict(AUDIO)},
@@ -76,7 +84,7 @@ def test_terms_are_named_finite_and_per_example(name, i):
     assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
 
 
-STOCHASTIC = {"speech_vae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
+STOCHASTIC = {"speech_vae", "text_vae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
 
 
 @pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]
@@ -120,6 +128,17 @@ def test_samples_lie_in_the_data_space(name, i):
     model.eval()
     if "codes" in model.capabilities:  # a VQ model samples through its fitted prior (tests of its own)
         pytest.skip("VQ models sample through a fitted code prior")
+    spec = model.config.spec()
+    if spec.modality == "tokens":  # sentences of ids, <pad> after each one's <eos>, at most max_length long
+        x = model.sample(2, max_length=48, seed=0)
+        assert x.dtype == torch.long and x.shape[0] == 2 and 1 <= x.shape[1] <= 48
+        assert x.min() >= 0 and x.max() < spec.levels and not (x == spec.special_tokens["bos"]).any()
+        for row in x:
+            ends = (row == spec.special_tokens["eos"]).nonzero()
+            if len(ends):
+                assert (row[int(ends[0]) + 1:] == spec.special_tokens["pad"]).all()
+        assert torch.equal(model.sample(2, max_length=48, seed=0), x)  # a seed fixes the draws
+        return
     cond = {k: batch[k][:2] for k in model.cond_keys}
     if "mel" in cond:
         cond["mel"] = cond["mel"][:, :, :3]  # 3 frames x hop 16 = 48 samples

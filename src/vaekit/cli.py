@@ -138,7 +138,8 @@ def _print_eval(res: dict) -> None:
     for key in ("neg_elbo_nats", "nll_nats", "nll_stderr_nats", "nll_bpd", "neg_elbo_bpd", "rate_nats",
                 "distortion_nats", "active_units", "mse", "rate_uniform_bits", "rate_prior_bits",
                 "bound_uniform_bpd", "bound_prior_bpd", "compression_uniform", "compression_prior",
-                *sorted(k for k in res if k.startswith(("nll_bits_per_", "nll_nats_per_"))),
+                *sorted(k for k in res if k.startswith(("nll_bits_per_", "nll_nats_per_"))), "perplexity",
+                "neg_elbo_perplexity",
                 *_protocol_summary(res.get("evaluation")), "seconds_likelihood"):
         if res.get(key) is not None:
             v = res[key]

@@ -2,8 +2,8 @@
 
 Each writer takes the model, how many samples to draw and how (``draw(b) -> [b, ...]`` in batches), and a
 base path, and returns the files it wrote: an image grid PNG (and an ``.npy`` of every sample past the
-grid's size) for images; one WAV file per sample plus a waveform figure for audio. MIDI, text and GIF
-writers arrive with their modalities' issues.
+grid's size) for images; one WAV file per sample plus a waveform figure for audio; a .txt file of one
+sentence per line for tokens. MIDI and GIF writers arrive with their modalities' issues.
 """
 
 from __future__ import annotations
@@ -76,3 +76,22 @@ def write_audio(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec
     titles = [f"{title}: {p.name}" for p in paths[:len(shown)]]
     paths.append(plots.save_figure(waveform_figure(shown, rate, titles=titles), path.with_suffix(".png")))
     return paths
+
+
+@WRITERS.register("tokens", description="one sentence per line in a UTF-8 .txt file (decoded with the run's "
+                  "vocabulary)", suffix=".txt", default_mean=False)
+def write_text(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec: Any, title: str) -> list[Path]:
+    """Draw ``n`` token sequences ``[b, T]`` and write them to ``path`` (``.txt``), one per line, words up
+    to each one's first ``<eos>``, through the vocabulary the data description carries."""
+    from vaekit.data.text import Vocabulary
+    from vaekit.fileio import atomic_write_text
+
+    vocab = Vocabulary.from_spec(spec)
+    lines: list[str] = []
+    for start in range(0, n, SAMPLE_BATCH):
+        ids = draw(min(SAMPLE_BATCH, n - start)).cpu()
+        lines += [" ".join(vocab.decode(row.tolist())) for row in ids]
+    path = path.with_suffix(".txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return [path]

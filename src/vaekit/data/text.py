@@ -134,6 +134,18 @@ class Vocabulary:
                                    f"(edited or truncated)")
         return vocab
 
+    @classmethod
+    def from_spec(cls, spec: DataSpec) -> Vocabulary:
+        """The vocabulary a data description carries (``features["vocabulary"]["tokens"]``: every run's
+        ``model.json`` holds it, so a loaded text model decodes without other files)."""
+        d = (spec.features or {}).get("vocabulary") or {}
+        if not isinstance(d.get("tokens"), list):
+            raise DataError("this data description carries no vocabulary (features.vocabulary.tokens)")
+        vocab = cls(d["tokens"])
+        if d.get("fingerprint") not in (None, vocab.fingerprint):
+            raise DataCorruptError("the data description's vocabulary does not match its fingerprint")
+        return vocab
+
     def check_same(self, other: Vocabulary, what: str) -> None:
         """Raise a clear error when ``other`` (e.g. a run's) is not this vocabulary."""
         if other != self:
@@ -260,7 +272,8 @@ class TextData:
     def spec(self) -> DataSpec:
         return DataSpec("tokens", [None], "tokens", len(self.vocab),
                         special_tokens={"pad": PAD, "bos": BOS, "eos": EOS, "unk": UNK},
-                        features={"vocabulary": {"size": len(self.vocab), "fingerprint": self.vocab.fingerprint},
+                        features={"vocabulary": {"size": len(self.vocab), "fingerprint": self.vocab.fingerprint,
+                                                 "tokens": self.vocab.tokens},
                                   "unit": self.unit, "max_length": self.max_length})
 
     @property
@@ -360,7 +373,7 @@ def load_text(name: str, root: str | os.PathLike | None = None, *, unit: str = "
         grouped = {s: [ex for p in files[s] for ex in group_lines(read_lines(p), unit, paragraph_lines)]
                    for s in SPLITS}
     if vocab is None:
-        vocab = Vocabulary.build((w for ex in grouped["train"] for w in ex), max_size=max_vocab,
+        vocab = Vocabulary.build((sentence for ex in grouped["train"] for sentence in ex), max_size=max_vocab,
                                  min_count=min_count)
     splits = {s: encode_examples(grouped[s], vocab, max_length) for s in SPLITS}
     if unit == "paragraph":

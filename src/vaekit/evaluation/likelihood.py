@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from vaekit.evaluation.mode import evaluating
-from vaekit.errors import DataError, NonFiniteError
+from vaekit.errors import ConfigError, DataError, NonFiniteError
 from vaekit.models.base import LatentVariableModel
 from vaekit.objectives import elbo_terms
 
@@ -81,13 +81,19 @@ def evaluate_likelihood(
     (``nll / (D ln 2)``) when the likelihood is over discrete values. ``num_samples=0`` skips the
     importance-sampled estimate.
     """
+    from vaekit.dataspec import num_elements
+
     sums: dict[str, float] = {}
     nll_values: list[Tensor] = []
     n = bad = 0
+    elements = 0.0  # modelled elements (tokens of variable-length data, padding excluded)
+    spec = model.config.spec() if hasattr(getattr(model, "config", None), "spec") else None
     with evaluating(model, seed):
         for batch in batches:
             x = batch["x"]
             _check_finite(x)
+            if spec is not None and spec.variable:
+                elements += float(num_elements(batch, spec).double().sum())
             terms, _ = elbo_terms(model(batch), x)
             bad += int((~torch.isfinite(terms["elbo"])).sum())
             for name, value in terms.items():
@@ -103,18 +109,40 @@ def evaluate_likelihood(
     out: dict[str, Any] = {f"{name.replace('/', '_')}_nats": s / n for name, s in sums.items()}
     out["neg_elbo_nats"] = -out.pop("elbo_nats")
     out["num_examples"] = n
-    dim = math.prod(model.data_shape)
-    discrete = getattr(model.likelihood, "kind", "discrete") == "discrete"
     if nll_values:
         nll = torch.cat(nll_values).double()
         out["nll_nats"] = nll.mean().item()
         out["nll_stderr_nats"] = (nll.std() / math.sqrt(len(nll))).item() if len(nll) > 1 else 0.0
         out["num_importance_samples"] = num_samples
+    try:
+        dim = math.prod(model.data_shape)
+    except ConfigError:  # variable-length data (sentences): rates per modelled element, not per dimension
+        return _per_element(out, elements, spec)
+    discrete = getattr(model.likelihood, "kind", "discrete") == "discrete"
+    if nll_values:
         if discrete:
             out["nll_bpd"] = out["nll_nats"] / (dim * math.log(2))
     if discrete:
         out["neg_elbo_bpd"] = out["neg_elbo_nats"] / (dim * math.log(2))
     out["data_dim"] = dim
+    return out
+
+
+def _per_element(out: dict[str, Any], elements: float, spec: Any) -> dict[str, Any]:
+    """Variable-length data: the corpus rates ``sum_i nll_i / sum_i n_i`` (the mean per example times the
+    examples over the elements) in nats and bits per element, and for tokens the perplexity
+    ``exp(nll per token)``, every ``<eos>`` counted as a token (as language-model papers count it)."""
+    unit = spec.element_unit
+    n = out["num_examples"]
+    for key, name in (("nll_nats", "nll"), ("neg_elbo_nats", "neg_elbo")):
+        if key in out:
+            per = out[key] * n / elements
+            out[f"{name}_nats_per_{unit}"] = per
+            out[f"{name}_bits_per_{unit}"] = per / math.log(2)
+            if spec.modality == "tokens":
+                out[f"{name}_perplexity" if name != "nll" else "perplexity"] = math.exp(per)
+    out["num_elements"] = int(elements)
+    out["data_dim"] = elements / n
     return out
 
 
@@ -207,6 +235,7 @@ def evaluate_exact_likelihood(
         "nll_stderr_nats": (nll.std() / math.sqrt(n)).item() if n > 1 else 0.0,
         f"nll_nats_per_{unit}": per_element,
         f"nll_bits_per_{unit}": per_element / math.log(2),
+        **({"perplexity": math.exp(per_element)} if spec.modality == "tokens" else {}),  # <eos> counted
         "neg_elbo_nats": nll.mean().item(),  # no latents: the bound is the likelihood itself
         "num_examples": n,
         "num_elements": int(count.sum().item()),

@@ -11,6 +11,7 @@ from vaekit.models.ladder import LadderVAE, LadderVAEConfig
 from vaekit.models.provlae import ProVLAE, ProVLAEConfig
 from vaekit.models.speech_vae import SpeechVAE, SpeechVAEConfig
 from vaekit.models.stacked import StackedVAE, StackedVAEConfig
+from vaekit.models.text_vae import TextLM, TextLMConfig, TextVAE, TextVAEConfig
 from vaekit.models.vqvae import VQVAE, VQVAE2, VQModel, VQVAE2Config, VQVAEConfig
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
 from vaekit.models.wavenet import WaveNetConfig, WaveNetModel
