@@ -238,3 +238,47 @@ def test_paired_difference_known_answers():
     assert mixed["a_minus_b"] == pytest.approx(0.0) and mixed["stderr_difference"] == pytest.approx(d.std().item() / 2)
     with pytest.raises(ValueError, match="same examples"):
         paired_difference(a, a[:3])
+
+
+def test_kl_schedules_known_values():
+    """linear: t / W; logistic (Bowman et al. 2016): 1/2 at W/2, 0.0067 at 0, 0.993 at W (k = 10 / W);
+    cyclical (Fu et al. 2019, R = 0.5): rises over the first half of each cycle, then holds 1; tensor steps
+    (a compiled training step's) give the same weights."""
+    import math
+
+    import torch
+
+    from vaekit.config import from_dict
+    from vaekit.objectives.elbo import ELBO
+
+    lin = ELBO(warmup_steps=100)
+    logi = ELBO(warmup_steps=5000, kl_schedule="logistic")
+    cyc = ELBO(kl_schedule="cyclical", kl_cycle_steps=1000, kl_cycle_ratio=0.5)
+    assert lin.kl_weight(25) == 0.25 and lin.kl_weight(400) == 1.0 and ELBO().kl_weight(0) == 1.0
+    assert math.isclose(logi.kl_weight(2500), 0.5) and math.isclose(logi.kl_weight(0), 1 / (1 + math.exp(5)))
+    assert logi.kl_weight(5000) > 0.993 and logi.kl_weight(1000) < logi.kl_weight(1001)
+    assert [cyc.kl_weight(t) for t in (0, 250, 500, 900, 1000, 1250)] == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5]
+    for obj in (lin, logi, cyc):
+        for t in (0, 37, 2600):
+            assert math.isclose(float(obj.kl_weight(torch.tensor(float(t)))), obj.kl_weight(t), rel_tol=1e-5,
+                                abs_tol=1e-6)
+    with pytest.raises(Exception, match="kl_cycle_steps"):
+        from_dict(ELBO, {"kl_schedule": "cyclical"}, where="objective")
+    with pytest.raises(Exception, match="KL schedule"):
+        from_dict(ELBO, {"kl_schedule": "cosine"}, where="objective")
+
+
+def test_free_bits_per_example_floors_each_examples_total_kl():
+    """``free_bits_per: example``: the penalised KL of an example is max(sum_d KL_d, lambda); below the floor
+    it has no gradient; per dimension (Kingma et al.) floors each dimension's batch mean instead."""
+    import torch
+
+    from vaekit.objectives.elbo import FREE_BITS
+
+    kl = torch.tensor([[0.5, 0.2], [3.0, 1.0]], requires_grad=True)  # [B=2, D=2]
+    per_example = FREE_BITS["example"](kl, 2.0)
+    assert torch.allclose(per_example, torch.tensor([2.0, 4.0]))
+    per_example.sum().backward()
+    assert torch.equal(kl.grad, torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+    per_dim = FREE_BITS["dimension"](kl.detach(), 1.0)  # batch means 1.75 and 0.6: dim 2 floored at 1
+    assert torch.allclose(per_dim, torch.tensor([0.5 + 1.0, 3.0 + 1.0]))

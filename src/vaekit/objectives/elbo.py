@@ -15,6 +15,7 @@ from torch import Tensor
 
 from vaekit.config import ConfigError
 from vaekit.models.base import LatentVariableModel, ModelOutput
+from vaekit.objectives.schedules import schedule_function
 from vaekit.registry import OBJECTIVES
 
 Terms = dict[str, Tensor]
@@ -62,32 +63,48 @@ def elbo_terms(output: ModelOutput, x: Tensor) -> tuple[Terms, list[Tensor]]:
 
 @dataclass
 class ELBO:
-    """The (beta-weighted, warmed-up, free-bits) ELBO.
+    """The (beta-weighted, annealed, free-bits) ELBO.
 
-    ``loss = distortion + beta_t * sum_d max(KL_d, lambda)``, with ``beta_t = beta * warmup(step)`` and the
-    free-bits floor ``lambda`` applied per latent dimension to the batch-mean KL (Kingma et al. 2016,
-    eq. 15). ``beta = 1``, no warm-up and no free bits give the plain negative ELBO.
+    ``loss = distortion + beta_t * sum_d max(KL_d, lambda)``, with ``beta_t = beta * schedule(step)``
+    (``kl_schedule``: linear warm-up, Bowman's logistic, Fu's cyclical) and the free-bits floor ``lambda``
+    applied per latent dimension to the batch-mean KL (Kingma et al. 2016, eq. 15) or, with
+    ``free_bits_per: example``, to each example's total KL. ``beta = 1``, no warm-up and no free bits give
+    the plain negative ELBO.
     """
 
     beta: float = 1.0  # > 1: beta-VAE (Higgins et al. 2017); < 1 trades rate for distortion (seed 004)
-    warmup_steps: int = 0  # linear KL warm-up from 0 to beta over this many steps (0 = off)
-    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (0 = off)
+    warmup_steps: int = 0  # KL warm-up from 0 to beta over this many steps (0 = off)
+    free_bits: float = 0.0  # nats below which KL is not penalised (0 = off): per dimension or per example
+    kl_schedule: str = "linear"  # KL_SCHEDULES (objectives/schedules.py): linear, logistic (Bowman), cyclical (Fu)
+    kl_cycle_steps: int = 0  # cyclical: steps per cycle
+    kl_cycle_ratio: float = 0.5  # cyclical: the share of a cycle that rises (R of Fu et al. 2019)
+    free_bits_per: str = "dimension"  # "dimension" (Kingma et al. 2016, batch-mean KL per dim) or "example"
 
     def validate(self) -> None:
+        from vaekit.objectives.schedules import KL_SCHEDULES
+
         if self.beta < 0:
             raise ConfigError(f"objective.beta must be >= 0, got {self.beta}")
         if self.warmup_steps < 0 or self.free_bits < 0:
             raise ConfigError("objective.warmup_steps and objective.free_bits must be >= 0")
+        KL_SCHEDULES.get(self.kl_schedule)  # unknown names: an error listing the known ones
+        if self.kl_schedule == "cyclical" and self.kl_cycle_steps < 1:
+            raise ConfigError("objective.kl_schedule=cyclical needs objective.kl_cycle_steps >= 1 (steps per cycle)")
+        if not 0 < self.kl_cycle_ratio <= 1:
+            raise ConfigError(f"objective.kl_cycle_ratio must be in (0, 1], got {self.kl_cycle_ratio}")
+        if self.free_bits_per not in FREE_BITS:
+            raise ConfigError(f"objective.free_bits_per must be {' or '.join(FREE_BITS)}, got {self.free_bits_per!r}")
 
     def kl_weight(self, step: int) -> float:
-        return self.beta * linear_warmup(step, self.warmup_steps)
+        return self.beta * schedule_function(self.kl_schedule)(step, self)
 
     def __call__(self, model: LatentVariableModel, batch: dict[str, Tensor], step: int) -> Terms:
         output = model(batch)
         terms, kls = elbo_terms(output, batch["x"])
         penalised = weighted_rate(output, terms)
         if self.free_bits > 0:
-            penalised = sum(layer.kl_weight * _free_bits(kl.flatten(1), self.free_bits)
+            floor = FREE_BITS[self.free_bits_per]
+            penalised = sum(layer.kl_weight * floor(kl.flatten(1), self.free_bits)
                             for layer, kl in zip(output.latents, kls))
         weight = self.kl_weight(step)
         terms["loss"] = terms["distortion"] + weight * penalised
@@ -104,6 +121,15 @@ def _free_bits(kl: Tensor, floor: float) -> Tensor:
     active = kl.mean(0, keepdim=True) > floor  # [1, D]
     return torch.where(active, kl, torch.full_like(kl, floor)).sum(1)
 
+
+def _free_bits_per_example(kl: Tensor, floor: float) -> Tensor:
+    """Per example ``max(KL_i, floor)`` with ``KL_i = sum_d KL_{i,d}`` (free bits per example: no gradient
+    pushes an example's KL below ``floor`` nats; Pelsmaeker & Aziz 2020 compare it with the per-dimension
+    form)."""
+    return kl.sum(1).clamp(min=floor)
+
+
+FREE_BITS = {"dimension": _free_bits, "example": _free_bits_per_example}
 
 OBJECTIVES.register("elbo", config=ELBO, description="negative ELBO; beta, KL warm-up and free bits as options")(ELBO)
 
