@@ -139,7 +139,7 @@ def _print_eval(res: dict) -> None:
                 "distortion_nats", "active_units", "mse", "rate_uniform_bits", "rate_prior_bits",
                 "bound_uniform_bpd", "bound_prior_bpd", "compression_uniform", "compression_prior",
                 *sorted(k for k in res if k.startswith(("nll_bits_per_", "nll_nats_per_"))), "perplexity",
-                "neg_elbo_perplexity",
+                "neg_elbo_perplexity", *sorted(k for k in res if k.startswith("mutual_info_") and k.endswith("_nats")),
                 *_protocol_summary(res.get("evaluation")), "seconds_likelihood"):
         if res.get(key) is not None:
             v = res[key]

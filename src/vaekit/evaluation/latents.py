@@ -6,6 +6,7 @@ Active units (Burda et al. 2015, sec. 5.2): dimension ``u`` is active when
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -61,3 +62,38 @@ def latent_usage(
         })
     result["active_units"] = sum(layer["active_units"] for layer in result["layers"])
     return result
+
+
+#: Examples whose posteriors form the aggregate posterior of the mutual-information estimate (pairwise
+#: cost N^2 D): enough for a stable estimate of I <= log N nats, bounded for large test sets.
+MI_MAX_EXAMPLES = 2000
+
+
+def gaussian_mutual_information(mean: Tensor, std: Tensor, z: Tensor | None = None, *,
+                                generator: torch.Generator | None = None, chunk: int = 256) -> float:
+    """``I_q(x; z)`` of a Gaussian encoder over a set of examples (He et al. 2019, "Lagging inference networks",
+    sec. 4 and their ``calc_mi``): with ``q(z) = 1/N sum_j q(z | x_j)`` the aggregate posterior,
+
+        I = E_x E_{q(z|x)} [log q(z | x)] - E_x E_{q(z|x)} [log q(z)],
+
+    the first term in closed form (minus the entropy of each diagonal Gaussian), the second by one draw
+    ``z_i ~ q(z | x_i)`` per example scored under the mixture of all ``N`` posteriors. It is at most
+    ``log N`` (the mixture cannot tell more than ``N`` examples apart), in nats.
+
+    Args:
+        mean, std: ``[N, D]`` the posteriors' parameters.
+        z: ``[N, D]`` the draws (default: drawn from ``generator``).
+    """
+    n, d = mean.shape
+    mean, std = mean.double(), std.double()
+    if z is None:
+        z = mean + std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
+    z = z.double()
+    neg_entropy = (-0.5 * d * math.log(2 * math.pi) - 0.5 * d - torch.log(std).sum(1)).mean()
+    log_qz = []
+    for start in range(0, n, chunk):
+        zi = z[start:start + chunk, None]  # [c, 1, D] against all N posteriors
+        log_q = (-0.5 * ((zi - mean[None]) / std[None]) ** 2 - torch.log(std[None])
+                 - 0.5 * math.log(2 * math.pi)).sum(-1)  # [c, N]
+        log_qz.append(torch.logsumexp(log_q, 1) - math.log(n))
+    return float(neg_entropy - torch.cat(log_qz).mean())

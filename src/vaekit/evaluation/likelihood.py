@@ -87,6 +87,7 @@ def evaluate_likelihood(
     nll_values: list[Tensor] = []
     n = bad = 0
     elements = 0.0  # modelled elements (tokens of variable-length data, padding excluded)
+    posteriors: dict[int, list[tuple[Tensor, Tensor]]] = {}  # global Gaussian layers: (mean, std) per batch
     spec = model.config.spec() if hasattr(getattr(model, "config", None), "spec") else None
     with evaluating(model, seed):
         for batch in batches:
@@ -94,7 +95,9 @@ def evaluate_likelihood(
             _check_finite(x)
             if spec is not None and spec.variable:
                 elements += float(num_elements(batch, spec).double().sum())
-            terms, _ = elbo_terms(model(batch), x)
+            output = model(batch)
+            terms, _ = elbo_terms(output, x)
+            _collect_posteriors(output, posteriors)
             bad += int((~torch.isfinite(terms["elbo"])).sum())
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.double().sum().item()
@@ -109,6 +112,7 @@ def evaluate_likelihood(
     out: dict[str, Any] = {f"{name.replace('/', '_')}_nats": s / n for name, s in sums.items()}
     out["neg_elbo_nats"] = -out.pop("elbo_nats")
     out["num_examples"] = n
+    out.update(_mutual_information(posteriors, seed))
     if nll_values:
         nll = torch.cat(nll_values).double()
         out["nll_nats"] = nll.mean().item()
@@ -125,6 +129,38 @@ def evaluate_likelihood(
     if discrete:
         out["neg_elbo_bpd"] = out["neg_elbo_nats"] / (dim * math.log(2))
     out["data_dim"] = dim
+    return out
+
+
+def _collect_posteriors(output: Any, store: dict[int, list[tuple[Tensor, Tensor]]]) -> None:
+    """Keep the ``(mean, std)`` of every global diagonal-Gaussian posterior layer, up to MI_MAX_EXAMPLES."""
+    from torch.distributions import Independent, Normal
+
+    from vaekit.evaluation.latents import MI_MAX_EXAMPLES
+
+    for i, layer in enumerate(output.latents, start=1):
+        q = layer.posterior
+        base = q.base_dist if isinstance(q, Independent) else q
+        if layer.steps != 0 or not isinstance(base, Normal) or base.loc.dim() != 2:
+            continue
+        kept = sum(len(m) for m, _ in store.get(i, []))
+        if kept < MI_MAX_EXAMPLES:
+            store.setdefault(i, []).append((base.loc[:MI_MAX_EXAMPLES - kept].detach().cpu(),
+                                            base.scale[:MI_MAX_EXAMPLES - kept].detach().cpu()))
+
+
+def _mutual_information(posteriors: dict[int, list[tuple[Tensor, Tensor]]], seed: int) -> dict[str, float]:
+    """``mutual_info_layer_<i>_nats``: I_q(x; z_i) of each global Gaussian layer over the first
+    MI_MAX_EXAMPLES evaluated examples (He et al. 2019; :func:`gaussian_mutual_information`)."""
+    from vaekit.evaluation.latents import gaussian_mutual_information
+
+    out = {}
+    for i, parts in posteriors.items():
+        mean, std = torch.cat([m for m, _ in parts]), torch.cat([s for _, s in parts])
+        if len(mean) > 1:
+            out[f"mutual_info_layer_{i}_nats"] = gaussian_mutual_information(
+                mean, std, generator=torch.Generator().manual_seed(seed))
+            out[f"mutual_info_layer_{i}_examples"] = len(mean)
     return out
 
 
