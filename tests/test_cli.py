@@ -218,6 +218,16 @@ def test_cli_smoke_of_the_text_models(name, tmp_path):
     assert len(lines) == 3 and all(line.strip() for line in lines)
     vocab = set(json.loads((out / "model.json").read_text())["config"]["data"]["features"]["vocabulary"]["tokens"])
     assert all(w in vocab for line in lines for w in line.split())
+    if name == "text_lm":
+        _bad(["reconstruct", str(out), "--text", "the market fell"], "no latent variable")
+        return
+    text = _ok(["reconstruct", str(out), "--text", "the market fell", "--text", "he said"])
+    assert text.count("input") == 2 and text.count("output") == 2
+    _ok(["interpolate", str(out), "--from", "the market fell", "--to", "he said", "--steps", "4", "--out",
+         str(tmp_path / "h.txt")])
+    homotopy = (tmp_path / "h.txt").read_text().splitlines()
+    assert len(homotopy) == 4 and all(w in vocab for line in homotopy for w in line.split())
+    _bad(["interpolate", str(out), "--from", "the market fell"], "both --from and --to")
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))

@@ -9,6 +9,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -488,3 +489,56 @@ def _conversion_examples(part: Any, a: dict[str, Any], n: int) -> list[int]:
         if len(out) >= n:
             break
     return out
+
+# -- text -----------------------------------------------------------------------------------------------
+def _text_model(run_dir: str | os.PathLike) -> Any:
+    model = load(Path(run_dir))
+    if model.config.spec().modality != "tokens" or not hasattr(model, "decode_text"):
+        raise UsageError(f"{run_dir} holds a {type(model).__name__} of {model.config.spec().modality} data: text "
+                         f"commands need a text model (text_vae)")
+    if not hasattr(model, "encode") or "latent_means" not in model.capabilities:
+        raise UsageError(f"the {type(model).__name__} in {run_dir} has no latent variable to encode text into")
+    return model
+
+
+def _encode_texts(model: Any, texts: Sequence[str]) -> Any:
+    """Each text's posterior mean ``[N, D]`` (words split at whitespace, unknown ones as <unk>, then <eos>)."""
+    from vaekit.data.text import EOS, Vocabulary
+
+    vocab = Vocabulary.from_spec(model.config.spec())
+    rows = []
+    for t in texts:
+        words = t.lower().split()
+        if not words:
+            raise UsageError("an empty text has nothing to encode")
+        rows.append(np.append(vocab.encode(words), EOS))
+    n = max(len(r) for r in rows)
+    x = torch.zeros(len(rows), n, dtype=torch.long)
+    mask = torch.zeros(len(rows), n, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        x[i, :len(r)], mask[i, :len(r)] = torch.from_numpy(r), True
+    with torch.no_grad():
+        return model.encode(x.to(model.device), mask=mask.to(model.device)).mean
+
+
+def _greedy_texts(model: Any, z: Any) -> list[str]:
+    cond, h0 = model._cond(z)
+    ids, lengths = model.generate(z.shape[0], cond, h0, greedy=True)
+    return model.decode_text(ids, lengths)
+
+
+def reconstruct_text(run_dir: str | os.PathLike, texts: Sequence[str]) -> list[str]:
+    """Each text through the sentence VAE: the posterior mean of ``q(z | text)``, decoded greedily."""
+    model = _text_model(run_dir)
+    return _greedy_texts(model, _encode_texts(model, texts))
+
+
+def interpolate_text(run_dir: str | os.PathLike, start: str, end: str, steps: int = 5) -> list[str]:
+    """A homotopy (Bowman et al. 2016, Table 3): greedy decodings of ``(1 - t) z_a + t z_b`` for ``steps``
+    evenly spaced ``t`` in [0, 1], ``z`` the posterior means of the two texts."""
+    if steps < 2:
+        raise UsageError(f"a homotopy needs at least 2 steps, got {steps}")
+    model = _text_model(run_dir)
+    za, zb = _encode_texts(model, [start, end])
+    t = torch.linspace(0, 1, steps, device=za.device)[:, None]
+    return _greedy_texts(model, (1 - t) * za + t * zb)

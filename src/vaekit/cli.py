@@ -520,10 +520,23 @@ def reconstruct(
     run_dir: Path = typer.Argument(..., help="a run directory"),
     n: int = typer.Option(32, "-n", help="number of test images"),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path"),
+    text: Optional[list[str]] = typer.Option(None, "--text", help="text models: a sentence to reconstruct "
+                                                                  "(repeatable)"),
 ) -> None:
-    """Reconstruct test images (posterior mean, then the likelihood's mean) beside the originals."""
+    """Reconstruct test images (posterior mean, then the likelihood's mean) beside the originals; for a text
+    model, each --text through the posterior mean and greedy decoding."""
     from vaekit import plots
     from vaekit.inference import reconstruct as rec
+
+    if text:
+        def run_text() -> None:
+            from vaekit.api import reconstruct_text
+
+            for source, rebuilt in zip(text, reconstruct_text(run_dir, text)):
+                console.print(f"[bold]input[/bold]  {source}\n[bold]output[/bold] {rebuilt}")
+
+        _guard(run_text)
+        return
 
     _picture(run_dir, n, out, "reconstructions", lambda model, x, cond: plots.reconstructions(x, rec(model, x, **cond)))
 
@@ -534,10 +547,32 @@ def interpolate(
     rows: int = typer.Option(8, "--rows", help="pairs of test images"),
     steps: int = typer.Option(10, "--steps", help="points on each line"),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path"),
+    start: Optional[str] = typer.Option(None, "--from", help="text models: the first sentence"),
+    end: Optional[str] = typer.Option(None, "--to", help="text models: the last sentence"),
 ) -> None:
-    """Decode straight lines between the latent codes of pairs of test images."""
+    """Decode straight lines between the latent codes of pairs of test images; for a text model, the
+    homotopy between --from and --to (Bowman et al. 2016), one greedy decoding per step."""
     from vaekit import plots
     from vaekit.inference import interpolate as interp
+
+    if start is not None or end is not None:
+        def run_text() -> None:
+            from vaekit.api import interpolate_text
+            from vaekit.errors import UsageError
+
+            if start is None or end is None:
+                raise UsageError("a homotopy needs both --from and --to")
+            lines = interpolate_text(run_dir, start, end, steps=steps)
+            for i, line in enumerate(lines):
+                console.print(f"{i / (len(lines) - 1):.2f}  {line}")
+            if out is not None:
+                from vaekit.fileio import atomic_write_text
+
+                atomic_write_text(out, "\n".join(lines) + "\n")
+                console.print(f"text: {out}")
+
+        _guard(run_text)
+        return
 
     def make(model, x, cond):
         cond = {k: v[:rows] for k, v in cond.items()}
