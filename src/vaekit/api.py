@@ -502,23 +502,17 @@ def _text_model(run_dir: str | os.PathLike) -> Any:
 
 
 def _encode_texts(model: Any, texts: Sequence[str]) -> Any:
-    """Each text's posterior mean ``[N, D]`` (words split at whitespace, unknown ones as <unk>, then <eos>)."""
-    from vaekit.data.text import EOS, Vocabulary
+    """Each text's posterior mean ``[N, D]`` (lower-cased words split at whitespace, unknown ones as <unk>,
+    then <eos>), padded as the data's batches are (:class:`vaekit.data.text.TextBatches`)."""
+    from vaekit.data.text import TextBatches, Vocabulary, encode_examples
 
     vocab = Vocabulary.from_spec(model.config.spec())
-    rows = []
-    for t in texts:
-        words = t.lower().split()
-        if not words:
-            raise UsageError("an empty text has nothing to encode")
-        rows.append(np.append(vocab.encode(words), EOS))
-    n = max(len(r) for r in rows)
-    x = torch.zeros(len(rows), n, dtype=torch.long)
-    mask = torch.zeros(len(rows), n, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        x[i, :len(r)], mask[i, :len(r)] = torch.from_numpy(r), True
+    sentences = [t.lower().split() for t in texts]
+    if not all(sentences):
+        raise UsageError("an empty text has nothing to encode")
+    batch = TextBatches(encode_examples([[s] for s in sentences], vocab, None)).__getitems__(range(len(texts)))
     with torch.no_grad():
-        return model.encode(x.to(model.device), mask=mask.to(model.device)).mean
+        return model.encode(batch["x"].to(model.device), mask=batch["mask"].to(model.device)).mean
 
 
 def _greedy_texts(model: Any, z: Any) -> list[str]:

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from vaekit.distributions.mulaw import mu_law_encode
 from vaekit.errors import ConfigError, UsageError
-from vaekit.nn.wavenet_output import DRAWS, WAVENET_OUTPUTS
+from vaekit.nn.wavenet_output import DRAWS, WAVENET_OUTPUTS, draw_softmax
 
 #: Steps per refill of the cached generator's time-indexed buffers (uniforms, local-condition biases, ids):
 #: one eager GEMM per chunk for the local condition, and the compiled step's shapes never depend on the length.
@@ -72,16 +72,10 @@ def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
 
 
 def sample_logits(logits: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
-    """Inverse-CDF draw from ``softmax(logits / temperature)``: ``logits [B, K]``, ``u [B]`` in [0, 1) -> ``[B]``.
-
-    The id is the number of cumulative probabilities below ``u`` (clamped to ``K - 1``, for a total that
-    rounds below ``u``). Temperature 0 is the argmax (``u`` is ignored).
-    """
-    if temperature == 0:
-        return logits.argmax(dim=1)
-    cdf = torch.softmax(logits / temperature, dim=1).cumsum(dim=1)  # [B, K]
-    ids = torch.searchsorted(cdf, u.to(cdf.dtype)[:, None].contiguous()).squeeze(1)  # [B]
-    return ids.clamp_(max=logits.shape[1] - 1)
+    """Inverse-CDF draw from ``softmax(logits / temperature)``: ``logits [B, K]``, ``u [B]`` in [0, 1) -> ``[B]``
+    (:func:`vaekit.nn.wavenet_output.draw_softmax`, the draw both generation algorithms use). Temperature 0
+    is the argmax (``u`` is ignored)."""
+    return draw_softmax(logits, u, temperature, logits.shape[1], 0)
 
 
 def _check_positive(**sizes: int | None) -> None:
