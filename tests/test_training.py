@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 import torch
@@ -552,3 +553,30 @@ def test_resume_refuses_switching_ema_and_a_half_written_first_checkpoint_is_a_l
         (run / name).unlink()                                        # written: only its temp file is left
     (run / "checkpoints" / "last.ckpt").rename(run / "checkpoints" / ".last.ckpt.tmp")
     assert train(_cfg(train={"max_epochs": 1}), run).epochs == 1
+
+
+def test_latent_diagnostics_are_logged_and_leave_the_training_stream_alone(tmp_path):
+    """``train.diagnostics_every``: KL, active units and I_q(x; z) of the first N validation examples every
+    few updates (issue 17's collapse-over-training figure). The callback forks the random stream, so the
+    trained weights are those of a run without it; its last row is the KL of the exported model on the
+    same examples (closed form per dimension, so no draw enters it)."""
+    from vaekit.data import DataModule
+    from vaekit.evaluation.latents import training_diagnostics
+    from vaekit.training.loop import prepare
+
+    train(_cfg(train={"max_epochs": 1}), tmp_path / "plain")
+    cfg = _cfg(train={"max_epochs": 1, "diagnostics_every": 5, "diagnostics_examples": 50})
+    train(cfg, tmp_path / "diag")
+    wa, wb = _weights(tmp_path / "plain"), _weights(tmp_path / "diag")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+    rows = [r for r in csv.DictReader(open(tmp_path / "diag" / "metrics.csv")) if r.get("diag/kl_layer_1")]
+    assert [int(r["step"]) for r in rows] == [0, 5, 10, 15, 20]  # before the first update, then every 5
+    assert all(0 <= float(r["diag/active_units_layer_1"]) <= 3 for r in rows)
+    assert all(-0.5 < float(r["diag/mutual_info_layer_1"]) <= math.log(50) for r in rows)  # I <= log N
+    data, _ = prepare(cfg)
+    dm = DataModule(data, batch_size=64, eval_batch_size=cfg.data.eval_batch_size)
+    val = [{k: v[:50] for k, v in next(iter(dm.val_dataloader())).items()}]
+    expect = training_diagnostics(load(tmp_path / "diag"), val)
+    assert float(rows[-1]["diag/kl_layer_1"]) == pytest.approx(expect["kl_layer_1"], rel=1e-5)
+    assert float(rows[0]["diag/kl_layer_1"]) != pytest.approx(expect["kl_layer_1"], rel=1e-2)  # it moved

@@ -99,8 +99,15 @@ class TrainConfig:
     progress: bool = True  # a progress bar
     val_every: int = 1  # epochs between validation passes
     limit_val_batches: Any = 1.0  # a fraction or a count, as in Lightning
+    # every N updates log KL, active units and I_q(x; z) per latent layer on the first
+    # diagnostics_examples validation examples (diag/... in metrics.csv; 0: off)
+    diagnostics_every: int = 0
+    diagnostics_examples: int = 500
 
     def validate(self) -> None:
+        if self.diagnostics_every < 0 or self.diagnostics_examples < 2:
+            raise ConfigError(f"train.diagnostics_every must be >= 0 and diagnostics_examples >= 2, got "
+                              f"{self.diagnostics_every}, {self.diagnostics_examples}")
         if self.max_epochs < 1 and self.max_steps < 1:
             raise ConfigError("train.max_epochs or train.max_steps must be >= 1")
         if self.val_every < 1:

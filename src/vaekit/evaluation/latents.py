@@ -29,16 +29,22 @@ def latent_usage(
     *,
     threshold: float = 0.01,
     seed: int = 0,
+    posteriors: dict[int, list[tuple[Tensor, Tensor]]] | None = None,
 ) -> dict[str, Any]:
     """Per latent layer: active units, their variances, and the mean KL per dimension in nats (per
     example: a layer with step axes sums its steps first, and its active units count each dimension over
-    all (example, real step) pairs, so batches of different lengths add up)."""
+    all (example, real step) pairs, so batches of different lengths add up). With ``posteriors`` (a dict),
+    the global Gaussian posteriors of the same pass are kept there for :func:`mutual_information`."""
+    from vaekit.evaluation.likelihood import _collect_posteriors
+
     means: list[list[Tensor]] = []
     kls: list[Tensor] = []
     n = 0
     with evaluating(model, seed):
         for batch in batches:
             out = model(batch)
+            if posteriors is not None:
+                _collect_posteriors(out, posteriors)
             if not means:
                 means = [[] for _ in out.latents]
                 kls = [torch.zeros(layer.z.shape[1 + layer.steps:], dtype=torch.float64) for layer in out.latents]
@@ -97,3 +103,23 @@ def gaussian_mutual_information(mean: Tensor, std: Tensor, z: Tensor | None = No
                  - 0.5 * math.log(2 * math.pi)).sum(-1)  # [c, N]
         log_qz.append(torch.logsumexp(log_q, 1) - math.log(n))
     return float(neg_entropy - torch.cat(log_qz).mean())
+
+
+def training_diagnostics(model: LatentVariableModel, batches: Iterable[dict[str, Tensor]], *,
+                         seed: int = 0) -> dict[str, float]:
+    """The posterior-collapse diagnostics logged while training (``train.diagnostics_every``): per layer
+    ``i`` the KL in nats per example (``kl_layer_i``), the active units (``active_units_layer_i``) and, for
+    global Gaussian layers, ``I_q(x; z_i)`` (``mutual_info_layer_i``, He et al. 2019), over ``batches``."""
+    from vaekit.evaluation.likelihood import _mutual_information
+
+    posteriors: dict[int, list[tuple[Tensor, Tensor]]] = {}
+    usage = latent_usage(model, batches, seed=seed, posteriors=posteriors)
+    out: dict[str, float] = {}
+    for layer in usage["layers"]:
+        i = layer["layer"]
+        out[f"kl_layer_{i}"] = float(sum(layer["kl_per_dim_nats"]))
+        out[f"active_units_layer_{i}"] = float(layer["active_units"])
+    for key, value in _mutual_information(posteriors, seed).items():
+        if key.endswith("_nats"):
+            out[key.removesuffix("_nats")] = value
+    return out

@@ -110,6 +110,25 @@ class TokenDecoder(nn.Module):
         h, state = self.rnn(e, state)  # [B, T, H]
         return self.out(F.dropout(h, self.dropout, self.training)), state
 
+    def log_prob(self, inputs: Tensor, targets: Tensor, cond: Tensor | None, state: Any = None,
+                 mask: Tensor | None = None) -> Tensor:
+        """``log p(targets_t | inputs_<=t, c)`` ``[B, T]``, 0 where ``mask`` is False.
+
+        The vocabulary layer and its softmax are most of the cost (a 10k vocabulary against 256 units), so
+        they run on the real tokens only: with PTB's random batches of 32 the longest sentence is twice the
+        mean, and half the logits of a padded ``[B, T, V]`` would be thrown away.
+        """
+        e = self.embed(inputs)  # [B, T, E]
+        if cond is not None and self.cond_dim:
+            e = torch.cat([e, cond[:, None].expand(-1, e.shape[1], -1)], -1)
+        h, _ = self.rnn(e, state)  # [B, T, H]
+        h = F.dropout(h, self.dropout, self.training)
+        if mask is None:
+            return _token_log_prob(self.out(h), targets)
+        out = h.new_zeros(targets.shape)
+        out[mask] = -F.cross_entropy(self.out(h[mask]), targets[mask], reduction="none")  # [N] real tokens
+        return out
+
 
 def _shifted(x: Tensor, bos: int) -> Tensor:
     """The decoder's inputs ``<bos> x_1 .. x_{T-1}`` for targets ``x [B, T]``."""
@@ -118,6 +137,11 @@ def _shifted(x: Tensor, bos: int) -> Tensor:
 
 def _token_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     return -F.cross_entropy(logits.transpose(1, 2), x, reduction="none")  # [B, T]
+
+
+def _fits(mask: Tensor | None, x: Tensor) -> Tensor | None:
+    """``mask`` if it is the mask of ``x`` (same shape), else None (all tokens scored)."""
+    return mask if mask is not None and mask.shape == x.shape else None
 
 
 class _TextModel(LatentVariableModel):
@@ -218,8 +242,7 @@ class TextLM(_TextModel):
         mask = self._mask(batch)
 
         def log_prob(v: Tensor) -> Tensor:
-            logits, _ = self.decoder(_shifted(v, self.bos), None)
-            return _token_log_prob(logits, v)
+            return self.decoder.log_prob(_shifted(v, self.bos), v, None, mask=_fits(mask, v))
 
         def sample() -> Tensor:
             return self.generate(x.shape[0])[0]
@@ -287,11 +310,10 @@ class TextVAE(_TextModel):
     def _cond(self, z: Tensor) -> tuple[Tensor | None, Tensor]:
         return (z if self.config.z_every_step else None), torch.tanh(self.init_state(z))
 
-    def _log_px(self, x: Tensor, z: Tensor, inputs: Tensor | None = None) -> Tensor:
+    def _log_px(self, x: Tensor, z: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         cond, h0 = self._cond(z)
-        logits, _ = self.decoder(self._decoder_inputs(x) if inputs is None else inputs, cond,
-                                 self._initial_state(h0))
-        return _token_log_prob(logits, x)  # [B, T]
+        return self.decoder.log_prob(self._decoder_inputs(x) if inputs is None else inputs, x, cond,
+                                     self._initial_state(h0), mask=mask)  # [B, T]
 
     def decode(self, z: Tensor, *, mask: Tensor | None = None, **cond: Tensor) -> Distribution:
         """``p(x | z)`` for ``z [B, D]``: ``log_prob(ids [B, T])`` (``mask`` True at real tokens), ``sample()``."""
@@ -299,7 +321,8 @@ class TextVAE(_TextModel):
             c, h0 = self._cond(z)
             return self.generate(z.shape[0], c, h0)[0]
 
-        return AutoregressiveLikelihood(lambda v: self._log_px(v, z), sample, z.shape[0], mask=mask, exact=False)
+        return AutoregressiveLikelihood(lambda v: self._log_px(v, z, mask=_fits(mask, v)), sample, z.shape[0],
+                                        mask=mask, exact=False)
 
     # -- the contract -----------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
@@ -307,8 +330,8 @@ class TextVAE(_TextModel):
         mask = self._mask(batch)
         q = self.encode(x, mask=mask)
         z = q.rsample()  # [B, D]
-        step = self._log_px(x, z)  # [B, T], word dropout applied once for this pass
-        lik = AutoregressiveLikelihood(lambda v: step if v is x else self._log_px(v, z),
+        step = self._log_px(x, z, mask=mask)  # [B, T], word dropout applied once for this pass
+        lik = AutoregressiveLikelihood(lambda v: step if v is x else self._log_px(v, z, mask=_fits(mask, v)),
                                        lambda: self.decode(z).sample(), x.shape[0], mask=mask, exact=False)
         return ModelOutput(lik, [LatentLayer(q, self.prior_dist(x.shape[0]), z)])
 
@@ -320,7 +343,7 @@ class TextVAE(_TextModel):
         z = q.rsample(torch.Size([k]))  # [k, B, D]
         b = x.shape[0]
         rep = lambda t: t.expand(k, *t.shape).reshape(k * b, *t.shape[1:])  # noqa: E731  sample-major like z
-        log_px = (self._log_px(rep(x), z.reshape(k * b, -1)) * rep(mask)).sum(1).view(k, b)
+        log_px = self._log_px(rep(x), z.reshape(k * b, -1), mask=rep(mask)).sum(1).view(k, b)
         return log_px + self.prior_dist(b).log_prob(z) - q.log_prob(z)
 
     @torch.no_grad()

@@ -55,6 +55,47 @@ class AtomicCheckpoint(Callback):
         trainer.strategy.barrier()
 
 
+class LatentDiagnostics(Callback):
+    """Every ``every`` updates, log KL, active units and I_q(x; z) per latent layer on the first
+    ``examples`` validation examples as ``diag/...`` (:func:`vaekit.evaluation.latents.training_diagnostics`):
+    posterior collapse seen as it happens (issue 17), not only at the end. The training random stream is
+    forked around it, so a run with diagnostics draws the same noise as one without."""
+
+    def __init__(self, every: int, examples: int, seed: int = 0):
+        self.every, self.examples, self.seed = every, examples, seed
+
+    def _batches(self, trainer: L.Trainer, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+        seen = 0
+        for batch in trainer.datamodule.val_dataloader():
+            if seen >= self.examples:
+                return
+            take = self.examples - seen
+            batch = {k: v[:take].to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            seen += batch["x"].shape[0]
+            yield batch
+
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from vaekit.evaluation.latents import training_diagnostics
+
+        model = pl_module.eval_model
+        if not trainer.is_global_zero or not any(True for _ in model.parameters()):
+            return
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            metrics = training_diagnostics(model, self._batches(trainer, device), seed=self.seed)
+        if metrics:
+            for logger in trainer.loggers:
+                logger.log_metrics({f"diag/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:
+            self._log(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.every == 0:
+            self._log(trainer, pl_module)
+
+
 def _precision(name: str) -> str:
     if name != "auto":
         return name
@@ -98,11 +139,11 @@ def quiet_lightning() -> Iterator[None]:
 
 def build_trainer(
     out: Path, *, max_epochs: int, max_time: float | None, progress: bool, logger: Any,
-    precision: str = "auto", max_steps: int = -1, **kwargs: Any,
+    precision: str = "auto", max_steps: int = -1, extra_callbacks: tuple[Callback, ...] = (), **kwargs: Any,
 ) -> L.Trainer:
     """The one Lightning Trainer of every vaekit fit (models and code priors): atomic checkpoints in
     ``out/checkpoints``, optional progress bar, metrics every 20 steps; ``kwargs`` go to the Trainer."""
-    callbacks: list[Callback] = [AtomicCheckpoint(out / "checkpoints")]
+    callbacks: list[Callback] = [AtomicCheckpoint(out / "checkpoints"), *extra_callbacks]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
     from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -399,6 +440,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         precision=t.precision, logger=loggers, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, num_nodes=t.num_nodes, check_val_every_n_epoch=t.val_every,
         limit_val_batches=None if t.limit_val_batches == 1.0 else t.limit_val_batches,  # None: all, no notice
+        extra_callbacks=(LatentDiagnostics(t.diagnostics_every, t.diagnostics_examples, t.seed),)
+        if t.diagnostics_every > 0 else (),
     )
     if trainer.is_global_zero:
         record_attempt(loggers[0], logged_batches(state) if state is not None else 0)
