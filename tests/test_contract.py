@@ -38,6 +38,9 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
          "word_dropout": 0.3, "data": to_dict(TOKENS)},
     ],
     "text_lm": [{"embed_dim": 8, "hidden": 8, "data": to_dict(TOKENS)}],
+    "ml_text_vae": [{"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "sentence_hidden": 6, "latent_dim": 3,
+                     "top_latent_dim": 2, "sentences": 2, "max_length": 6, "word_dropout": 0.2,
+                     "data": to_dict(TOKENS)}],
     "wavenet": [
         {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
          "data": to_dict(AUDIO)},
@@ -84,7 +87,7 @@ def test_terms_are_named_finite_and_per_example(name, i):
     assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
 
 
-STOCHASTIC = {"speech_vae", "text_vae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
+STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
 
 
 @pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]
@@ -129,14 +132,18 @@ def test_samples_lie_in_the_data_space(name, i):
     if "codes" in model.capabilities:  # a VQ model samples through its fitted prior (tests of its own)
         pytest.skip("VQ models sample through a fitted code prior")
     spec = model.config.spec()
-    if spec.modality == "tokens":  # sentences of ids, <pad> after each one's <eos>, at most max_length long
+    if spec.modality == "tokens":  # examples of ids then <pad>s, at most max_length long
         x = model.sample(2, max_length=48, seed=0)
         assert x.dtype == torch.long and x.shape[0] == 2 and 1 <= x.shape[1] <= 48
         assert x.min() >= 0 and x.max() < spec.levels and not (x == spec.special_tokens["bos"]).any()
+        sentences = getattr(model.config, "sentences", 1)  # a paragraph model writes several
         for row in x:
+            real = row != spec.special_tokens["pad"]
+            assert real[0] and (real[1:] <= real[:-1]).all()  # the <pad>s are a suffix
             ends = (row == spec.special_tokens["eos"]).nonzero()
-            if len(ends):
-                assert (row[int(ends[0]) + 1:] == spec.special_tokens["pad"]).all()
+            assert len(ends) <= sentences
+            if len(ends) == sentences:
+                assert not real[int(ends[-1]) + 1:].any()  # nothing after the last sentence's <eos>
         assert torch.equal(model.sample(2, max_length=48, seed=0), x)  # a seed fixes the draws
         return
     cond = {k: batch[k][:2] for k in model.cond_keys}

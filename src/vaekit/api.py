@@ -516,9 +516,7 @@ def _encode_texts(model: Any, texts: Sequence[str]) -> Any:
 
 
 def _greedy_texts(model: Any, z: Any) -> list[str]:
-    cond, h0 = model._cond(z)
-    ids, lengths = model.generate(z.shape[0], cond, h0, greedy=True)
-    return model.decode_text(ids, lengths)
+    return model.decode_text(*model.decode_greedy(z))
 
 
 def reconstruct_text(run_dir: str | os.PathLike, texts: Sequence[str]) -> list[str]:

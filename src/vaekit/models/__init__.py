@@ -8,6 +8,7 @@ from vaekit.config import from_dict, to_dict
 from vaekit.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.models.ladder import LadderVAE, LadderVAEConfig
+from vaekit.models.ml_text_vae import MLTextVAE, MLTextVAEConfig
 from vaekit.models.provlae import ProVLAE, ProVLAEConfig
 from vaekit.models.speech_vae import SpeechVAE, SpeechVAEConfig
 from vaekit.models.stacked import StackedVAE, StackedVAEConfig
@@ -33,6 +34,6 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 __all__ = [
     "AudioVQVAE", "AudioVQVAEConfig", "SpeechVAE", "SpeechVAEConfig",
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
-    "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
+    "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "MLTextVAE", "MLTextVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
     "VQVAE", "VQVAE2", "VQModel", "VQVAEConfig", "VQVAE2Config", "WaveNetConfig", "WaveNetModel",
 ]

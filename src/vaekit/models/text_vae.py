@@ -315,6 +315,12 @@ class TextVAE(_TextModel):
         return self.decoder.log_prob(self._decoder_inputs(x) if inputs is None else inputs, x, cond,
                                      self._initial_state(h0), mask=mask)  # [B, T]
 
+    @torch.no_grad()
+    def decode_greedy(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``(ids [B, T], lengths [B])``: the argmax decoding of ``z [B, D]`` (reconstructions, homotopies)."""
+        cond, h0 = self._cond(z)
+        return self.generate(z.shape[0], cond, h0, greedy=True)
+
     def decode(self, z: Tensor, *, mask: Tensor | None = None, **cond: Tensor) -> Distribution:
         """``p(x | z)`` for ``z [B, D]``: ``log_prob(ids [B, T])`` (``mask`` True at real tokens), ``sample()``."""
         def sample() -> Tensor:
