@@ -125,6 +125,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
     "text_vae": ["--data", "ptb", "--set", "data.subset=40", "--set", "model.embed_dim=8", "--set", "model.hidden=8",
                  "--set", "model.encoder_hidden=8", "--set", "model.latent_dim=2", "--set", "eval.num_samples=2"],
     "text_lm": ["--data", "ptb", "--set", "data.subset=40", "--set", "model.embed_dim=8", "--set", "model.hidden=8"],
+    "ml_text_vae": ["--data", "ptb", "--set", "data.subset=40", "--set", "data.options.unit=paragraph",
+                    "--set", "data.options.max_length=200", "--set", "model.embed_dim=8", "--set", "model.hidden=8",
+                    "--set", "model.encoder_hidden=8", "--set", "model.sentence_hidden=8", "--set", "model.latent_dim=2",
+                    "--set", "model.top_latent_dim=2", "--set", "model.max_length=12", "--set", "eval.num_samples=2"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -206,9 +210,10 @@ def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
 
 
 @needs_shared
-@pytest.mark.parametrize("name", ["text_vae", "text_lm"])
+@pytest.mark.parametrize("name", ["text_vae", "text_lm", "ml_text_vae"])
 def test_cli_smoke_of_the_text_models(name, tmp_path):
-    """Train on 40 PTB sentences, evaluate (NLL per token with <eos>, perplexity), sample to a .txt file."""
+    """Train on 40 PTB sentences (paragraphs for ml_text_vae), evaluate (NLL per token with <eos>,
+    perplexity; BLEU and self-BLEU of samples), sample to a .txt file."""
     out = tmp_path / name
     text = _ok(["train", name, *SMOKE_OTHER[name], "--set", "train.max_epochs=1", "--set", "train.progress=false",
                 "--out", str(out)])
@@ -218,6 +223,12 @@ def test_cli_smoke_of_the_text_models(name, tmp_path):
     assert len(lines) == 3 and all(line.strip() for line in lines)
     vocab = set(json.loads((out / "model.json").read_text())["config"]["data"]["features"]["vocabulary"]["tokens"])
     assert all(w in vocab for line in lines for w in line.split())
+    text = _ok(["evaluate", str(out), "--metrics", "text", "--text-samples", "20", "--subset", "30"])
+    assert "20 samples against 30 test examples" in text and "self-BLEU" in text
+    res = json.loads(next((out / "eval").glob("text_test_*.json")).read_text())
+    assert all(0 <= res[f"bleu{n}"] <= 100 and 0 <= res[f"self_bleu{n}"] <= 100 for n in (2, 3, 4))
+    assert res["bleu4"] <= res["bleu3"] <= res["bleu2"] and len(res["samples"]) == 20
+    assert ("reconstructions" in res) == (name != "text_lm")
     if name == "text_lm":
         _bad(["reconstruct", str(out), "--text", "the market fell"], "no latent variable")
         return

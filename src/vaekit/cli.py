@@ -230,8 +230,9 @@ def evaluate(
                                 help="likelihood (ELBO, IS-NLL, bits/dim, active units; for VQ models the "
                                      "rate-distortion bound and codebook usage), disentanglement (beta-VAE, "
                                      "FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites), cas (classification "
-                                     "accuracy score of class-conditional samples) or speech (speaker "
-                                     "conversion and prior samples scored by speaker and digit classifiers)"),
+                                     "accuracy score of class-conditional samples), speech (speaker "
+                                     "conversion and prior samples scored by speaker and digit classifiers) "
+                                     "or text (BLEU and self-BLEU of samples, reconstructions)"),
     num_train: int = typer.Option(10000, "--num-train", help="disentanglement: training points per metric"),
     num_test: int = typer.Option(5000, "--num-test", help="disentanglement: evaluation points per metric"),
     fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
@@ -241,6 +242,7 @@ def evaluate(
                                                  "one take of each speaker and digit)"),
     compile_: bool = typer.Option(False, "--compile", help="speech: a WaveNet decoder generates through the "
                                                            "compiled cached step (same draws, faster on a CPU)"),
+    text_samples: int = typer.Option(1000, "--text-samples", help="text: prior samples scored by BLEU and self-BLEU"),
 ) -> None:
     """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units (or, with
     --metrics disentanglement, the dSprites disentanglement scores); saved as JSON in RUN/eval/."""
@@ -250,7 +252,8 @@ def evaluate(
         _fail(f"--metrics must be {', '.join(METRIC_SUITES)}, got {metrics!r}")
     options = dict(samples=samples, subset=subset, split=split, seed=seed, batch_size=batch_size, device=device,
                    as_json=as_json, num_train=num_train, num_test=num_test, fast_dci=fast_dci,
-                   cas_per_class=cas_per_class, cas_epochs=cas_epochs, every=every, compile=compile_)
+                   cas_per_class=cas_per_class, cas_epochs=cas_epochs, every=every, compile=compile_,
+                   text_samples=text_samples)
     _guard(lambda: METRIC_SUITES[metrics](run_dir, **options))
 
 
@@ -350,8 +353,30 @@ def _speech_suite(run_dir: Path, *, subset, split, seed, device, as_json, every=
     console.print(f"results: {res['path']}")
 
 
+def _text_suite(run_dir: Path, *, subset, split, seed, device, as_json, text_samples=1000, **_) -> None:
+    """``--metrics text``: BLEU of prior samples against the split, self-BLEU, reconstructions
+    (vaekit.evaluation.text)."""
+    from vaekit.api import evaluate_text_run
+
+    res = evaluate_text_run(run_dir, num_samples=text_samples, split=split, subset=subset, seed=seed, device=device)
+    if as_json:
+        console.print_json(json.dumps({k: v for k, v in res.items() if k != "samples"}))
+        return
+    table = Table(title=f"{res['num_samples']} samples against {res['num_references']} {split} examples")
+    for col in ("n", "BLEU-n (quality)", "self-BLEU-n (lower: more diverse)"):
+        table.add_column(col)
+    for n in (2, 3, 4):
+        table.add_row(str(n), f"{res[f'bleu{n}']:.2f}", f"{res[f'self_bleu{n}']:.2f}")
+    console.print(table)
+    for line in res["samples"][:5]:
+        console.print(f"  sample: {line}")
+    for r in res.get("reconstructions", [])[:3]:
+        console.print(f"  input: {r['input']}\n   mean -> {r['greedy_from_mean']}\n   draw -> {r['greedy_from_a_draw']}")
+    console.print(f"results: {res['path']}")
+
+
 METRIC_SUITES = {"likelihood": _likelihood_suite, "disentanglement": _disentanglement_suite, "cas": _cas_suite,
-                 "speech": _speech_suite}
+                 "speech": _speech_suite, "text": _text_suite}
 
 
 @app.command()
