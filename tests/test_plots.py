@@ -379,3 +379,24 @@ def test_codebook_over_training_reads_the_logged_code_use(tmp_path):
     (tmp_path / "none.csv").write_text("epoch,step,train/loss\n0,19,1.0\n")
     with pytest.raises(ValueError, match="no codebook use"):
         codebook_over_training(tmp_path / "none.csv")
+
+
+def test_collapse_curves_draw_each_run_and_layer_from_the_diag_columns(tmp_path):
+    from vaekit.plots import collapse_curves
+
+    two = tmp_path / "two.csv"
+    two.write_text("step,diag/kl_layer_1,diag/kl_layer_2,diag/mutual_info_layer_1,diag/mutual_info_layer_2,"
+                   "diag/active_units_layer_1,diag/active_units_layer_2,train/loss\n"
+                   "0,0.2,0.1,0.0,0.0,0,0,\n5,,,,,,,3.0\n10,4.0,1.0,0.5,0.2,3,1,\n")
+    one = tmp_path / "one.csv"
+    one.write_text("step,diag/kl_layer_1,diag/mutual_info_layer_1,diag/active_units_layer_1\n0,0.2,0,0\n10,0.01,0,0\n")
+    fig = collapse_curves({"ml": two, "flat": one})
+    kl, mi, au = fig.axes
+    assert [line.get_label() for line in kl.get_lines()] == ["ml, z1", "ml, z2", "flat"]
+    x, y = kl.get_lines()[0].get_data()
+    assert list(x) == [0, 10] and list(y) == [0.2, 4.0]  # the empty rows (other logs) are skipped
+    assert len(mi.get_lines()) == len(au.get_lines()) == 3
+    bare = tmp_path / "bare.csv"
+    bare.write_text("step,train/loss\n0,1.0\n")
+    with pytest.raises(ValueError, match="diagnostics_every"):
+        collapse_curves({"x": bare})

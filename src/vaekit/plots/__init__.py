@@ -5,7 +5,8 @@ Figures are built without pyplot (no window, no backend change); save them with
 """
 
 from vaekit.plots.codes import codebook_over_training, codebook_usage
-from vaekit.plots.curves import active_units, kl_per_dim, kl_per_layer_curves, rate_distortion, training_curves
+from vaekit.plots.curves import (active_units, collapse_curves, kl_per_dim, kl_per_layer_curves, rate_distortion,
+                                 training_curves)
 from vaekit.plots.images import (
     class_grid,
     image_grid,
@@ -31,6 +32,7 @@ __all__ = [
     "kl_per_dim",
     "active_units",
     "kl_per_layer_curves",
+    "collapse_curves",
     "rate_distortion",
     "latent_pca",
     "save_figure",

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 
 from vaekit.plots._utils import as_vector, new_figure
 
-__all__ = ["training_curves", "kl_per_dim", "active_units", "kl_per_layer_curves", "rate_distortion"]
+__all__ = ["training_curves", "kl_per_dim", "active_units", "kl_per_layer_curves", "collapse_curves",
+           "rate_distortion"]
 
 # Default terms, in subplot order: the true ELBO first, then the (possibly surrogate) loss.
 _DEFAULT_TERMS = ("elbo", "loss", "rate", "distortion")
@@ -242,6 +243,38 @@ def kl_per_layer_curves(metrics_csv: str | Path, stage: str = "auto", *, min_poi
     ax.set_title(f"KL per latent layer ({stage})")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+    return fig
+
+
+def collapse_curves(runs: dict[str, str | Path], *, title: str | None = None) -> Figure:
+    """Posterior collapse as it happens: the ``diag/`` columns that ``train.diagnostics_every`` logs (KL in
+    nats per example, I_q(x; z) and active units of each latent layer on the same validation examples)
+    against the training step, one line per run (``runs``: label -> metrics.csv), dashed for upper layers."""
+    if not runs:
+        raise ValueError("collapse_curves needs at least one run")
+    fig = new_figure(12.0, 3.6)
+    axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
+    panels = (("kl_layer_", "KL (nats per example)"), ("mutual_info_layer_", "I_q(x; z) (nats)"),
+              ("active_units_layer_", "active units"))
+    colors = [f"C{i}" for i in range(10)]
+    for i, (label, csv_path) in enumerate(runs.items()):
+        header, cols = _read_metrics(Path(csv_path))
+        if not any(h.startswith("diag/") for h in header):
+            raise ValueError(f"{csv_path} has no diag/ columns: train with train.diagnostics_every > 0")
+        for ax, (prefix, ylabel) in zip(axes, panels):
+            keys = sorted((h for h in header if h.startswith(f"diag/{prefix}")), key=lambda h: int(h.rsplit("_", 1)[1]))
+            for j, key in enumerate(keys):
+                ok = np.isfinite(cols[key]) & np.isfinite(cols["step"])
+                order = np.argsort(cols["step"][ok])
+                name = label if len(keys) == 1 else f"{label}, z{key.rsplit('_', 1)[1]}"
+                ax.plot(cols["step"][ok][order], cols[key][ok][order], color=colors[i % 10],
+                        ls="-" if j == 0 else "--", lw=1.0, label=name)
+            ax.set_xlabel("update")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+    axes[0].set_yscale("symlog", linthresh=0.1)
+    axes[0].legend(fontsize="x-small")
+    fig.suptitle(title or "posterior-collapse diagnostics on validation examples during training")
     return fig
 
 
