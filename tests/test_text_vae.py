@@ -162,3 +162,21 @@ def test_mutual_information_of_a_linear_gaussian_encoder():
     assert abs(ignores) < 1e-12  # where He et al.'s closed-form entropy leaves noise of ~0.18 nats
     sharp = mi(x[:500] @ a.T, torch.full((500, 3), 1e-4), generator=gen)
     assert abs(sharp - math.log(500)) < 0.15  # log N up to the Monte Carlo noise of log q(z|x)
+
+
+@pytest.mark.parametrize("name", ["text_vae", "ml_text_vae"])
+def test_importance_weights_decoded_in_token_chunks_equal_one_pass(name, monkeypatch):
+    """The k samples are decoded a few at a time (TOKEN_BUDGET tokens per pass, memory): the weights equal
+    those of one pass over all k at the same draws."""
+    import vaekit.models.text_vae as tv
+
+    kw = {"sentence_hidden": 4, "top_latent_dim": 2} if name == "ml_text_vae" else {}
+    torch.manual_seed(0)
+    model = build_model(name, {**SIZES, "encoder_hidden": 5, "latent_dim": 3, **kw}).double().eval()
+    batch = _batch()
+    torch.manual_seed(4)
+    whole = model.log_importance_weights(batch, 7)
+    monkeypatch.setattr(tv, "TOKEN_BUDGET", 2 * 3 * 5)  # two samples of the 3 x 5 batch per pass: 4 passes
+    assert tv.sample_chunk(3, 5) == 2
+    torch.manual_seed(4)
+    assert torch.allclose(model.log_importance_weights(batch, 7), whole, atol=1e-10)

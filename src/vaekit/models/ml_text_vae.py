@@ -41,7 +41,7 @@ from vaekit.config import ConfigError
 from vaekit.distributions import diag_gaussian
 from vaekit.distributions.autoregressive import AutoregressiveLikelihood
 from vaekit.models.base import LatentLayer, ModelOutput
-from vaekit.models.text_vae import RNNS, TextVAEConfig, TokenDecoder, _TextModel
+from vaekit.models.text_vae import RNNS, TextVAEConfig, TokenDecoder, _TextModel, sample_chunk
 from vaekit.registry import MODELS
 
 
@@ -209,8 +209,9 @@ class MLTextVAE(_TextModel):
         flat1 = z1.reshape(k * b, -1)
         q2 = self.top_posterior_dist(flat1)
         z2 = q2.rsample()  # [k B, D2]
-        rep = lambda t: t.expand(k, *t.shape).reshape(k * b, *t.shape[1:])  # noqa: E731  sample-major like z
-        log_px = self._log_px(rep(x), flat1, rep(mask)).sum(1)
+        rep = lambda t, n: t.expand(n, *t.shape).reshape(n * b, *t.shape[1:])  # noqa: E731  sample-major like z
+        log_px = torch.cat([self._log_px(rep(x, len(zc)), zc.reshape(len(zc) * b, -1), rep(mask, len(zc))).sum(1)
+                            for zc in z1.split(sample_chunk(b, x.shape[1]))])  # [k B]
         log_w = (log_px + self.conditional_prior_dist(z2).log_prob(flat1) + self.top_prior(k * b).log_prob(z2)
                  - q2.log_prob(z2))
         return log_w.view(k, b) - q1.log_prob(z1)

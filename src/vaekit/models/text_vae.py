@@ -139,6 +139,17 @@ def _token_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     return -F.cross_entropy(logits.transpose(1, 2), x, reduction="none")  # [B, T]
 
 
+#: Tokens decoded at once when a sentence is scored under many latent samples (importance sampling): the
+#: vocabulary layer's logits and their log-softmax take ``2 x 4 V`` bytes per token (80 kB for PTB), so
+#: 16,384 tokens hold 1.3 GB, where the image models' 4,096 latent rows would mean 4,096 sentences (~7 GB).
+TOKEN_BUDGET = 16384
+
+
+def sample_chunk(b: int, t: int) -> int:
+    """Latent samples per decoding pass of ``b`` examples of up to ``t`` tokens (:data:`TOKEN_BUDGET`)."""
+    return max(1, TOKEN_BUDGET // max(b * t, 1))
+
+
 def _fits(mask: Tensor | None, x: Tensor) -> Tensor | None:
     """``mask`` if it is the mask of ``x`` (same shape), else None (all tokens scored)."""
     return mask if mask is not None and mask.shape == x.shape else None
@@ -348,8 +359,9 @@ class TextVAE(_TextModel):
         q = self.encode(x, mask=mask)
         z = q.rsample(torch.Size([k]))  # [k, B, D]
         b = x.shape[0]
-        rep = lambda t: t.expand(k, *t.shape).reshape(k * b, *t.shape[1:])  # noqa: E731  sample-major like z
-        log_px = self._log_px(rep(x), z.reshape(k * b, -1), mask=rep(mask)).sum(1).view(k, b)
+        rep = lambda t, n: t.expand(n, *t.shape).reshape(n * b, *t.shape[1:])  # noqa: E731  sample-major like z
+        log_px = torch.cat([self._log_px(rep(x, len(zc)), zc.reshape(len(zc) * b, -1), mask=rep(mask, len(zc)))
+                            .sum(1).view(len(zc), b) for zc in z.split(sample_chunk(b, x.shape[1]))])  # [k, B]
         return log_px + self.prior_dist(b).log_prob(z) - q.log_prob(z)
 
     @torch.no_grad()
