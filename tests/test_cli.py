@@ -232,6 +232,14 @@ def test_cli_smoke_of_the_text_models(name, tmp_path):
     if name == "text_lm":
         _bad(["reconstruct", str(out), "--text", "the market fell"], "no latent variable")
         return
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for split in ("train", "valid", "test"):
+        (mine / f"{split}.txt").write_text("the market fell sharply\nzzz qqq said\n")
+    text = _ok(["evaluate", str(out), "--data", str(mine), "-k", "2", "--json"])
+    res = json.loads(text[text.index("{"):])
+    assert res["data"]["num_examples"] == (1 if name == "ml_text_vae" else 2)  # a paragraph holds 4 lines
+    assert "words outside it became <unk>" in res["data"]["split_note"]
     text = _ok(["reconstruct", str(out), "--text", "the market fell", "--text", "he said"])
     assert text.count("input") == 2 and text.count("output") == 2
     _ok(["interpolate", str(out), "--from", "the market fell", "--to", "he said", "--steps", "4", "--out",

@@ -180,3 +180,33 @@ def test_importance_weights_decoded_in_token_chunks_equal_one_pass(name, monkeyp
     assert tv.sample_chunk(3, 5) == 2
     torch.manual_seed(4)
     assert torch.allclose(model.log_importance_weights(batch, 7), whole, atol=1e-10)
+
+
+def test_new_text_is_read_with_the_runs_vocabulary_and_a_foreign_one_is_refused(tmp_path):
+    """A run evaluated on other text (``vaekit evaluate RUN --data FOLDER``) encodes it with the run's
+    vocabulary, counting the words that become <unk>; data whose own vocabulary differs (same size, other
+    words) is refused by name instead of being scored with the wrong ids."""
+    from vaekit.data.text import load_text
+    from vaekit.errors import DataError
+
+    train = tmp_path / "mine"
+    train.mkdir()
+    (train / "train.txt").write_text("a b c\nb c d\n")
+    (train / "valid.txt").write_text("a b\n")
+    (train / "test.txt").write_text("c d e\n")
+    own = load_text(str(train))
+    model = build_model("text_vae", {**SIZES, "encoder_hidden": 5, "latent_dim": 3,
+                                     "data": to_dict(own.spec)})
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "train.txt").write_text("x y z w\n")  # 4 other words: the same vocabulary size
+    (other / "valid.txt").write_text("x\n")
+    (other / "test.txt").write_text("a x b\n")
+    foreign = load_text(str(other))
+    assert len(foreign.vocab) == len(own.vocab) and foreign.vocab != own.vocab
+    with pytest.raises(DataError, match="vocabulary mismatch"):
+        model.check_data(foreign.spec, "other")
+    read = load_text(str(other), vocab=own.vocab)
+    model.check_data(read.spec, "other")  # the run's ids
+    assert read.test.example(0).tolist() == [own.vocab.index["a"], 3, own.vocab.index["b"], 2]  # x: <unk>
+    assert "2 of 3 test words" not in read.split_note and "1 of 3 test words" in read.split_note

@@ -101,12 +101,19 @@ SPLITS = ("test", "val", "train")
 
 
 def load_run_data(cfg: RunConfig, data_override: str | None = None,
-                  splits: dict[str, int | None] | None = None) -> Any:
+                  splits: dict[str, int | None] | None = None, spec: Any = None) -> Any:
     """The data a run was trained on (its name, path, options and seed; :func:`vaekit.data.load_data`).
     ``splits`` reads only the first N examples of the named splits (``{"test": 100}``; None: the whole
-    split), leaving the others empty, so evaluating 100 test images does not load the whole data set."""
+    split), leaving the others empty, so evaluating 100 test images does not load the whole data set.
+    ``data_override`` reads other data with the run's options; for text it is encoded with the run's
+    vocabulary (from the model's data description ``spec``: words it lacks become ``<unk>``)."""
+    vocab = None
+    if data_override is not None and spec is not None and spec.modality == "tokens":
+        from vaekit.data.text import Vocabulary
+
+        vocab = Vocabulary.from_spec(spec)
     return load_data(cfg.data, seed=cfg.train.seed, splits=splits if splits is not None else tuple(SPLITS),
-                     name=data_override)
+                     name=data_override, vocab=vocab)
 
 
 def _check_split(split: str) -> None:
@@ -137,12 +144,14 @@ def evaluate_run(
     device: str | None = None,
     data: Any = None,
     save: bool = True,
+    data_path: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate an exported run: test ELBO, IS-NLL (k samples), bits/dim, rate, distortion, active units.
 
     Results are written to ``run_dir/eval/<split>_k<k>_<timestamp>.json`` (never overwriting) with the
     config, k, seed, data split, elapsed time, device and commit. ``subset``: the first N images of the
-    split; ``None`` takes the run's ``eval.subset``, ``0`` the whole split.
+    split; ``None`` takes the run's ``eval.subset``, ``0`` the whole split. ``data_path``: other data read
+    with the run's options (text: encoded with the run's vocabulary); ``data``: a loaded data set.
     """
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
@@ -160,7 +169,7 @@ def evaluate_run(
     _check_split(split)
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
-    data = data or load_run_data(cfg, splits={split: subset})
+    data = data or load_run_data(cfg, data_path, splits={split: subset}, spec=model.config.spec())
     part = split_part(data, split, subset)
     model.check_data(data.spec, data.name)
     protocol = likelihood_protocol(model)
@@ -364,7 +373,10 @@ def evaluate_text_run(run_dir: str | os.PathLike, *, num_samples: int = 1000, sp
     data = load_run_data(read_run_config(run_dir))
     part = data.part(split, subset)
     vocab = Vocabulary.from_spec(spec)
-    references = [" ".join(vocab.decode(part.example(i).tolist())) for i in range(len(part))]
+    # BLEU reads words: a paragraph's <eos> between its sentences would be n-grams every text shares
+    words = lambda text: " ".join(w for w in text.split() if w != "<eos>")  # noqa: E731
+    references = [words(" ".join(vocab.decode(part.example(i).tolist(), stop_at_eos=False)))
+                  for i in range(len(part))]
     start = time.perf_counter()
     ids = torch.cat([model.sample(min(250, num_samples - i), temperature=temperature, seed=seed + i)
                      for i in range(0, num_samples, 250)])
@@ -375,9 +387,10 @@ def evaluate_text_run(run_dir: str | os.PathLike, *, num_samples: int = 1000, sp
         "temperature": temperature, "seed": seed, "mean_sample_tokens": float(lengths.float().mean()),
         "mean_reference_tokens": float(np.mean([len(r.split()) for r in references])),
     }
+    sample_words = [words(t) for t in samples]
     for n in (2, 3, 4):
-        result[f"bleu{n}"] = corpus_bleu_against(samples, references, order=n)
-        result[f"self_bleu{n}"] = self_bleu(samples, order=n)
+        result[f"bleu{n}"] = corpus_bleu_against(sample_words, references, order=n)
+        result[f"self_bleu{n}"] = self_bleu(sample_words, order=n)
     if "latent_means" in model.capabilities:
         batch = TextBatches(part).__getitems__(list(range(min(examples, len(part)))))
         x, mask = batch["x"].to(dev), batch["mask"].to(dev)

@@ -243,6 +243,9 @@ def evaluate(
     compile_: bool = typer.Option(False, "--compile", help="speech: a WaveNet decoder generates through the "
                                                            "compiled cached step (same draws, faster on a CPU)"),
     text_samples: int = typer.Option(1000, "--text-samples", help="text: prior samples scored by BLEU and self-BLEU"),
+    data: Optional[str] = typer.Option(None, "--data", help="likelihood: other data read with the run's options "
+                                                            "(text: a folder of .txt files, encoded with the "
+                                                            "run's vocabulary)"),
 ) -> None:
     """Test ELBO, importance-sampled NLL, bits/dim, rate, distortion and active units (or, with
     --metrics disentanglement, the dSprites disentanglement scores); saved as JSON in RUN/eval/."""
@@ -253,11 +256,12 @@ def evaluate(
     options = dict(samples=samples, subset=subset, split=split, seed=seed, batch_size=batch_size, device=device,
                    as_json=as_json, num_train=num_train, num_test=num_test, fast_dci=fast_dci,
                    cas_per_class=cas_per_class, cas_epochs=cas_epochs, every=every, compile=compile_,
-                   text_samples=text_samples)
+                   text_samples=text_samples, data=data)
     _guard(lambda: METRIC_SUITES[metrics](run_dir, **options))
 
 
-def _likelihood_suite(run_dir: Path, *, samples, subset, split, seed, batch_size, device, as_json, **_) -> None:
+def _likelihood_suite(run_dir: Path, *, samples, subset, split, seed, batch_size, device, as_json, data=None,
+                      **_) -> None:
     """``--metrics likelihood``: the likelihood evaluation that applies to the model (vaekit.evaluation.protocols)."""
     from vaekit.api import evaluate_run
 
@@ -269,7 +273,7 @@ def _likelihood_suite(run_dir: Path, *, samples, subset, split, seed, batch_size
             err.print(f"note: evaluating the first {kept} {split} images only (the run's eval.subset); "
                       f"--subset 0 evaluates all")
     res = evaluate_run(run_dir, num_samples=samples, subset=subset, split=split, seed=seed,
-                       batch_size=batch_size, device=device)
+                       batch_size=batch_size, device=device, data_path=data)
     if as_json:
         print(json.dumps({k: v for k, v in res.items() if k != "latent_usage"}, indent=2))
     else:

@@ -80,14 +80,20 @@ def parse_options(name_or_path: str, options: Mapping[str, Any] | None) -> Any:
 
 
 def load_data(d: Any, *, seed: int = 0, splits: Mapping[str, int | None] | Any = None,
-              name: str | None = None) -> Any:
+              name: str | None = None, vocab: Any = None) -> Any:
     """Load the data set a :class:`~vaekit.run.DataConfig` names (``name`` overrides ``d.name``, e.g.
     the picture commands' ``--data``), with its fixed splits. ``splits`` reads only the first N examples
-    of the named splits (``{"test": 100}``), leaving the others empty."""
+    of the named splits (``{"test": 100}``), leaving the others empty. ``vocab`` (text only): encode with
+    this vocabulary (a run's) instead of building one from the training split."""
     name = name or d.name
     modality = modality_of(name)
     loader = LOADERS.get(modality)
-    return loader.obj(name, d, seed=seed, splits=splits, options=parse_options(name, d.options))
+    extra = {}
+    if vocab is not None:
+        if modality != "tokens":
+            raise ConfigError(f"a vocabulary is for text data; {name} is {modality}")
+        extra["vocab"] = vocab
+    return loader.obj(name, d, seed=seed, splits=splits, options=parse_options(name, d.options), **extra)
 
 
 @LOADERS.register("image", description="images: registered sets, image folders, .npy/.npz files")
@@ -271,7 +277,7 @@ class _TextSubset:
 
 
 @LOADERS.register("tokens", config=TextOptions, description="text: Penn Treebank, folders of .txt files")
-def _load_text_data(name: str, d: Any, *, seed: int, splits: Any, options: TextOptions) -> Any:
+def _load_text_data(name: str, d: Any, *, seed: int, splits: Any, options: TextOptions, vocab: Any = None) -> Any:
     from vaekit.data.text import load_text
 
     if d.binarize != "none":
@@ -279,7 +285,7 @@ def _load_text_data(name: str, d: Any, *, seed: int, splits: Any, options: TextO
     root = d.path if name == d.name else None
     text = load_text(name, root, unit=options.unit, paragraph_lines=options.paragraph_lines,
                      max_length=options.max_length, max_vocab=options.max_vocab, min_count=options.min_count,
-                     seed=seed)
+                     seed=seed, vocab=vocab)
     if isinstance(splits, (tuple, list, set)):
         splits = {s: None for s in splits}
     if splits is None and d.subset is None:

@@ -375,6 +375,12 @@ def load_text(name: str, root: str | os.PathLike | None = None, *, unit: str = "
     if vocab is None:
         vocab = Vocabulary.build((sentence for ex in grouped["train"] for sentence in ex), max_size=max_vocab,
                                  min_count=min_count)
+    else:  # a run's vocabulary on new text: say how much of it the vocabulary lacks
+        unknown = {s: sum(w not in vocab.index for ex in grouped[s] for sentence in ex for w in sentence)
+                   for s in SPLITS}
+        words = {s: sum(len(sentence) for ex in grouped[s] for sentence in ex) for s in SPLITS}
+        note += (f" Encoded with a given vocabulary of {len(vocab)} tokens (fingerprint {vocab.fingerprint}): "
+                 + ", ".join(f"{unknown[s]} of {words[s]} {s} words" for s in SPLITS) + " outside it became <unk>.")
     splits = {s: encode_examples(grouped[s], vocab, max_length) for s in SPLITS}
     if unit == "paragraph":
         note += f" Paragraphs: windows of {paragraph_lines} consecutive lines of a file."

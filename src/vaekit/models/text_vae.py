@@ -181,6 +181,10 @@ class _TextModel(LatentVariableModel):
             raise ConfigError(f"{name}: {e}") from None
         if spec.levels != self.vocab_size:
             raise ConfigError(f"{name}: a vocabulary of {spec.levels} tokens, but the model's has {self.vocab_size}")
+        from vaekit.data.text import Vocabulary
+
+        if (spec.features or {}).get("vocabulary", {}).get("tokens") is not None:  # the same words, in order
+            Vocabulary.from_spec(self.config.spec()).check_same(Vocabulary.from_spec(spec), name)
 
     def _mask(self, batch: dict[str, Tensor]) -> Tensor:
         x = batch["x"]
@@ -226,14 +230,19 @@ class _TextModel(LatentVariableModel):
         return ids, lengths
 
     def decode_text(self, ids: Tensor, lengths: Tensor | None = None) -> list[str]:
-        """Token ids ``[B, T]`` as strings, through the vocabulary in the data description."""
+        """Token ids ``[B, T]`` as strings, through the vocabulary in the data description; the sentences of
+        a paragraph are separated by ``<eos>``."""
         from vaekit.data.text import Vocabulary
 
         vocab = Vocabulary.from_spec(self.config.spec())
         rows = ids.tolist()
         if lengths is not None:
             rows = [r[:int(n)] for r, n in zip(rows, lengths.tolist())]
-        return [" ".join(vocab.decode(r)) for r in rows]
+        out = []
+        for r in rows:  # a paragraph's inner <eos> stay (its sentence ends); the last is dropped
+            words = vocab.decode(r, stop_at_eos=False)
+            out.append(" ".join(words[:-1] if words and words[-1] == "<eos>" else words))
+        return out
 
 
 @MODELS.register("text_lm", config=TextLMConfig, objective="exact_nll",
