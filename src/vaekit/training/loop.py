@@ -461,6 +461,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         export_model(run_dir, cfg.model.name, final, extra={
             "data": data.describe(),
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+            "train_seconds": seconds,  # this attempt's fit (a resumed run: the last attempt's)
             "skipped_steps": skipped, "ema": cfg.train.optim.ema,
             "status": "failed" if problems else "ok", **({"problems": problems} if problems else {}),
         })
