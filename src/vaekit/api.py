@@ -378,16 +378,17 @@ def evaluate_text_run(run_dir: str | os.PathLike, *, num_samples: int = 1000, sp
     references = [words(" ".join(vocab.decode(part.example(i).tolist(), stop_at_eos=False)))
                   for i in range(len(part))]
     start = time.perf_counter()
-    ids = torch.cat([model.sample(min(250, num_samples - i), temperature=temperature, seed=seed + i)
-                     for i in range(0, num_samples, 250)])
-    lengths = (ids != spec.special_tokens["pad"]).sum(1)
-    samples = model.decode_text(ids, lengths)
+    samples = []
+    for i in range(0, num_samples, 250):  # in batches of 250, each as long as its longest sample
+        ids = model.sample(min(250, num_samples - i), temperature=temperature, seed=seed + i)
+        samples += model.decode_text(ids, (ids != spec.special_tokens["pad"]).sum(1))
     result: dict[str, Any] = {
         "run": str(run_dir), "split": split, "num_references": len(references), "num_samples": num_samples,
-        "temperature": temperature, "seed": seed, "mean_sample_tokens": float(lengths.float().mean()),
-        "mean_reference_tokens": float(np.mean([len(r.split()) for r in references])),
+        "temperature": temperature, "seed": seed,
     }
     sample_words = [words(t) for t in samples]
+    result["mean_sample_words"] = float(np.mean([len(t.split()) for t in sample_words]))
+    result["mean_reference_words"] = float(np.mean([len(r.split()) for r in references]))
     for n in (2, 3, 4):
         result[f"bleu{n}"] = corpus_bleu_against(sample_words, references, order=n)
         result[f"self_bleu{n}"] = self_bleu(sample_words, order=n)
