@@ -104,6 +104,31 @@ def main() -> None:
     fig = plots.collapse_curves(curves, title="PTB sentence VAEs: diagnostics on 500 validation sentences")
     plots.save_figure(fig, ROOT / "docs" / "results" / "figures" / "issue17_ptb_collapse.png")
     print(f"wrote {HERE / 'ptb_table.json'} and docs/results/figures/issue17_ptb_collapse.png")
+    print(markdown(out))
+
+
+def _f(v, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def markdown(table: dict) -> str:
+    """The table of docs/results/text.md, from ptb_table.json's rows."""
+    lines = ["| row | source | IS-NLL, 300 sentences (nats) | PPL, 300 | -ELBO, all (nats) | KL (nats) | "
+             "I_q(x; z) (nats) | active units | updates | training (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table["rows"]:
+        nll = f"{r['is_nll_nats_300']:.2f} ± {r['is_nll_stderr_300']:.2f}" if r["is_nll_stderr_300"] is not None \
+            else _f(r["is_nll_nats_300"])
+        elbo = _f(r["neg_elbo_nats"]) if r["neg_elbo_nats"] is not None else f"exact {_f(r['exact_nll_nats'])}"
+        lines.append(f"| {r['row']} | `{r['sources']['is_nll']}`, `{r['sources']['whole']}` | {nll} | "
+                     f"{_f(r['is_perplexity_300'], 1)} | {elbo} | {_f(r['kl_nats'])} | {_f(r['mutual_info_nats'])} | "
+                     f"{'-' if r['active_units'] is None else r['active_units']} | {r['updates']:,} | "
+                     f"{r['train_seconds']:,.0f} |")
+    lines += ["", "| row | source | BLEU-2 | BLEU-4 | self-BLEU-2 | self-BLEU-4 |", "|---|---|---|---|---|---|"]
+    for r in table["rows"]:
+        lines.append(f"| {r['row']} | `{r['sources']['text']}` | {_f(r['bleu2'])} | {_f(r['bleu4'])} | "
+                     f"{_f(r['self_bleu2'])} | {_f(r['self_bleu4'])} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
