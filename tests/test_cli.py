@@ -219,6 +219,7 @@ def test_cli_smoke_of_the_text_models(name, tmp_path):
                 "--out", str(out)])
     assert "perplexity" in text and "nll_nats_per_token" in text and "40 examples" in text
     text = _ok(["sample", str(out), "-n", "3", "--out", str(tmp_path / "s.txt")])
+    assert f"samples: {tmp_path / 's.txt'}" in " ".join(text.split()) and "figure:" not in text
     lines = (tmp_path / "s.txt").read_text().splitlines()
     assert len(lines) == 3 and all(line.strip() for line in lines)
     vocab = set(json.loads((out / "model.json").read_text())["config"]["data"]["features"]["vocabulary"]["tokens"])

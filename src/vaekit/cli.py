@@ -467,7 +467,7 @@ def sample(
         title = f"samples (T={temperature})" + "".join(f", {k}={v}" for k, v in cond.items())
         paths = writer.obj(draw, n, path, spec=spec, title=title)
         for p in paths:
-            console.print(f"{'samples' if p.suffix in ('.npy', '.wav') else 'figure'}: {p}")
+            console.print(f"{'figure' if p.suffix == '.png' else 'samples'}: {p}")
 
     _guard(run)
 
