@@ -210,6 +210,27 @@ def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
 
 
 @needs_shared
+def test_cli_smoke_of_the_dmm(tmp_path):
+    """Train a small DMM on 40 JSB chorales, evaluate (nats per step), write figures and MIDI, sample MIDI."""
+    out = tmp_path / "dmm"
+    text = _ok(["train", "dmm", "--data", "jsb", "--set", "data.subset=40", "--set", "train.max_epochs=1",
+                "--set", "train.progress=false", "--set", "eval.num_samples=4", "--set", "model.latent_dim=4",
+                "--set", "model.rnn_hidden=16", "--set", "model.transition_hidden=8", "--set",
+                "model.emission_hidden=8", "--out", str(out)])
+    text = " ".join(text.split())
+    assert "nll_nats_per_step" in text and "40 examples" in text and "figure:" in text
+    for name in ("reconstructions.png", "sample.png", "original_0.mid", "sample_0.mid", "sample_0.wav"):
+        assert (out / "figures" / name).is_file(), name
+    text = " ".join(_ok(["sample", str(out), "-n", "2", "--steps", "16", "--out", str(tmp_path / "s.png")]).split())
+    assert f"samples: {tmp_path / 's_1.mid'}" in text and f"figure: {tmp_path / 's.png'}" in text
+    from vaekit.data.music import midi_to_roll
+
+    assert midi_to_roll(tmp_path / "s_0.mid").shape[0] <= 16
+    _bad(["sample", str(out), "--steps", "0"], "--steps must be >= 1")
+    _bad(["train", "dmm", "--data", str(tmp_path / "missing.mat"), "--out", str(tmp_path / "x")], "missing.mat")
+
+
+@needs_shared
 @pytest.mark.parametrize("name", ["text_vae", "text_lm", "ml_text_vae"])
 def test_cli_smoke_of_the_text_models(name, tmp_path):
     """Train on 40 PTB sentences (paragraphs for ml_text_vae), evaluate (NLL per token with <eos>,

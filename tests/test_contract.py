@@ -31,7 +31,13 @@ SPEECH = DataSpec("audio", [1, None], "continuous", None, 8000,
                   features={"mel": {"hop_length": 16, "n_mels": 8, "n_fft": 128, "win_length": 32}})
 TOKENS = DataSpec("tokens", [None], "tokens", 12, special_tokens={"pad": 0, "bos": 1, "eos": 2, "unk": 3},
                   features={"vocabulary": {"tokens": ["<pad>", "<bos>", "<eos>", "<unk>", *"abcdefgh"]}})
+ROLLS = DataSpec("piano_roll", [None, 88], "binary", 2, features={"lowest_pitch": 21, "step": "quarter note"})
 SEQUENCE_CASES: dict[str, list[dict]] = {
+    "dmm": [
+        {"latent_dim": 4, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8, "data": to_dict(ROLLS)},
+        {"latent_dim": 3, "transition_hidden": 6, "emission_hidden": 6, "rnn_hidden": 6, "rnn": "gru",
+         "data": to_dict(ROLLS)},
+    ],
     "text_vae": [
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "data": to_dict(TOKENS)},
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "rnn": "gru", "z_every_step": False,
@@ -87,7 +93,7 @@ def test_terms_are_named_finite_and_per_example(name, i):
     assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
 
 
-STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
+STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
 
 
 @pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]
@@ -145,6 +151,10 @@ def test_samples_lie_in_the_data_space(name, i):
             if len(ends) == sentences:
                 assert not real[int(ends[-1]) + 1:].any()  # nothing after the last sentence's <eos>
         assert torch.equal(model.sample(2, max_length=48, seed=0), x)  # a seed fixes the draws
+        return
+    if spec.modality == "piano_roll":  # binary rolls of the asked length
+        x = model.sample(2, length=48, seed=0)
+        assert x.shape == (2, 48, spec.shape[1]) and set(x.unique().tolist()) <= {0.0, 1.0}
         return
     cond = {k: batch[k][:2] for k in model.cond_keys}
     if "mel" in cond:

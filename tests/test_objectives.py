@@ -262,6 +262,11 @@ def test_kl_schedules_known_values():
         for t in (0, 37, 2600):
             assert math.isclose(float(obj.kl_weight(torch.tensor(float(t)))), obj.kl_weight(t), rel_tol=1e-5,
                                 abs_tol=1e-6)
+    start = ELBO(warmup_steps=100, kl_start=0.2, beta=2.0)  # rises from 0.2 (Pyro's DMM annealing), times beta
+    assert [start.kl_weight(t) for t in (0, 50, 100, 500)] == pytest.approx([0.4, 1.2, 2.0, 2.0])
+    assert float(start.kl_weight(torch.tensor(50.0))) == pytest.approx(1.2)
+    with pytest.raises(Exception, match="kl_start"):
+        from_dict(ELBO, {"kl_start": 1.5}, where="objective")
     with pytest.raises(Exception, match="kl_cycle_steps"):
         from_dict(ELBO, {"kl_schedule": "cyclical"}, where="objective")
     with pytest.raises(Exception, match="KL schedule"):

@@ -113,7 +113,7 @@ def _train_and_report(cfg, run_dir: Path, resume: bool, evaluate: bool, figures:
     if figures:
         paths = make_figures(result.model, result.data, run_dir, usage=usage)
         for p in paths:
-            console.print(f"figure: {p}")
+            console.print(f"{'figure' if p.suffix == '.png' else 'file'}: {p}")
 
 
 def _refuse_nonfinite(res: dict) -> None:
@@ -431,13 +431,16 @@ def sample(
     speaker: Optional[str] = typer.Option(None, "--speaker", help="speaker name or index, for speaker-conditioned "
                                                                   "audio models (vaekit data lists them)"),
     seconds: float = typer.Option(1.0, "--seconds", help="length of audio samples"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="length of piano-roll samples in steps "
+                                                            "(default: the model's sample_length)"),
     mean: Optional[bool] = typer.Option(None, "--mean/--draw", help="the likelihood's mean (images' default) or a "
                                                                     "draw from it (audio's default)"),
     seed: int = typer.Option(0, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out", help="output path (default RUN/figures/samples_cli.png, "
                                                            "audio RUN/figures/samples_cli_<i>.wav)"),
 ) -> None:
-    """Draw samples from the model and save them the way the data's modality is stored (PNG grid, WAV)."""
+    """Draw samples from the model and save them the way the data's modality is stored (PNG grid, WAV, text,
+    MIDI)."""
     import torch
 
     from vaekit.registry import WRITERS
@@ -457,7 +460,10 @@ def sample(
         torch.manual_seed(seed)
         cond = _sample_conditions(model, spec, label, speaker)
         use_mean = writer.extra["default_mean"] if mean is None else mean
-        extra = {"seconds": seconds} if spec.variable else {}
+        if steps is not None and steps < 1:
+            _fail(f"--steps must be >= 1, got {steps}")
+        extra = {"seconds": seconds} if spec.modality == "audio" else \
+            {"length": steps} if spec.modality == "piano_roll" and steps is not None else {}
         path = out or run_dir / "figures" / f"samples_cli{writer.extra['suffix']}"
 
         def draw(b: int):

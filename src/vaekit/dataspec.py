@@ -286,12 +286,17 @@ def element_mask(batch: dict[str, Any], spec: DataSpec | None = None) -> Tensor 
 
 def num_elements(batch: dict[str, Any], spec: DataSpec) -> Tensor:
     """``[B]`` float: the modelled elements of each example (the divisor of bits/dim, bits per sample,
-    nats per step). Padded steps do not count; every element of a fixed-size example does."""
+    nats per step). Padded steps do not count; every element of a fixed-size example does. Where the unit
+    is the ``step`` (piano rolls), a step counts once, whatever its width (the 88 keys)."""
     x = batch["x"]
     b = x.shape[0]
     axis = spec.time_axis
-    per_step = math.prod(s for i, s in enumerate(spec.shape) if i != axis and s is not None) if axis is not None \
-        else math.prod(spec.shape)  # type: ignore[arg-type]
+    if axis is not None and spec.element_unit == "step":  # a piano roll's element is the whole step (its
+        per_step = 1  # 88 keys together), as the literature's "NLL per time step" counts it
+    elif axis is not None:
+        per_step = math.prod(s for i, s in enumerate(spec.shape) if i != axis and s is not None)
+    else:
+        per_step = math.prod(spec.shape)  # type: ignore[arg-type]
     mask = element_mask(batch, spec)
     if axis is None:
         return torch.full((b,), float(per_step), device=x.device)

@@ -7,6 +7,7 @@ from vaekit.data.images import ImageData, ImageSplit, describe_datasets, load_im
 from vaekit.data.dsprites import DSprites, load_dsprites  # registers "dsprites"
 from vaekit.data.audio import AudioData, load_audio, load_fsdd  # registers "fsdd"
 from vaekit.data.text import TextData, Vocabulary, load_text  # registers "ptb"
+from vaekit.data.music import PianoRollData, load_piano_rolls  # registers "jsb"
 from vaekit.data.batches import iterate_batches
 from vaekit.data.load import LOADERS, load_data, modality_of
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
@@ -17,6 +18,8 @@ __all__ = [
     "load_audio",
     "load_fsdd",
     "load_text",
+    "load_piano_rolls",
+    "PianoRollData",
     "TextData",
     "Vocabulary",
     "load_dsprites",

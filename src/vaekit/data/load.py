@@ -46,6 +46,8 @@ def modality_of(name_or_path: str) -> str:
         raise ConfigError(f"{path} is one audio file; a data set is a folder of them")
     if path.is_dir() and any(p.suffix.lower() == ".txt" for p in _some_files(path)):
         return "tokens"
+    if path.suffix.lower() == ".mat" or path.suffix.lower() in (".pickle", ".pkl", ".p"):
+        return "piano_roll"  # a pickle is refused there, with a pointer to the .mat form
     if path.is_file() and path.suffix.lower() == ".txt":
         raise ConfigError(f"{path} is one text file; a data set is a folder of them (train.txt, valid.txt, "
                           f"test.txt, or any .txt files to be split)")
@@ -286,21 +288,54 @@ def _load_text_data(name: str, d: Any, *, seed: int, splits: Any, options: TextO
     text = load_text(name, root, unit=options.unit, paragraph_lines=options.paragraph_lines,
                      max_length=options.max_length, max_vocab=options.max_vocab, min_count=options.min_count,
                      seed=seed, vocab=vocab)
+    return _cut_splits(text, d, seed=seed, splits=splits, wrap=_TextSubset, unit="examples")
+
+
+def _cut_splits(data: Any, d: Any, *, seed: int, splits: Any, wrap: type, unit: str) -> Any:
+    """``data`` (text or piano rolls: splits with ``subset(index)``) cut to ``splits`` (the first N of named
+    splits, the others empty) or to ``data.subset`` (random training examples, the first of val and test)."""
     if isinstance(splits, (tuple, list, set)):
         splits = {s: None for s in splits}
     if splits is None and d.subset is None:
-        return text
+        return data
     rng = np.random.default_rng(seed)
-    parts, note = {}, text.split_note
+    parts, note = {}, data.split_note
     for s in SPLITS:
-        p = getattr(text, s)
+        p = getattr(data, s)
         if splits is not None:
             n = 0 if s not in splits else len(p) if splits[s] is None else min(splits[s], len(p))
             index = np.arange(n)
-        else:  # the vocabulary stays the full training split's
+        else:  # a text vocabulary stays the full training split's
             index = np.sort(rng.permutation(len(p))[:d.subset]) if s == "train" else np.arange(min(d.subset, len(p)))
         parts[s] = p.subset(index)
     if splits is None:
-        note = note.rstrip(".") + (f". Subset: {d.subset} random training examples (seed {seed}), the first "
+        note = note.rstrip(".") + (f". Subset: {d.subset} random training {unit} (seed {seed}), the first "
                                    f"{d.subset} of val and test.")
-    return _TextSubset(text, parts, note)
+    return wrap(data, parts, note)
+
+
+# -- piano rolls ---------------------------------------------------------------------------------------
+@dataclass
+class PianoRollOptions:
+    """``data.options`` of piano-roll data sets (JSB Chorales, users' .mat files): vaekit.data.music."""
+
+    max_length: int | None = None  # steps per roll at most (longer rolls are cut and counted); null: all
+
+    def validate(self) -> None:
+        if self.max_length is not None and self.max_length < 1:
+            raise ConfigError(f"data.options.max_length must be >= 1 step or null, got {self.max_length}")
+
+
+class _RollSubset(_TextSubset):
+    """PianoRollData with its splits cut (the same mechanics as text's)."""
+
+
+@LOADERS.register("piano_roll", config=PianoRollOptions,
+                  description="polyphonic music as piano rolls: JSB Chorales, .mat files of train/valid/test rolls")
+def _load_roll_data(name: str, d: Any, *, seed: int, splits: Any, options: PianoRollOptions) -> Any:
+    from vaekit.data.music import load_piano_rolls
+
+    if d.binarize != "none":
+        raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is piano rolls (already 0/1)")
+    rolls = load_piano_rolls(name, d.path if name == d.name else None, max_length=options.max_length)
+    return _cut_splits(rolls, d, seed=seed, splits=splits, wrap=_RollSubset, unit="rolls")

@@ -55,8 +55,8 @@ class LatentLayer:
             q = getattr(self.posterior, "base_dist", self.posterior)
             p = getattr(self.prior, "base_dist", self.prior)
             kl = q.log_prob(self.z) - p.log_prob(self.z)
-        if self.mask is not None:
-            kl = kl * self.mask.reshape(*self.mask.shape, *([1] * (kl.dim() - self.mask.dim()))).to(kl.dtype)
+        if self.mask is not None:  # where, not a product: a padded step's value may be inf (and inf * 0 is nan)
+            kl = torch.where(self.mask.reshape(*self.mask.shape, *([1] * (kl.dim() - self.mask.dim()))), kl, 0.0)
         return kl
 
     def kl_by_dim(self) -> Tensor:

@@ -79,6 +79,7 @@ class ELBO:
     kl_cycle_steps: int = 0  # cyclical: steps per cycle
     kl_cycle_ratio: float = 0.5  # cyclical: the share of a cycle that rises (R of Fu et al. 2019)
     free_bits_per: str = "dimension"  # "dimension" (Kingma et al. 2016, batch-mean KL per dim) or "example"
+    kl_start: float = 0.0  # the schedule's weight at its start (it rises from here to 1; Pyro's DMM anneals from 0.2)
 
     def validate(self) -> None:
         from vaekit.objectives.schedules import KL_SCHEDULES
@@ -90,13 +91,19 @@ class ELBO:
         KL_SCHEDULES.get(self.kl_schedule)  # unknown names: an error listing the known ones
         if self.kl_schedule == "cyclical" and self.kl_cycle_steps < 1:
             raise ConfigError("objective.kl_schedule=cyclical needs objective.kl_cycle_steps >= 1 (steps per cycle)")
+        if not 0 <= self.kl_start <= 1:
+            raise ConfigError(f"objective.kl_start must be in [0, 1], got {self.kl_start}")
         if not 0 < self.kl_cycle_ratio <= 1:
             raise ConfigError(f"objective.kl_cycle_ratio must be in (0, 1], got {self.kl_cycle_ratio}")
         if self.free_bits_per not in FREE_BITS:
             raise ConfigError(f"objective.free_bits_per must be {' or '.join(FREE_BITS)}, got {self.free_bits_per!r}")
 
     def kl_weight(self, step: int) -> float:
-        return self.beta * schedule_function(self.kl_schedule)(step, self)
+        """``beta * (kl_start + (1 - kl_start) * schedule(step))``: the schedule rises from ``kl_start``. A
+        start above 0 keeps some KL pressure from the first update (a sequential model's posterior scales
+        collapse, and a ReLU RNN under them diverges, within a few updates at a weight of 0)."""
+        w = schedule_function(self.kl_schedule)(step, self)
+        return self.beta * (w if self.kl_start == 0 else self.kl_start + (1 - self.kl_start) * w)
 
     def __call__(self, model: LatentVariableModel, batch: dict[str, Tensor], step: int) -> Terms:
         output = model(batch)

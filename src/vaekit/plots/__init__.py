@@ -16,6 +16,7 @@ from vaekit.plots.images import (
     traversals,
 )
 from vaekit.plots.io import save_figure
+from vaekit.plots.music import piano_roll_figure
 from vaekit.plots.latents import code_labels, factor_information_map, informative_codes, latent_pca
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "rate_distortion",
     "latent_pca",
     "save_figure",
+    "piano_roll_figure",
     "codebook_usage",
 ]
