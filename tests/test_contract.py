@@ -38,6 +38,7 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
         {"latent_dim": 3, "transition_hidden": 6, "emission_hidden": 6, "rnn_hidden": 6, "rnn": "gru",
          "data": to_dict(ROLLS)},
     ],
+    "srnn": [{"latent_dim": 3, "deterministic_hidden": 6, "inference_hidden": 5, "mlp_hidden": 4, "data": to_dict(ROLLS)}],
     "text_vae": [
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "data": to_dict(TOKENS)},
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "rnn": "gru", "z_every_step": False,
@@ -93,7 +94,7 @@ def test_terms_are_named_finite_and_per_example(name, i):
     assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
 
 
-STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
+STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm", "srnn"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
 
 
 @pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]

@@ -1,6 +1,7 @@
-"""The Deep Markov Model (Krishnan et al. 2017) and its piano-roll data: the backward RNN reads only the future,
-padding changes no term at a fixed noise, one importance sample is the single-sample ELBO, the KL is the
-closed form given the sampled past, samples are binary rolls, and the .mat reader refuses bad files."""
+"""The sequential VAEs of piano rolls, the Deep Markov Model (Krishnan et al. 2017) and the SRNN (Fraccaro et al.
+2016), and their data: the backward RNN reads only the future (the SRNN's forward RNN only the past), padding
+changes no term at a fixed noise, one importance sample is the single-sample ELBO, the KL is the closed form
+given the sampled past, samples are binary rolls, and the .mat and MIDI readers refuse bad files."""
 
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ from vaekit.objectives import ELBO
 
 ROLLS = DataSpec("piano_roll", [None, 88], "binary", 2)
 SMALL = {"latent_dim": 4, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 12, "data": to_dict(ROLLS)}
+SMALL_SRNN = {"latent_dim": 4, "deterministic_hidden": 10, "inference_hidden": 12, "mlp_hidden": 8,
+              "data": to_dict(ROLLS)}
+MODELS = ("dmm", "srnn")
 
 
-def _model(**kw):
+def _model(name="dmm", **kw):
     torch.manual_seed(0)
-    return build_model("dmm", {**SMALL, **kw}).eval()
+    return build_model(name, {**(SMALL if name == "dmm" else SMALL_SRNN), **kw}).eval()
 
 
 def test_reverse_within_reverses_each_rolls_real_steps_only():
@@ -52,8 +56,9 @@ def test_the_backward_rnn_reads_the_future_and_never_the_padding(rnn):
     assert torch.allclose(h[1:2, :n], alone, atol=1e-6)
 
 
-def test_padding_changes_no_term_at_a_fixed_noise():
-    model = _model()
+@pytest.mark.parametrize("name", MODELS)
+def test_padding_changes_no_term_at_a_fixed_noise(name):
+    model = _model(name)
     batch = random_batch(ROLLS, 4, length=9)
     assert int(batch["lengths"].min()) < 9
     eps = torch.randn(4, 9, 4)
@@ -96,9 +101,10 @@ def test_an_infinite_kl_at_a_padded_step_stays_out_of_every_term():
     assert torch.isfinite(layer.kl_by_dim()).all() and (layer.kl_per_dim()[1, 2] == 0).all()
 
 
-def test_one_importance_sample_is_the_single_sample_elbo():
+@pytest.mark.parametrize("name", MODELS)
+def test_one_importance_sample_is_the_single_sample_elbo(name):
     """log w = log p(x|z) + sum_t [log p(z_t|z_{t-1}) - log q(z_t|z_{t-1}, x)] at the same z."""
-    model = _model()
+    model = _model(name)
     batch = random_batch(ROLLS, 3, length=8)
     torch.manual_seed(5)
     log_w = model.log_importance_weights(batch, 1)[0]
@@ -126,14 +132,39 @@ def test_an_untrained_dmm_scores_about_88_coin_flips_per_step():
     assert torch.allclose(out.likelihood.log_prob(batch["x"]), -88 * math.log(2) * batch["mask"].sum(1), atol=1e-3)
 
 
-def test_samples_are_binary_rolls_and_a_seed_fixes_them():
-    model = _model()
+@pytest.mark.parametrize("name", MODELS)
+def test_samples_are_binary_rolls_and_a_seed_fixes_them(name):
+    model = _model(name)
     x = model.sample(3, length=11, seed=4)
     assert x.shape == (3, 11, 88) and set(x.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(model.sample(3, length=11, seed=4), x)
     p = model.sample(2, length=5, use_mean=True, seed=0)
     assert p.min() >= 0 and p.max() <= 1 and not set(p.unique().tolist()) <= {0.0, 1.0}
-    assert model.sample(1, seed=0).shape[1] == SMALL.get("sample_length", 64)
+    assert model.sample(1, seed=0).shape[1] == 64  # model.sample_length
+
+
+def test_the_srnns_deterministic_rnn_reads_only_the_past_and_its_inference_the_future():
+    model = _model("srnn")
+    batch = random_batch(ROLLS, 2, length=8)
+    x = batch["x"]
+    d = model.deterministic_states(x)
+    later = x.clone()
+    later[:, 4:] = 1 - later[:, 4:]
+    d2 = model.deterministic_states(later)
+    assert torch.allclose(d[:, :5], d2[:, :5]) and not torch.allclose(d[:, 5:], d2[:, 5:])  # d_t reads x_<t
+    eps = torch.randn(2, 8, 4)
+    q1 = model(batch, eps=eps).latents[0].posterior.loc
+    q2 = model(dict(batch, x=later), eps=eps).latents[0].posterior.loc
+    assert not torch.allclose(q1[:, :4], q2[:, :4])  # q(z_t | .) smooths: it reads the future
+
+
+def test_the_srnns_posterior_mean_is_a_residual_on_its_priors():
+    model = _model("srnn")
+    with torch.no_grad():
+        model.posterior_net[-1].weight.zero_()
+        model.posterior_net[-1].bias.zero_()
+    layer = model(random_batch(ROLLS, 2, length=5)).latents[0]
+    assert torch.allclose(layer.posterior.loc, layer.prior.loc)  # Resq with a zero residual
 
 
 def test_the_dmm_refuses_data_that_is_not_piano_rolls():

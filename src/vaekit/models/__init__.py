@@ -7,6 +7,7 @@ from typing import Any
 from vaekit.config import from_dict, to_dict
 from vaekit.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vaekit.models.dmm import DMM, DMMConfig
+from vaekit.models.srnn import SRNN, SRNNConfig
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.models.ladder import LadderVAE, LadderVAEConfig
 from vaekit.models.ml_text_vae import MLTextVAE, MLTextVAEConfig
@@ -33,7 +34,7 @@ def model_spec(name: str, model: LatentVariableModel) -> dict[str, Any]:
 
 
 __all__ = [
-    "AudioVQVAE", "AudioVQVAEConfig", "DMM", "DMMConfig", "SpeechVAE", "SpeechVAEConfig",
+    "AudioVQVAE", "AudioVQVAEConfig", "DMM", "DMMConfig", "SRNN", "SRNNConfig", "SpeechVAE", "SpeechVAEConfig",
     "BatchError", "LatentLayer", "LatentVariableModel", "ModelConfig", "ModelOutput", "CVAE", "VAE",
     "CVAEConfig", "VAEConfig", "StackedVAE", "StackedVAEConfig", "LadderVAE", "LadderVAEConfig", "MLTextVAE", "MLTextVAEConfig", "ProVLAE", "ProVLAEConfig", "num_parameters", "build_model", "model_spec",
     "VQVAE", "VQVAE2", "VQModel", "VQVAEConfig", "VQVAE2Config", "WaveNetConfig", "WaveNetModel",

@@ -125,6 +125,35 @@ def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
+def roll_mask(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """``(mask [B, T], lengths [B])`` of a batch of rolls (every step real when it has no mask)."""
+    x = batch["x"]
+    mask = batch.get("mask")
+    if mask is None:
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    return mask, mask.sum(1)
+
+
+def backward_rnn(rnn: nn.Module, inputs: Tensor, lengths: Tensor, h0: Tensor | None = None) -> Tensor:
+    """``[B, T, H]``: at step t, the state of ``rnn`` (batch-first) after reading ``inputs`` from each row's own
+    last real step back to t; padded steps are never read (packed sequences)."""
+    b, t, _ = inputs.shape
+    packed = pack_padded_sequence(reverse_within(inputs, lengths), lengths.clamp(min=1).cpu(), batch_first=True,
+                                  enforce_sorted=False)
+    state = None
+    if h0 is not None:
+        h0 = h0.expand(1, b, -1).contiguous()
+        state = (h0, torch.zeros_like(h0)) if isinstance(rnn, nn.LSTM) else h0
+    out, _ = rnn(packed, state)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)  # [B, T, H], reversed order
+    return reverse_within(out, lengths)
+
+
+def emission_of(logits: Tensor, mask: Tensor | None) -> MaskedFrames:
+    """``p(x | .)``: Bernoulli per key at every step from ``logits [N, T, keys]``, padded steps unscored."""
+    return MaskedFrames(Bernoulli(logits=logits, validate_args=False), mask, step_axis=1)
+
+
 @MODELS.register("dmm", config=DMMConfig, objective="elbo",
                  description="Deep Markov Model: a gated-transition latent state per step, backward-RNN inference "
                              "(Krishnan et al. 2017), for piano rolls")
@@ -167,23 +196,10 @@ class DMM(LatentVariableModel):
             raise ConfigError(f"{name}: rolls of {spec.shape[1]} keys, but the model's have {self.keys}")
 
     # -- pieces ---------------------------------------------------------------------------------------
-    def _mask(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        x = batch["x"]
-        mask = batch.get("mask")
-        if mask is None:
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        return mask, mask.sum(1)
-
     def backward_states(self, x: Tensor, lengths: Tensor) -> Tensor:
         """``h^right [B, T, H]``: at step t, the backward RNN's state after reading ``x_T .. x_t`` (each roll
         from its own last real step)."""
-        b, t, _ = x.shape
-        rev = reverse_within(x, lengths)
-        packed = pack_padded_sequence(rev, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        h0 = self.h_0.expand(1, b, -1).contiguous()
-        out, _ = self.rnn(packed, (h0, torch.zeros_like(h0)) if self.config.rnn == "lstm" else h0)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)  # [B, T, H], reversed order
-        return reverse_within(out, lengths)
+        return backward_rnn(self.rnn, x, lengths, self.h_0)
 
     def infer(self, h_right: Tensor, eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Ancestral sampling of ``q(z_{1:T} | x)`` given the backward states ``[N, T, H]``: ``(loc, scale, z)``,
@@ -210,12 +226,12 @@ class DMM(LatentVariableModel):
 
     def emission(self, z: Tensor, mask: Tensor | None = None) -> MaskedFrames:
         """``p(x | z)``: Bernoulli per key at every step, ``[N, T, keys]``, padded steps unscored."""
-        return MaskedFrames(Bernoulli(logits=self.emitter(z), validate_args=False), mask, step_axis=1)
+        return emission_of(self.emitter(z), mask)
 
     # -- the contract ---------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor], eps: Tensor | None = None) -> ModelOutput:
         x, _ = self.check_batch(batch)
-        mask, lengths = self._mask(batch)
+        mask, lengths = roll_mask(batch)
         loc, scale, z = self.infer(self.backward_states(x, lengths), eps)
         q = Normal(loc, scale, validate_args=False)
         layer = LatentLayer(q, self.prior_given(z), z, steps=1, mask=mask)
@@ -235,7 +251,7 @@ class DMM(LatentVariableModel):
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:
         """``log p(x | z) + log p(z) - log q(z | x)`` for ``k`` paths ``z ~ q``, ``[k, B]`` (real steps only)."""
         x, _ = self.check_batch(batch)
-        mask, lengths = self._mask(batch)
+        mask, lengths = roll_mask(batch)
         b, t, _ = x.shape
         h = self.backward_states(x, lengths)  # [B, T, H]: the same for every sample
         per_pass = max(1, STATE_BUDGET // max(b * t, 1))
