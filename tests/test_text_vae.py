@@ -100,6 +100,28 @@ def test_generation_stops_at_eos_and_greedy_is_deterministic():
     assert len(texts) == 4 and all(w in WORDS[4:] for t in texts for w in t.split())
 
 
+@pytest.mark.parametrize("name", ["text_vae", "text_lm"])
+def test_a_flat_model_of_paragraphs_writes_all_their_sentences(name, tmp_path):
+    """On paragraph data (features: unit paragraph, 3 sentences) generation runs to the third <eos>, and the
+    .txt writer keeps the inner ones (a first version stopped both at the first sentence)."""
+    from vaekit.writers import write_text
+
+    spec = DataSpec("tokens", [None], "tokens", len(WORDS), special_tokens={"pad": 0, "bos": 1, "eos": 2, "unk": 3},
+                    features={"vocabulary": {"tokens": WORDS}, "unit": "paragraph", "sentences": 3})
+    torch.manual_seed(0)
+    extra = {"encoder_hidden": 5, "latent_dim": 3} if name == "text_vae" else {}
+    model = build_model(name, {**SIZES, **extra, "data": to_dict(spec)}).eval()
+    with torch.no_grad():  # <eos> likely at every step: each sentence ends at once
+        model.decoder.out.bias[2] = 6.0
+    x = model.sample(5, max_length=40, seed=1)
+    for row in x.tolist():
+        ends = [i for i, t in enumerate(row) if t == 2]
+        assert len(ends) == 3 and all(t == 0 for t in row[ends[-1] + 1:]), row
+    paths = write_text(lambda b: model.sample(b, max_length=40, seed=1), 5, tmp_path / "s.txt", spec=spec, title="")
+    lines = paths[0].read_text().splitlines()
+    assert len(lines) == 5 and all(line.split().count("<eos>") == 2 for line in lines)  # the last one dropped
+
+
 def test_the_importance_weights_average_to_the_elbo_with_one_sample():
     """With k = 1 the importance-sampled bound is the ELBO's estimator: the same z gives the same number."""
     model = _vae()

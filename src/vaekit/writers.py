@@ -81,8 +81,9 @@ def write_audio(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec
 @WRITERS.register("tokens", description="one sentence per line in a UTF-8 .txt file (decoded with the run's "
                   "vocabulary)", suffix=".txt", default_mean=False)
 def write_text(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec: Any, title: str) -> list[Path]:
-    """Draw ``n`` token sequences ``[b, T]`` and write them to ``path`` (``.txt``), one per line, words up
-    to each one's first ``<eos>``, through the vocabulary the data description carries."""
+    """Draw ``n`` token sequences ``[b, T]`` and write them to ``path`` (``.txt``), one per line, through the
+    vocabulary the data description carries; a paragraph keeps the ``<eos>`` that ends each of its sentences
+    but the last."""
     from vaekit.data.text import Vocabulary
     from vaekit.fileio import atomic_write_text
 
@@ -90,7 +91,9 @@ def write_text(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec:
     lines: list[str] = []
     for start in range(0, n, SAMPLE_BATCH):
         ids = draw(min(SAMPLE_BATCH, n - start)).cpu()
-        lines += [" ".join(vocab.decode(row.tolist())) for row in ids]
+        for row in ids:
+            words = vocab.decode(row.tolist(), stop_at_eos=False)  # <pad>s dropped
+            lines.append(" ".join(words[:-1] if words and words[-1] == "<eos>" else words))
     path = path.with_suffix(".txt")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -261,8 +261,9 @@ class TextData:
     """Token sequences of three splits with their vocabulary (see the module docstring)."""
 
     def __init__(self, name: str, source: str, splits: dict[str, TextSplit], vocab: Vocabulary, *, unit: str,
-                 max_length: int | None, split_note: str):
+                 max_length: int | None, split_note: str, paragraph_lines: int = 1):
         self.name, self.source, self.vocab, self.unit, self.max_length = name, source, vocab, unit, max_length
+        self.paragraph_lines = paragraph_lines if unit == "paragraph" else 1
         self.train, self.val, self.test = splits["train"], splits["val"], splits["test"]
         cut = {s: getattr(self, s).truncated for s in SPLITS if getattr(self, s).truncated}
         self.split_note = split_note + (f" Truncated at {max_length} tokens: " + ", ".join(
@@ -274,7 +275,8 @@ class TextData:
                         special_tokens={"pad": PAD, "bos": BOS, "eos": EOS, "unk": UNK},
                         features={"vocabulary": {"size": len(self.vocab), "fingerprint": self.vocab.fingerprint,
                                                  "tokens": self.vocab.tokens},
-                                  "unit": self.unit, "max_length": self.max_length})
+                                  "unit": self.unit, "max_length": self.max_length,
+                                  "sentences": self.paragraph_lines})  # per example: a generator stops after them
 
     @property
     def form(self) -> str:
@@ -384,7 +386,8 @@ def load_text(name: str, root: str | os.PathLike | None = None, *, unit: str = "
     splits = {s: encode_examples(grouped[s], vocab, max_length) for s in SPLITS}
     if unit == "paragraph":
         note += f" Paragraphs: windows of {paragraph_lines} consecutive lines of a file."
-    return TextData(name, source, splits, vocab, unit=unit, max_length=max_length, split_note=note)
+    return TextData(name, source, splits, vocab, unit=unit, max_length=max_length, split_note=note,
+                    paragraph_lines=paragraph_lines)
 
 
 def _register() -> None:

@@ -197,11 +197,21 @@ class _TextModel(LatentVariableModel):
         h0 = h0[None].contiguous()  # [1, B, H]
         return (h0, torch.zeros_like(h0)) if self.decoder.kind == "lstm" else h0
 
+    @property
+    def sentences_per_example(self) -> int:
+        """Sentences (``<eos>`` s) an example holds: 1 for sentences, the paragraph's lines for paragraphs (data
+        descriptions written before this was recorded: the loader's default of 4)."""
+        features = self.config.spec().features or {}
+        if features.get("unit") != "paragraph":
+            return 1
+        return int(features.get("sentences", 4))
+
     @torch.no_grad()
     def generate(self, n: int, cond: Tensor | None = None, h0: Tensor | None = None, *, max_length: int | None = None,
-                 temperature: float = 1.0, greedy: bool = False, seed: int | None = None) -> tuple[Tensor, Tensor]:
-        """``(ids [n, T], lengths [n])``: ancestral sampling (or greedy: the argmax at every step) until
-        ``<eos>`` (included in the length) or ``max_length`` tokens."""
+                 temperature: float = 1.0, greedy: bool = False, seed: int | None = None,
+                 sentences: int = 1) -> tuple[Tensor, Tensor]:
+        """``(ids [n, T], lengths [n])``: ancestral sampling (or greedy: the argmax at every step) until the
+        ``sentences``-th ``<eos>`` (included in the length) or ``max_length`` tokens."""
         cap = max_length or self.config.max_length
         gen = torch.Generator(device=self.device)
         gen.manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed)
@@ -209,6 +219,7 @@ class _TextModel(LatentVariableModel):
         inp = torch.full((n, 1), self.bos, dtype=torch.long, device=self.device)
         out = []
         done = torch.zeros(n, dtype=torch.bool, device=self.device)
+        ends = torch.zeros(n, dtype=torch.long, device=self.device)
         for _ in range(cap):
             logits, state = self.decoder(inp, cond, state)  # [n, 1, V]
             logits = logits[:, -1]
@@ -219,14 +230,15 @@ class _TextModel(LatentVariableModel):
                 tok = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=gen)[:, 0]
             tok = torch.where(done, torch.full_like(tok, self.pad), tok)
             out.append(tok)
-            done = done | (tok == self.eos)
+            ends = ends + (tok == self.eos).long()
+            done = done | (ends >= sentences)
             inp = tok[:, None]
             if bool(done.all()):
                 break
         ids = torch.stack(out, 1)
-        is_eos = ids == self.eos
-        lengths = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((n,), ids.shape[1],
-                                                                                   device=ids.device))
+        last = (ids == self.eos).long().cumsum(1) >= sentences  # [n, T]: from the last sentence's <eos> on
+        lengths = torch.where(last.any(1), last.float().argmax(1) + 1, torch.full((n,), ids.shape[1],
+                                                                                device=ids.device))
         return ids, lengths
 
     def decode_text(self, ids: Tensor, lengths: Tensor | None = None) -> list[str]:
@@ -265,7 +277,7 @@ class TextLM(_TextModel):
             return self.decoder.log_prob(_shifted(v, self.bos), v, None, mask=_fits(mask, v))
 
         def sample() -> Tensor:
-            return self.generate(x.shape[0])[0]
+            return self.generate(x.shape[0], sentences=self.sentences_per_example)[0]
 
         return ModelOutput(AutoregressiveLikelihood(log_prob, sample, x.shape[0], mask=mask, exact=True), [])
 
@@ -283,7 +295,8 @@ class TextLM(_TextModel):
                max_length: int | None = None, **cond: Tensor) -> Tensor:
         """``n`` sentences ``[n, T]`` of token ids (``<pad>`` after each one's ``<eos>``), at most
         ``max_length`` tokens (default ``model.max_length``)."""
-        return self.generate(n, temperature=temperature, greedy=use_mean, seed=seed, max_length=max_length)[0]
+        return self.generate(n, temperature=temperature, greedy=use_mean, seed=seed, max_length=max_length,
+                             sentences=self.sentences_per_example)[0]
 
 
 @MODELS.register("text_vae", config=TextVAEConfig, objective="elbo",
@@ -339,13 +352,13 @@ class TextVAE(_TextModel):
     def decode_greedy(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``(ids [B, T], lengths [B])``: the argmax decoding of ``z [B, D]`` (reconstructions, homotopies)."""
         cond, h0 = self._cond(z)
-        return self.generate(z.shape[0], cond, h0, greedy=True)
+        return self.generate(z.shape[0], cond, h0, greedy=True, sentences=self.sentences_per_example)
 
     def decode(self, z: Tensor, *, mask: Tensor | None = None, **cond: Tensor) -> Distribution:
         """``p(x | z)`` for ``z [B, D]``: ``log_prob(ids [B, T])`` (``mask`` True at real tokens), ``sample()``."""
         def sample() -> Tensor:
             c, h0 = self._cond(z)
-            return self.generate(z.shape[0], c, h0)[0]
+            return self.generate(z.shape[0], c, h0, sentences=self.sentences_per_example)[0]
 
         return AutoregressiveLikelihood(lambda v: self._log_px(v, z, mask=_fits(mask, v)), sample, z.shape[0],
                                         mask=mask, exact=False)
@@ -383,4 +396,4 @@ class TextVAE(_TextModel):
         z = p.mean + temperature * p.stddev * torch.randn(p.mean.shape, generator=gen, device=self.device)
         c, h0 = self._cond(z)
         return self.generate(n, c, h0, temperature=temperature, greedy=use_mean, max_length=max_length,
-                             seed=None if seed is None else seed + 1)[0]
+                             seed=None if seed is None else seed + 1, sentences=self.sentences_per_example)[0]
