@@ -129,6 +129,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
                     "--set", "data.options.max_length=200", "--set", "model.embed_dim=8", "--set", "model.hidden=8",
                     "--set", "model.encoder_hidden=8", "--set", "model.sentence_hidden=8", "--set", "model.latent_dim=2",
                     "--set", "model.top_latent_dim=2", "--set", "model.max_length=12", "--set", "eval.num_samples=2"],
+    "dmm": ["--data", "jsb", "--set", "data.subset=40", "--set", "eval.num_samples=4", "--set", "model.latent_dim=4",
+            "--set", "model.rnn_hidden=16", "--set", "model.transition_hidden=8", "--set", "model.emission_hidden=8"],
+    "srnn": ["--data", "jsb", "--set", "data.subset=40", "--set", "eval.num_samples=4", "--set", "model.latent_dim=4",
+             "--set", "model.deterministic_hidden=8", "--set", "model.inference_hidden=8", "--set", "model.mlp_hidden=8"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -210,13 +214,12 @@ def test_cli_smoke_of_the_audio_vqvae_and_convert(tmp_path):
 
 
 @needs_shared
-def test_cli_smoke_of_the_dmm(tmp_path):
-    """Train a small DMM on 40 JSB chorales, evaluate (nats per step), write figures and MIDI, sample MIDI."""
-    out = tmp_path / "dmm"
-    text = _ok(["train", "dmm", "--data", "jsb", "--set", "data.subset=40", "--set", "train.max_epochs=1",
-                "--set", "train.progress=false", "--set", "eval.num_samples=4", "--set", "model.latent_dim=4",
-                "--set", "model.rnn_hidden=16", "--set", "model.transition_hidden=8", "--set",
-                "model.emission_hidden=8", "--out", str(out)])
+@pytest.mark.parametrize("name", ["dmm", "srnn"])
+def test_cli_smoke_of_the_piano_roll_models(name, tmp_path):
+    """Train a small model on 40 JSB chorales, evaluate (nats per step), write figures and MIDI, sample MIDI."""
+    out = tmp_path / name
+    text = _ok(["train", name, *SMOKE_OTHER[name], "--set", "train.max_epochs=1", "--set", "train.progress=false",
+                "--out", str(out)])
     text = " ".join(text.split())
     assert "nll_nats_per_step" in text and "40 examples" in text and "figure:" in text
     for name in ("reconstructions.png", "sample.png", "original_0.mid", "sample_0.mid", "sample_0.wav"):
