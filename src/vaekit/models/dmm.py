@@ -154,10 +154,33 @@ def emission_of(logits: Tensor, mask: Tensor | None) -> MaskedFrames:
     return MaskedFrames(Bernoulli(logits=logits, validate_args=False), mask, step_axis=1)
 
 
+class RollModel(LatentVariableModel):
+    """What the piano-roll models (DMM, SRNN) share: no conditions, the roll check, the likelihood's name.
+    Subclasses set ``self.keys``."""
+
+    keys: int
+
+    @property
+    def cond_keys(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def likelihood_name(self) -> str:
+        return f"Bernoulli per key ({self.keys} keys; nats per time step)"
+
+    def check_data(self, spec: DataSpec, name: str) -> None:
+        try:
+            check_rolls(spec)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
+        if spec.shape[1] != self.keys:
+            raise ConfigError(f"{name}: rolls of {spec.shape[1]} keys, but the model's have {self.keys}")
+
+
 @MODELS.register("dmm", config=DMMConfig, objective="elbo",
                  description="Deep Markov Model: a gated-transition latent state per step, backward-RNN inference "
                              "(Krishnan et al. 2017), for piano rolls")
-class DMM(LatentVariableModel):
+class DMM(RollModel):
     """The Deep Markov Model (module docstring)."""
 
     capabilities = frozenset({"importance_weights"})
@@ -178,22 +201,6 @@ class DMM(LatentVariableModel):
         self.z_0 = nn.Parameter(torch.zeros(d))  # p(z_1 | z_0)
         self.z_q_0 = nn.Parameter(torch.zeros(d))  # q(z_1 | z_q_0, x)
         self.h_0 = nn.Parameter(torch.zeros(config.rnn_hidden))  # the backward RNN's first state
-
-    @property
-    def cond_keys(self) -> tuple[str, ...]:
-        return ()
-
-    @property
-    def likelihood_name(self) -> str:
-        return f"Bernoulli per key ({self.keys} keys; nats per time step)"
-
-    def check_data(self, spec: DataSpec, name: str) -> None:
-        try:
-            check_rolls(spec)
-        except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from None
-        if spec.shape[1] != self.keys:
-            raise ConfigError(f"{name}: rolls of {spec.shape[1]} keys, but the model's have {self.keys}")
 
     # -- pieces ---------------------------------------------------------------------------------------
     def backward_states(self, x: Tensor, lengths: Tensor) -> Tensor:

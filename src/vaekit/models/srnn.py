@@ -33,9 +33,8 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Normal
 
 from vaekit.config import ConfigError
-from vaekit.dataspec import DataSpec
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
-from vaekit.models.dmm import STATE_BUDGET, backward_rnn, check_rolls, emission_of, roll_mask
+from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput
+from vaekit.models.dmm import STATE_BUDGET, RollModel, backward_rnn, check_rolls, emission_of, roll_mask
 from vaekit.registry import MODELS
 
 
@@ -62,7 +61,7 @@ def _mlp(i: int, h: int, o: int) -> nn.Sequential:
 @MODELS.register("srnn", config=SRNNConfig, objective="elbo",
                  description="SRNN: a deterministic GRU beside per-step latents, smoothing inference with a "
                              "residual posterior (Fraccaro et al. 2016), for piano rolls")
-class SRNN(LatentVariableModel):
+class SRNN(RollModel):
     """The SRNN (module docstring)."""
 
     capabilities = frozenset({"importance_weights"})
@@ -81,22 +80,6 @@ class SRNN(LatentVariableModel):
         self.emitter = _mlp(d + h_d, h, self.keys)
         self.z_0 = nn.Parameter(torch.zeros(d))
         self.d_0 = nn.Parameter(torch.zeros(h_d))
-
-    @property
-    def cond_keys(self) -> tuple[str, ...]:
-        return ()
-
-    @property
-    def likelihood_name(self) -> str:
-        return f"Bernoulli per key ({self.keys} keys; nats per time step)"
-
-    def check_data(self, spec: DataSpec, name: str) -> None:
-        try:
-            check_rolls(spec)
-        except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from None
-        if spec.shape[1] != self.keys:
-            raise ConfigError(f"{name}: rolls of {spec.shape[1]} keys, but the model's have {self.keys}")
 
     # -- pieces ---------------------------------------------------------------------------------------
     def deterministic_states(self, x: Tensor) -> Tensor:
