@@ -580,3 +580,51 @@ def test_latent_diagnostics_are_logged_and_leave_the_training_stream_alone(tmp_p
     expect = training_diagnostics(load(tmp_path / "diag"), val)
     assert float(rows[-1]["diag/kl_layer_1"]) == pytest.approx(expect["kl_layer_1"], rel=1e-5)
     assert float(rows[0]["diag/kl_layer_1"]) != pytest.approx(expect["kl_layer_1"], rel=1e-2)  # it moved
+
+
+class _WorseEachValidation:
+    """The ELBO, with validation's ELBO lowered by 1,000 nats per update taken: the first validation pass is
+    the best, whatever the model learns."""
+
+    def __init__(self):
+        self.inner = ELBO()
+
+    def __call__(self, model, batch, step):
+        terms = self.inner(model, batch, step)
+        if not model.training:
+            terms = {**terms, "elbo": terms["elbo"] - 1000.0 * float(step)}
+        return terms
+
+
+def test_keep_best_val_exports_the_best_validation_pass_and_survives_a_resume(tmp_path, monkeypatch):
+    """With ``train.keep: best_val`` the export holds the weights of the validation pass with the highest ELBO
+    (here the first, after epoch 1: they equal a 1-epoch run's, not the 3-epoch run's last weights);
+    model.json names the pass; a resumed run still knows the best pass of the attempt before it."""
+    import json
+
+    import vaekit.training.loop as loop
+
+    monkeypatch.setattr(loop, "build_objective", lambda cfg: _WorseEachValidation())
+    cfg = lambda epochs, keep: _cfg(train={"max_epochs": epochs, "keep": keep,  # noqa: E731
+                                           "optim": {"schedule": "constant"}})
+    train(cfg(1, "last"), tmp_path / "one")
+    train(cfg(3, "best_val"), tmp_path / "best")
+    train(cfg(3, "last"), tmp_path / "last")
+    one, best, last = _weights(tmp_path / "one"), _weights(tmp_path / "best"), _weights(tmp_path / "last")
+    for k in one:
+        torch.testing.assert_close(best[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert any(not torch.allclose(last[k], one[k]) for k in one if one[k].is_floating_point())
+    meta = json.loads((tmp_path / "best" / "model.json").read_text())
+    rows = [r for r in csv.DictReader(open(tmp_path / "best" / "metrics.csv")) if r.get("val/elbo")]
+    top = max(rows, key=lambda r: float(r["val/elbo"]))
+    assert meta["keep"] == "best_val" and meta["kept_step"] == 20 and len(rows) == 3
+    assert int(top["epoch"]) == 0  # the first pass, after the 20 updates of epoch 1
+    assert meta["kept_val_elbo"] == pytest.approx(float(top["val/elbo"]), rel=1e-6)
+    assert json.loads((tmp_path / "last" / "model.json").read_text())["keep"] == "last"
+    run = tmp_path / "resumed"
+    train(cfg(1, "best_val"), run)
+    train(cfg(3, "best_val"), run, resume=True)
+    resumed = _weights(run)
+    for k in one:
+        torch.testing.assert_close(resumed[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert json.loads((run / "model.json").read_text())["kept_step"] == 20

@@ -103,6 +103,9 @@ class TrainConfig:
     # diagnostics_examples validation examples (diag/... in metrics.csv; 0: off)
     diagnostics_every: int = 0
     diagnostics_examples: int = 500
+    # which weights the run exports: "last" (the end of training) or "best_val" (those of the validation pass
+    # with the highest ELBO: early stopping without stopping, as Fraccaro et al. 2016 select their SRNN)
+    keep: Literal["last", "best_val"] = "last"
 
     def validate(self) -> None:
         if self.diagnostics_every < 0 or self.diagnostics_examples < 2:

@@ -96,6 +96,40 @@ class LatentDiagnostics(Callback):
             self._log(trainer, pl_module)
 
 
+class KeepBestValidation(Callback):
+    """Remember the evaluation weights of the validation pass with the highest ``val/elbo`` (``train.keep:
+    best_val``). The copy lives on the CPU and in the checkpoint (Lightning saves a callback's ``state_dict``),
+    so a resumed run still knows the best pass before it; the sanity check's pass does not count."""
+
+    def __init__(self) -> None:
+        self.best_elbo = float("-inf")
+        self.best_step = -1
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        elbo = trainer.callback_metrics.get("val/elbo")
+        if elbo is None or not bool(torch.isfinite(elbo)) or float(elbo) <= self.best_elbo:
+            return
+        self.best_elbo, self.best_step = float(elbo), int(trainer.global_step)
+        self.weights = {k: v.detach().cpu().clone() for k, v in pl_module.eval_model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_elbo": self.best_elbo, "best_step": self.best_step, "weights": self.weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_elbo, self.best_step = float(state["best_elbo"]), int(state["best_step"])
+        self.weights = state["weights"]
+
+    def apply(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Load the best weights into ``model``; what model.json records of the choice."""
+        if self.weights is None:  # no validation pass finished: the last weights are all there is
+            return {"keep": "best_val", "kept_step": None, "note": "no validation pass finished: last weights"}
+        model.load_state_dict(self.weights)
+        return {"keep": "best_val", "kept_step": self.best_step, "kept_val_elbo": self.best_elbo}
+
+
 def _precision(name: str) -> str:
     if name != "auto":
         return name
@@ -435,13 +469,16 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
                          num_workers=cfg.data.num_workers, seed=cfg.train.seed)
     t = cfg.train
     loggers = _logger(cfg, run_dir)
+    keeper = KeepBestValidation() if t.keep == "best_val" else None
+    extra: tuple[Callback, ...] = (
+        (LatentDiagnostics(t.diagnostics_every, t.diagnostics_examples, t.seed),) if t.diagnostics_every > 0 else ()
+    ) + ((keeper,) if keeper is not None else ())
     trainer = build_trainer(
         run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time, progress=t.progress,
         precision=t.precision, logger=loggers, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, num_nodes=t.num_nodes, check_val_every_n_epoch=t.val_every,
         limit_val_batches=None if t.limit_val_batches == 1.0 else t.limit_val_batches,  # None: all, no notice
-        extra_callbacks=(LatentDiagnostics(t.diagnostics_every, t.diagnostics_examples, t.seed),)
-        if t.diagnostics_every > 0 else (),
+        extra_callbacks=extra,
     )
     if trainer.is_global_zero:
         record_attempt(loggers[0], logged_batches(state) if state is not None else 0)
@@ -454,6 +491,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         trainer.fit(system, datamodule=dm, ckpt_path=str(ckpt) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
     final = system.exported_model()
+    kept = keeper.apply(final) if keeper is not None else {"keep": "last"}
     skipped = int(system.skipped_steps)
     problems = training_problems(trainer, system, final, t.optim.max_skipped_fraction)
     if trainer.is_global_zero:
@@ -462,7 +500,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
             "data": data.describe(),
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
             "train_seconds": seconds,  # this attempt's fit (a resumed run: the last attempt's)
-            "skipped_steps": skipped, "ema": cfg.train.optim.ema,
+            "skipped_steps": skipped, "ema": cfg.train.optim.ema, **kept,
             "status": "failed" if problems else "ok", **({"problems": problems} if problems else {}),
         })
     if problems:
