@@ -133,6 +133,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
             "--set", "model.rnn_hidden=16", "--set", "model.transition_hidden=8", "--set", "model.emission_hidden=8"],
     "srnn": ["--data", "jsb", "--set", "data.subset=40", "--set", "eval.num_samples=4", "--set", "model.latent_dim=4",
              "--set", "model.deterministic_hidden=8", "--set", "model.inference_hidden=8", "--set", "model.mlp_hidden=8"],
+    "musicvae": ["--data", "bach_chorales", "--set", "data.subset=40", "--set", "data.options.bars=2",
+                 "--set", "eval.num_samples=2", "--set", "model.latent_dim=4", "--set", "model.embed_dim=4",
+                 "--set", "model.encoder_hidden=8", "--set", "model.decoder_hidden=8",
+                 "--set", "model.conductor_hidden=8", "--set", "model.conductor_dim=4"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -231,6 +235,28 @@ def test_cli_smoke_of_the_piano_roll_models(name, tmp_path):
     assert midi_to_roll(tmp_path / "s_0.mid").shape[0] <= 16
     _bad(["sample", str(out), "--steps", "0"], "--steps must be >= 1")
     _bad(["train", "dmm", "--data", str(tmp_path / "missing.mat"), "--out", str(tmp_path / "x")], "missing.mat")
+
+
+def test_cli_smoke_of_musicvae(tmp_path):
+    """Train a small MusicVAE on 40 two-bar windows of music21's chorales, evaluate (nats per event), score its
+    reconstructions (--metrics music), write figures, MIDI and WAV, sample MIDI."""
+    out = tmp_path / "mv"
+    text = " ".join(_ok(["train", "musicvae", *SMOKE_OTHER["musicvae"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_nats_per_event" in text and "figure:" in text
+    for name in ("reconstructions.png", "interpolation.png", "interpolation.mid", "sample.png", "original_0.mid",
+                 "reconstruction_0.mid", "sample_0.mid", "sample_0.wav"):
+        assert (out / "figures" / name).is_file(), name
+    text = " ".join(_ok(["evaluate", str(out), "--metrics", "music"]).split())
+    assert "teacher forcing" in text and "note F1" in text and "results:" in text
+    text = " ".join(_ok(["sample", str(out), "-n", "2", "--out", str(tmp_path / "s.png")]).split())
+    assert f"samples: {tmp_path / 's_1.mid'}" in text
+    from vaekit.data.chorales import midi_to_events
+
+    assert midi_to_events(tmp_path / "s_0.mid").shape[0] <= 32
+    _bad(["train", "musicvae", "--data", "bach_chorales", "--set", "data.options.voices=trio",
+          "--out", str(tmp_path / "x")], "voices")
+    _bad(["evaluate", str(out), "--metrics", "music", "--split", "nope"], "split")
 
 
 @needs_shared

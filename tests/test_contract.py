@@ -32,7 +32,14 @@ SPEECH = DataSpec("audio", [1, None], "continuous", None, 8000,
 TOKENS = DataSpec("tokens", [None], "tokens", 12, special_tokens={"pad": 0, "bos": 1, "eos": 2, "unk": 3},
                   features={"vocabulary": {"tokens": ["<pad>", "<bos>", "<eos>", "<unk>", *"abcdefgh"]}})
 ROLLS = DataSpec("piano_roll", [None, 88], "binary", 2, features={"lowest_pitch": 21, "step": "quarter note"})
+EVENTS = DataSpec("note_events", [12, 2], "tokens", 55, features={"steps_per_bar": 4, "bars": 3, "low_pitch": 36})
 SEQUENCE_CASES: dict[str, list[dict]] = {
+    "musicvae": [
+        {"latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 6, "conductor_hidden": 5,
+         "conductor_dim": 4, "data": to_dict(EVENTS)},
+        {"decoder": "flat", "latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 6,
+         "scheduled_sampling": 0.5, "data": to_dict(EVENTS)},
+    ],
     "dmm": [
         {"latent_dim": 4, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8, "data": to_dict(ROLLS)},
         {"latent_dim": 3, "transition_hidden": 6, "emission_hidden": 6, "rnn_hidden": 6, "rnn": "gru",
@@ -152,6 +159,11 @@ def test_samples_lie_in_the_data_space(name, i):
             if len(ends) == sentences:
                 assert not real[int(ends[-1]) + 1:].any()  # nothing after the last sentence's <eos>
         assert torch.equal(model.sample(2, max_length=48, seed=0), x)  # a seed fixes the draws
+        return
+    if spec.modality == "note_events":  # events of the data's shape and classes, fixed by a seed
+        x = model.sample(2, seed=0)
+        assert x.dtype == torch.long and x.shape == (2, *spec.shape) and 0 <= x.min() and x.max() < spec.levels
+        assert torch.equal(model.sample(2, seed=0), x)
         return
     if spec.modality == "piano_roll":  # binary rolls of the asked length
         x = model.sample(2, length=48, seed=0)

@@ -412,6 +412,34 @@ def evaluate_text_run(run_dir: str | os.PathLike, *, num_samples: int = 1000, sp
     return result
 
 
+def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
+                       device: str | None = None, save: bool = True) -> dict[str, Any]:
+    """Reconstruction scores of a note-event model (:mod:`vaekit.evaluation.music`): accuracy teacher-forced,
+    sampled and greedy (MusicVAE's Table 1) and mir_eval's note precision / recall / F1, on ``split`` (the first
+    ``subset`` windows); saved as ``run_dir/eval/music_<split>_<time>.json``."""
+    from vaekit.evaluation.music import music_scores
+
+    run_dir = Path(run_dir)
+    _check_split(split)
+    seed = 0 if seed is None else seed
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    spec = model.config.spec()
+    if spec.modality != "note_events" or not hasattr(model, "logits"):
+        raise UsageError(f"--metrics music scores note-event models (musicvae); {run_dir} models {spec.describe()}")
+    data = load_run_data(read_run_config(run_dir))
+    part = data.part(split, subset)
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    result = music_scores(model, data.batches(part, 32, dev), seed=seed)
+    result.update({"run": str(run_dir), "split": split, "subset": subset, "data": data.describe(),
+                   "seconds": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit(),
+                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if save:
+        result["path"] = str(save_result(run_dir / "eval", f"music_{split}", result))
+    return result
+
+
 def speaker_index(spec: Any, speaker: str | int) -> int:
     """A speaker's id from its name or index in the data description's speaker table."""
     from vaekit.errors import UsageError

@@ -232,7 +232,8 @@ def evaluate(
                                      "FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites), cas (classification "
                                      "accuracy score of class-conditional samples), speech (speaker "
                                      "conversion and prior samples scored by speaker and digit classifiers) "
-                                     "or text (BLEU and self-BLEU of samples, reconstructions)"),
+                                     "text (BLEU and self-BLEU of samples, reconstructions) or music "
+                                     "(reconstruction accuracy teacher-forced and sampled, note F1)"),
     num_train: int = typer.Option(10000, "--num-train", help="disentanglement: training points per metric"),
     num_test: int = typer.Option(5000, "--num-test", help="disentanglement: evaluation points per metric"),
     fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
@@ -379,8 +380,28 @@ def _text_suite(run_dir: Path, *, subset, split, seed, device, as_json, text_sam
     console.print(f"results: {res['path']}")
 
 
+def _music_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) -> None:
+    """``--metrics music``: reconstruction accuracy teacher-forced and sampled, note F1 (vaekit.evaluation.music)."""
+    from vaekit.api import evaluate_music_run
+
+    res = evaluate_music_run(run_dir, split=split, subset=subset, seed=seed, device=device)
+    if as_json:
+        console.print_json(json.dumps(res))
+        return
+    table = Table(title=f"{res['num_examples']} {split} windows, {res['num_events']} events; z = the posterior mean")
+    for col in ("decoder input", "accuracy (all steps)", "accuracy (note-on/off steps)", "note F1 (mir_eval)"):
+        table.add_column(col)
+    for key, label in (("teacher_forced", "teacher forcing (the true past)"), ("sampled", "its own draws (sampling)"),
+                       ("greedy", "its own argmax (greedy)")):
+        f1 = f"{res[key + '_note_f1']:.3f} ± {res[key + '_note_f1_stderr']:.3f}" if key != "teacher_forced" else ""
+        table.add_row(label, f"{res[key + '_accuracy']:.3f}", f"{res[key + '_accuracy_at_events']:.3f}", f1)
+    console.print(table)
+    console.print(f"share of steps that hold (always predicting 'hold' scores this): {res['no_event_share']:.3f}")
+    console.print(f"results: {res['path']}")
+
+
 METRIC_SUITES = {"likelihood": _likelihood_suite, "disentanglement": _disentanglement_suite, "cas": _cas_suite,
-                 "speech": _speech_suite, "text": _text_suite}
+                 "speech": _speech_suite, "text": _text_suite, "music": _music_suite}
 
 
 @app.command()

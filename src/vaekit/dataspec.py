@@ -9,7 +9,8 @@ Every batch, whatever the modality, is a dict:
 
 - ``x``: the examples, ``[B, *shape]``; ``None`` axes of ``shape`` vary between examples (padded in a
   batch). Images float32 in [0, 1] ``[B, C, H, W]``; audio float32 in [-1, 1] ``[B, 1, T]``; tokens int64
-  ``[B, T]``; piano rolls float32 {0, 1} ``[B, T, 88]``; video float32 ``[B, T, C, H, W]``.
+  ``[B, T]``; piano rolls float32 {0, 1} ``[B, T, 88]``; note events int64 ``[B, T, V]`` (one event per
+  step and voice: vaekit.data.chorales); video float32 ``[B, T, C, H, W]``.
 - ``mask`` (bool ``[B, T]``) and ``lengths`` (int64 ``[B]``) over the first variable axis, when examples
   of different lengths are padded; padding is never scored (:func:`element_mask`, :func:`num_elements`).
 - ``y`` (int64 ``[B]``, class labels) and named conditions (``speaker`` int64 ``[B]``, ``mel`` float
@@ -29,7 +30,7 @@ from torch import Tensor
 
 from vaekit.errors import ConfigError, VaekitError
 
-MODALITIES = ("image", "audio", "tokens", "piano_roll", "video", "codes", "vector")
+MODALITIES = ("image", "audio", "tokens", "piano_roll", "note_events", "video", "codes", "vector")
 KINDS = ("binary", "levels", "continuous", "tokens")
 # value ranges of float data by modality (checked in check_batch only where cheap: dtype and shape)
 RANGES = {"image": (0.0, 1.0), "audio": (-1.0, 1.0), "piano_roll": (0.0, 1.0), "video": (0.0, 1.0)}
@@ -224,7 +225,8 @@ class DataSpec:
                                      f"{getattr(value, 'dtype', type(value))} {list(getattr(value, 'shape', []))}")
 
 
-UNITS = {"image": "dim", "audio": "sample", "tokens": "token", "piano_roll": "step", "video": "dim",
+UNITS = {"image": "dim", "audio": "sample", "tokens": "token", "piano_roll": "step", "note_events": "event",
+         "video": "dim",
          "codes": "code", "vector": "dim"}
 
 

@@ -106,6 +106,10 @@ class TrainConfig:
     # which weights the run exports: "last" (the end of training) or "best_val" (those of the validation pass
     # with the highest ELBO: early stopping without stopping, as Fraccaro et al. 2016 select their SRNN)
     keep: Literal["last", "best_val"] = "last"
+    # on CPUs, treat denormal floats as zero while training (torch.set_flush_denormal): an LSTM whose loss
+    # reads only its final state (MusicVAE's encoder) back-propagates gradients that decay into denormals, and
+    # x86 arithmetic on those is ~10x slower (benchmarks/README.md, "Denormals"); no effect on GPUs
+    flush_denormal: bool = True
 
     def validate(self) -> None:
         if self.diagnostics_every < 0 or self.diagnostics_examples < 2:

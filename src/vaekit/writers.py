@@ -128,3 +128,25 @@ def write_piano_rolls(draw: Callable[[int], torch.Tensor], n: int, path: Path, *
     fig = plots.piano_roll_figure(shown, [f"{title}: sample {i}" for i in range(len(shown))], step=step)
     paths.append(plots.save_figure(fig, path.with_suffix(".png")))
     return paths
+
+
+@WRITERS.register("note_events", description="one MIDI file per sample (16th steps at 120 quarter notes a minute), "
+                  "a sine-wave WAV rendering of each, and a piano-roll figure", suffix=".png", default_mean=False)
+def write_note_events(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec: Any, title: str) -> list[Path]:
+    """Draw ``n`` event sequences ``[b, T, V]``; write ``<path stem>_<i>.mid`` and ``.wav`` and ``path`` (``.png``)
+    with the first 8 as piano rolls."""
+    from vaekit import plots
+    from vaekit.data.chorales import events_to_roll, write_events_audio, write_events_midi
+
+    paths: list[Path] = []
+    shown: list[np.ndarray] = []
+    digits = len(str(n - 1))
+    for start in range(0, n, SAMPLE_BATCH):
+        for i, ev in enumerate(draw(min(SAMPLE_BATCH, n - start)).cpu().numpy(), start=start):
+            stem = path.with_name(f"{path.stem}_{i:0{digits}d}")
+            paths += [write_events_midi(stem.with_suffix(".mid"), ev), write_events_audio(stem.with_suffix(".wav"), ev)]
+            if len(shown) < 8:
+                shown.append(events_to_roll(ev))
+    fig = plots.piano_roll_figure(shown, [f"{title}: sample {i}" for i in range(len(shown))], step="16th note")
+    paths.append(plots.save_figure(fig, path.with_suffix(".png")))
+    return paths

@@ -8,6 +8,7 @@ from vaekit.data.dsprites import DSprites, load_dsprites  # registers "dsprites"
 from vaekit.data.audio import AudioData, load_audio, load_fsdd  # registers "fsdd"
 from vaekit.data.text import TextData, Vocabulary, load_text  # registers "ptb"
 from vaekit.data.music import PianoRollData, load_piano_rolls  # registers "jsb"
+from vaekit.data.chorales import ChoraleEvents, load_chorales  # registers "bach_chorales"
 from vaekit.data.batches import iterate_batches
 from vaekit.data.load import LOADERS, load_data, modality_of
 from vaekit.data.resolve import DataCorruptError, DataNotFoundError, find_dataset_dir, searched_places
@@ -20,6 +21,8 @@ __all__ = [
     "load_text",
     "load_piano_rolls",
     "PianoRollData",
+    "ChoraleEvents",
+    "load_chorales",
     "TextData",
     "Vocabulary",
     "load_dsprites",

@@ -339,3 +339,41 @@ def _load_roll_data(name: str, d: Any, *, seed: int, splits: Any, options: Piano
         raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is piano rolls (already 0/1)")
     rolls = load_piano_rolls(name, d.path if name == d.name else None, max_length=options.max_length)
     return _cut_splits(rolls, d, seed=seed, splits=splits, wrap=_RollSubset, unit="rolls")
+
+
+# -- note events (music21's Bach chorales) --------------------------------------------------------------
+@dataclass
+class ChoraleOptions:
+    """``data.options`` of note-event data (vaekit.data.chorales): which voices, how many bars an example."""
+
+    voices: str = "soprano"  # "soprano" (the melody) or "satb" (4 parallel tracks)
+    bars: int = 16  # bars per example (MusicVAE: 2 or 16)
+    hop_bars: int = 1  # bars between the starts of consecutive windows of a chorale
+    time_signature: str = "4/4"  # chorales in this signature only (bars of equal length)
+    transpose: int = 0  # training windows also shifted by up to +-N semitones (0: as written)
+
+    def validate(self) -> None:
+        from vaekit.data.chorales import VOICE_SETS
+
+        if self.voices not in VOICE_SETS:
+            raise ConfigError(f"data.options.voices must be one of {', '.join(VOICE_SETS)}, got {self.voices!r}")
+        if self.bars < 1 or self.hop_bars < 1:
+            raise ConfigError(f"data.options.bars and hop_bars must be >= 1, got {self.bars}, {self.hop_bars}")
+        if not 0 <= self.transpose <= 12:
+            raise ConfigError(f"data.options.transpose must be in [0, 12] semitones, got {self.transpose}")
+
+
+class _EventSubset(_TextSubset):
+    """ChoraleEvents with its splits cut."""
+
+
+@LOADERS.register("note_events", config=ChoraleOptions,
+                  description="melodies and 4-voice chorales as note events: music21's Bach chorales")
+def _load_event_data(name: str, d: Any, *, seed: int, splits: Any, options: ChoraleOptions) -> Any:
+    from vaekit.data.chorales import load_chorales
+
+    if d.binarize != "none":
+        raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is note events")
+    events = load_chorales(name, voices=options.voices, bars=options.bars, hop_bars=options.hop_bars,
+                           time_signature=options.time_signature, transpose=options.transpose, progress=True)
+    return _cut_splits(events, d, seed=seed, splits=splits, wrap=_EventSubset, unit="windows")

@@ -256,12 +256,9 @@ def write_midi(path: str | os.PathLike, roll: np.ndarray, *, step_seconds: float
     return path
 
 
-def midi_to_roll(path: str | os.PathLike, *, steps_per_beat: int = 1) -> np.ndarray:
-    """A MIDI file as a piano roll ``[T, 88]`` uint8 on its own beat grid (``steps_per_beat`` steps per beat;
-    1: a quarter note in 4/4, JSB's step): a key is on at a step when one of its non-drum notes sounds at the
-    step's start. Tempo and time-signature changes follow the file's own beats (pretty_midi's ``get_beats``).
-    Refused with a clear error: a file that is not MIDI, one with no notes, one with drums only; notes
-    outside the piano's 88 keys are dropped, with a warning that counts them."""
+def read_midi(path: str | os.PathLike) -> Any:
+    """A MIDI file as a ``pretty_midi.PrettyMIDI`` with pitched notes; refused with a clear error: a missing
+    file, one that is not MIDI, one with no notes, one with drums only."""
     import pretty_midi
 
     path = Path(path)
@@ -271,11 +268,21 @@ def midi_to_roll(path: str | os.PathLike, *, steps_per_beat: int = 1) -> np.ndar
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as e:  # mido and pretty_midi raise many types (OSError, EOFError, KeyError, ValueError)
         raise DataCorruptError(f"{path} is not a readable MIDI file: {type(e).__name__}: {e}") from None
-    notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    if not notes:
+    if not any(n for inst in pm.instruments if not inst.is_drum for n in inst.notes):
         drums = sum(len(inst.notes) for inst in pm.instruments if inst.is_drum)
-        raise DataError(f"{path} has no pitched notes" + (f" (only {drums} drum notes, which a piano roll "
-                                                          f"does not hold)" if drums else ""))
+        raise DataError(f"{path} has no pitched notes" + (f" (only {drums} drum notes, which a piano roll or a "
+                                                          f"melody does not hold)" if drums else ""))
+    return pm
+
+
+def midi_to_roll(path: str | os.PathLike, *, steps_per_beat: int = 1) -> np.ndarray:
+    """A MIDI file as a piano roll ``[T, 88]`` uint8 on its own beat grid (``steps_per_beat`` steps per beat;
+    1: a quarter note in 4/4, JSB's step): a key is on at a step when one of its non-drum notes sounds at the
+    step's start. Tempo and time-signature changes follow the file's own beats (pretty_midi's ``get_beats``).
+    Refused with a clear error: a file that is not MIDI, one with no notes, one with drums only; notes
+    outside the piano's 88 keys are dropped, with a warning that counts them."""
+    pm = read_midi(path)
+    notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
     beats = pm.get_beats()
     end = max(n.end for n in notes)
     grid = np.concatenate([np.linspace(b0, b1, steps_per_beat, endpoint=False)

@@ -93,7 +93,7 @@ def evaluate_likelihood(
         for batch in batches:
             x = batch["x"]
             _check_finite(x)
-            if spec is not None and spec.variable:
+            if spec is not None and (spec.variable or spec.element_unit != "dim"):
                 elements += float(num_elements(batch, spec).double().sum())
             output = model(batch)
             terms, _ = elbo_terms(output, x)
@@ -118,6 +118,8 @@ def evaluate_likelihood(
         out["nll_nats"] = nll.mean().item()
         out["nll_stderr_nats"] = (nll.std() / math.sqrt(len(nll))).item() if len(nll) > 1 else 0.0
         out["num_importance_samples"] = num_samples
+    if spec is not None and spec.element_unit != "dim":  # note events: nats per event (a voice's step)
+        return _per_element(out, elements, spec)
     try:
         dim = math.prod(model.data_shape)
     except ConfigError:  # variable-length data (sentences): rates per modelled element, not per dimension
@@ -165,7 +167,7 @@ def _mutual_information(posteriors: dict[int, list[tuple[Tensor, Tensor]]], seed
 
 
 def _per_element(out: dict[str, Any], elements: float, spec: Any) -> dict[str, Any]:
-    """Variable-length data: the corpus rates ``sum_i nll_i / sum_i n_i`` (the mean per example times the
+    """Variable-length data and data whose unit is not a dimension (note events): the corpus rates ``sum_i nll_i / sum_i n_i`` (the mean per example times the
     examples over the elements) in nats and bits per element, and for tokens the perplexity
     ``exp(nll per token)``, every ``<eos>`` counted as a token (as language-model papers count it)."""
     unit = spec.element_unit

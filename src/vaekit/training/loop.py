@@ -455,6 +455,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
 
         check_same_run(read_run_config(run_dir), cfg)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    if cfg.train.flush_denormal:
+        torch.set_flush_denormal(True)  # CPU only (False where unsupported); see TrainConfig.flush_denormal
     data, model = prepare(cfg)
     initialise(model, data, cfg.train)
     if state is not None:

@@ -1,0 +1,173 @@
+"""MusicVAE (Roberts et al. 2018) and its data, music21's Bach chorales as note events: the conductor's bar
+boundaries (a bar's bottom decoder sees only its conductor embedding and its own past), causality of both
+decoders, one importance sample is the single-sample ELBO, scheduled sampling at rate 0 is teacher forcing,
+the event encoding round trip (events -> notes -> MIDI -> events), and the corpus reader's windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit.config import ConfigError, to_dict
+from vaekit.data.chorales import (EVENTS, NO_EVENT, NOTE_OFF, ChoraleGrid, ChoraleEvents, decode_events,
+                                  encode_window, event_of, midi_to_events, windows_of, write_events_midi)
+from vaekit.dataspec import DataSpec, random_batch
+from vaekit.models import build_model
+
+BAR = 4
+
+
+def _spec(bars=3, voices=2):
+    return DataSpec("note_events", [bars * BAR, voices], "tokens", EVENTS,
+                    features={"steps_per_bar": BAR, "bars": bars, "low_pitch": 36})
+
+
+def _model(decoder="hierarchical", **kw):
+    torch.manual_seed(0)
+    cfg = {"decoder": decoder, "latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 7,
+           "conductor_hidden": 5, "conductor_dim": 4, "data": to_dict(_spec()), **kw}
+    return build_model("musicvae", cfg).eval()
+
+
+def test_a_bar_sees_only_its_conductor_embedding_and_its_own_past():
+    """Changing the events of bar 1 changes no logit of bars 0 and 2 (at a fixed z), and within bar 1 only the
+    steps after the change: the bottom decoder restarts at every bar."""
+    model = _model()
+    x = random_batch(_spec(), 2)["x"]
+    z = torch.randn(2, 3)
+    base = model.logits(x, z)
+    changed = x.clone()
+    changed[:, BAR + 1] = (changed[:, BAR + 1] + 5) % EVENTS  # bar 1, its second step
+    after = model.logits(changed, z)
+    same = torch.isclose(base, after, atol=1e-6).flatten(2).all(-1)  # [B, T]
+    assert same[:, :BAR + 2].all() and same[:, 2 * BAR:].all()  # bar 0, bar 1 up to the change, bar 2
+    assert not same[:, BAR + 2:2 * BAR].any()  # the rest of bar 1 reads the change
+
+
+def test_the_flat_decoder_is_causal_and_reads_across_bars():
+    model = _model("flat")
+    x = random_batch(_spec(), 2)["x"]
+    z = torch.randn(2, 3)
+    changed = x.clone()
+    changed[:, BAR + 1] = (changed[:, BAR + 1] + 5) % EVENTS
+    same = torch.isclose(model.logits(x, z), model.logits(changed, z), atol=1e-6).flatten(2).all(-1)
+    assert same[:, :BAR + 2].all() and not same[:, BAR + 2:].any()  # every later step, the next bars too
+
+
+@pytest.mark.parametrize("decoder", ["flat", "hierarchical"])
+def test_one_importance_sample_is_the_single_sample_elbo(decoder):
+    """``log w`` with k = 1 is ``log p(x|z) + log p(z) - log q(z|x)`` at the same z: the ELBO's estimator
+    with the KL taken by Monte Carlo."""
+    model = _model(decoder)
+    batch = random_batch(_spec(), 3)
+    torch.manual_seed(1)
+    log_w = model.log_importance_weights(batch, 1)[0]
+    torch.manual_seed(1)
+    out = model(batch)
+    layer = out.latents[0]
+    mc = out.likelihood.log_prob(batch["x"]) + layer.prior.log_prob(layer.z) - layer.posterior.log_prob(layer.z)
+    torch.testing.assert_close(log_w, mc, rtol=1e-5, atol=1e-4)
+    generated = model.generate(layer.z, greedy=True)
+    assert generated.shape == batch["x"].shape and generated.dtype == torch.long
+
+
+@pytest.mark.parametrize("decoder", ["flat", "hierarchical"])
+def test_greedy_generation_is_the_argmax_of_the_teacher_forced_logits_of_itself(decoder):
+    """Decoding feeds back each step's argmax: the teacher-forced logits of the decoded sequence have it as
+    their argmax at every step (the cached loop and the parallel pass are one model)."""
+    model = _model(decoder)
+    z = torch.randn(4, 3)
+    y = model.generate(z, greedy=True)
+    assert torch.equal(model.logits(y, z).argmax(-1), y)
+
+
+def test_scheduled_sampling_at_rate_zero_is_teacher_forcing_and_above_it_feeds_draws():
+    model = _model("flat", scheduled_sampling=0.0).train()
+    x = random_batch(_spec(), 2)["x"]
+    z = torch.randn(2, 3)
+    torch.testing.assert_close(model.decoder.teacher_forced(x, z, 0.0), model.decoder.teacher_forced(x, z, 1e-9))
+    torch.manual_seed(0)
+    own = model.decoder.teacher_forced(x, z, 1.0)  # every input the model's own draw: x never read after step 0
+    torch.manual_seed(0)
+    own2 = model.decoder.teacher_forced((x + 1) % EVENTS, z, 1.0)
+    torch.testing.assert_close(own, own2)
+
+
+def test_bad_configs_and_data_are_refused():
+    with pytest.raises(ConfigError, match="decoder"):
+        _model("conductor")
+    with pytest.raises(ConfigError, match="scheduled_sampling"):
+        _model(scheduled_sampling=1.5)
+    with pytest.raises(ConfigError, match="whole bars"):
+        build_model("musicvae", {"data": to_dict(DataSpec("note_events", [10, 1], "tokens", EVENTS,
+                                                          features={"steps_per_bar": 4}))})
+    with pytest.raises(ConfigError, match="note events"):
+        build_model("musicvae", {"data": to_dict(DataSpec("tokens", [None], "tokens", 10))})
+
+
+# --- the encoding --------------------------------------------------------------------------------------------
+def test_events_encode_onsets_holds_and_rests_and_decode_back_to_the_notes():
+    # one voice: C4 for 2 steps, a repeated C4 for 1, a rest of 2, E4 tied over (no new onset) for 3
+    pitch = np.array([[60], [60], [60], [-1], [-1], [64], [64], [64]])
+    onset = np.array([[1], [0], [1], [0], [0], [1], [0], [0]], dtype=bool)
+    ev = encode_window(pitch, onset)
+    assert ev[:, 0].tolist() == [event_of(60), NO_EVENT, event_of(60), NOTE_OFF, NO_EVENT, event_of(64),
+                                 NO_EVENT, NO_EVENT]
+    assert decode_events(ev) == [[(60, 0, 2), (60, 2, 3), (64, 5, 8)]]
+    # a window starting inside a note strikes it at its first step; one starting in silence says NOTE_OFF
+    assert encode_window(pitch[1:], onset[1:])[0, 0] == event_of(60)
+    assert encode_window(pitch[3:], onset[3:])[0, 0] == NOTE_OFF
+
+
+def test_events_to_midi_and_back_keep_the_notes(tmp_path):
+    rng = np.random.default_rng(0)
+    pitch = np.repeat(rng.integers(55, 80, size=(16, 2)), 4, axis=0).astype(np.int16)  # quarter notes
+    pitch[8:12, 1] = -1  # a rest in the second voice
+    onset = np.zeros_like(pitch, dtype=bool)
+    onset[::4] = True
+    ev = encode_window(pitch, onset)
+    path = write_events_midi(tmp_path / "x.mid", ev)
+    back = midi_to_events(path, voices=2)
+    assert decode_events(back[:len(ev)]) == decode_events(ev)
+
+
+def test_windows_follow_the_downbeats_and_skip_a_run_broken_by_a_short_bar():
+    g = ChoraleGrid("x", np.zeros((80, 4), np.int16), np.zeros((80, 4), bool),
+                    np.array([4, 20, 36, 52, 60]), 16, "4/4")  # a short bar (8 steps) at 52
+    assert windows_of(g, 2, 1) == [4, 20]  # 36 + 32 runs into the short bar
+    assert windows_of(g, 3, 1) == [4]
+
+
+def test_the_split_is_by_piece_and_transposition_only_augments_training():
+    rng = np.random.default_rng(0)
+    grids = [ChoraleGrid(f"bach/{i}", rng.integers(60, 70, (64, 4)).astype(np.int16), np.ones((64, 4), bool),
+                         np.arange(0, 64, 16), 16, "4/4") for i in range(20)]
+    plain = ChoraleEvents(grids, {}, voices="satb", bars=2, hop_bars=1, time_signature="4/4")
+    moved = ChoraleEvents(grids, {}, voices="satb", bars=2, hop_bars=1, time_signature="4/4", transpose=2)
+    assert not set(plain.train.pieces) & set(plain.test.pieces) and not set(plain.val.pieces) & set(plain.test.pieces)
+    assert len(plain.test) == len(moved.test) and np.array_equal(plain.test.events, moved.test.events)
+    assert len(moved.train) == 5 * len(plain.train)  # shifts -2 .. 2
+    assert plain.spec.shape == [32, 4] and plain.spec.modality == "note_events"
+    with pytest.raises(ConfigError, match="voices"):
+        ChoraleEvents(grids, {}, voices="trio", bars=2, hop_bars=1, time_signature="4/4")
+
+
+def test_note_scores_are_mir_evals_onset_matching():
+    """Four quarter notes: the same events score 1; one wrong pitch costs one match of four (P = R = 3/4); a
+    missing onset merges two notes into one (3 decoded notes, all matched by onset and pitch: P = 1, R = 3/4)."""
+    from vaekit.evaluation.music import note_scores
+
+    pitch = np.repeat(np.array([[60], [62], [64], [65]]), 4, axis=0)
+    onset = np.zeros((16, 1), bool)
+    onset[::4] = True
+    ref = encode_window(pitch, onset)
+    assert note_scores(ref, ref)[:3] == (1.0, 1.0, 1.0)
+    wrong = pitch.copy()
+    wrong[8:12] = 67
+    p, r, f, n_ref, n_est = note_scores(ref, encode_window(wrong, onset))
+    assert (p, r, n_ref, n_est) == (0.75, 0.75, 4, 4)
+    merged = ref.copy()
+    merged[12, 0] = NO_EVENT  # the last note's onset gone: the third note lasts to the end
+    p, r, f, n_ref, n_est = note_scores(ref, merged)
+    assert (n_est, p, r) == (3, 1.0, 0.75) and f == pytest.approx(2 * 0.75 / 1.75)
