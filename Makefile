@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.vaekit-installed
 SHARED ?= $(abspath ../shared/data)
 export VAEKIT_DATA ?= $(SHARED)
 
-.PHONY: setup test demo bench bench-paper bench-text fashion-mnist clean
+.PHONY: setup test demo bench bench-paper bench-text bench-music fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: setup
 
 bench-paper: setup
 	$(PY) -m benchmarks.harness iwae_table1
+
+bench-music: setup  # issue 18: MusicVAE training events/s, denormals flushed or not, vaekit's loop vs a plain one
+	$(PY) -m benchmarks.harness music
 
 bench-text: setup  # issue 17: PTB training tokens/s against a plain PyTorch LSTM LM loop, IS-NLL time
 	$(PY) -m benchmarks.harness text
