@@ -137,6 +137,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
                  "--set", "eval.num_samples=2", "--set", "model.latent_dim=4", "--set", "model.embed_dim=4",
                  "--set", "model.encoder_hidden=8", "--set", "model.decoder_hidden=8",
                  "--set", "model.conductor_hidden=8", "--set", "model.conductor_dim=4"],
+    "inpaintnet": ["--data", "bach_chorales", "--set", "data.subset=40", "--set", "data.options.bars=4",
+                   "--set", "model.past_bars=1", "--set", "model.gap_bars=2", "--set", "eval.num_samples=2",
+                   "--set", "model.latent_dim=4", "--set", "model.embed_dim=4", "--set", "model.encoder_hidden=8",
+                   "--set", "model.decoder_hidden=8", "--set", "model.rnn_hidden=8"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -257,6 +261,23 @@ def test_cli_smoke_of_musicvae(tmp_path):
     _bad(["train", "musicvae", "--data", "bach_chorales", "--set", "data.options.voices=trio",
           "--out", str(tmp_path / "x")], "voices")
     _bad(["evaluate", str(out), "--metrics", "music", "--split", "nope"], "split")
+
+
+def test_cli_smoke_of_inpainting(tmp_path):
+    """Train a small inpaintnet on 40 four-bar windows, score its gap bars against the baselines, fill bars of a
+    MIDI file with `vaekit inpaint`."""
+    out = tmp_path / "ip"
+    text = " ".join(_ok(["train", "inpaintnet", *SMOKE_OTHER["inpaintnet"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_nats_per_event" in text and (out / "figures" / "inpainting.png").is_file()
+    text = " ".join(_ok(["evaluate", str(out), "--metrics", "music"]).split())
+    assert "the latent RNN" in text and "repeated" in text and "interpolated" in text
+    src = out / "figures" / "original_0.mid"
+    text = " ".join(_ok(["inpaint", str(out), "--midi", str(src), "--bars", "2-3", "--out", str(tmp_path / "o.mid")]).split())
+    assert f"filled bars 2-3 of 4 from 1 bars before and 1 after: {tmp_path / 'o.mid'}" in text
+    _bad(["inpaint", str(out), "--midi", str(src), "--bars", "2-3", "--out", str(tmp_path / "o.mid")], "exists")
+    _bad(["inpaint", str(out), "--midi", str(tmp_path / "none.mid"), "--bars", "2", "--out", str(tmp_path / "p.mid")],
+         "no MIDI file")
 
 
 @needs_shared

@@ -34,6 +34,8 @@ TOKENS = DataSpec("tokens", [None], "tokens", 12, special_tokens={"pad": 0, "bos
 ROLLS = DataSpec("piano_roll", [None, 88], "binary", 2, features={"lowest_pitch": 21, "step": "quarter note"})
 EVENTS = DataSpec("note_events", [12, 2], "tokens", 55, features={"steps_per_bar": 4, "bars": 3, "low_pitch": 36})
 SEQUENCE_CASES: dict[str, list[dict]] = {
+    "inpaintnet": [{"past_bars": 1, "gap_bars": 1, "latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6,
+                    "decoder_hidden": 6, "rnn_hidden": 5, "data": to_dict(EVENTS)}],
     "musicvae": [
         {"latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 6, "conductor_hidden": 5,
          "conductor_dim": 4, "data": to_dict(EVENTS)},

@@ -171,3 +171,80 @@ def test_note_scores_are_mir_evals_onset_matching():
     merged[12, 0] = NO_EVENT  # the last note's onset gone: the third note lasts to the end
     p, r, f, n_ref, n_est = note_scores(ref, merged)
     assert (n_est, p, r) == (3, 1.0, 0.75) and f == pytest.approx(2 * 0.75 / 1.75)
+
+
+# --- latent inpainting (InpaintNet) ---------------------------------------------------------------------------
+def _inpainter(**kw):
+    torch.manual_seed(0)
+    spec = DataSpec("note_events", [5 * BAR, 1], "tokens", EVENTS, features={"steps_per_bar": BAR, "bars": 5})
+    cfg = {"past_bars": 2, "gap_bars": 2, "latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 7,
+           "rnn_hidden": 5, "data": to_dict(spec), **kw}
+    return build_model("inpaintnet", cfg).eval(), spec
+
+
+def test_the_gap_is_predicted_from_the_context_alone_and_its_loss_is_the_gap_nll():
+    model, spec = _inpainter()
+    x = random_batch(spec, 3)["x"]
+    other = x.clone()
+    other[:, 2 * BAR:4 * BAR] = (other[:, 2 * BAR:4 * BAR] + 7) % EVENTS  # new gap bars, same context
+    bars, bars2 = model.split_bars(x), model.split_bars(other)
+    mu, mu2 = model.encode_bars(bars).mean, model.encode_bars(bars2).mean
+    past, gap, future = model.layout()
+    z_hat = model.predict_gap(mu[:, past], mu[:, future], 2)
+    torch.testing.assert_close(z_hat, model.predict_gap(mu2[:, past], mu2[:, future], 2))
+    torch.manual_seed(0)
+    aux = model({"x": x}).aux["inpaint_nll"]
+    torch.testing.assert_close(aux, -model.bar_log_prob(bars[:, gap], z_hat).sum(1))
+    from vaekit.objectives import build_objective
+
+    torch.manual_seed(0)
+    terms = build_objective({"name": "inpaint", "inpaint_weight": 2.0})(model, {"x": x}, 10**6)
+    torch.testing.assert_close(terms["loss"], -terms["elbo"] + 2.0 * terms["inpaint_nll"])
+
+
+def test_the_windows_bound_is_the_sum_of_its_bars_bounds():
+    """The bars are independent given their latents: one importance sample of the window is the sum of one per
+    bar, and the window's ELBO the sum of the measure VAE's ELBOs of its bars (at the same noise)."""
+    from vaekit.objectives import elbo_terms
+
+    model, spec = _inpainter()
+    x = random_batch(spec, 2)["x"]
+    torch.manual_seed(3)
+    log_w = model.log_importance_weights({"x": x}, 1)[0]
+    torch.manual_seed(3)
+    per_bar = model.measure.log_importance_weights({"x": model.split_bars(x).flatten(0, 1)}, 1)[0].view(2, 5).sum(1)
+    torch.testing.assert_close(log_w, per_bar)
+    torch.manual_seed(4)
+    window = elbo_terms(model({"x": x}), x)[0]["elbo"]
+    torch.manual_seed(4)
+    q = model.measure.encode(model.split_bars(x).flatten(0, 1))
+    z = q.rsample()
+    bars = model.split_bars(x).flatten(0, 1)
+    kl = torch.distributions.kl_divergence(q, model.measure.prior_dist(len(z))).view(2, 5).sum(1)
+    log_px = model.measure._log_px(bars, z).sum(1).view(2, 5).sum(1)
+    torch.testing.assert_close(window, log_px - kl, rtol=1e-5, atol=1e-4)
+
+
+def test_inpaint_file_keeps_the_context_bars_and_refuses_bad_requests(tmp_path):
+    from vaekit.api import inpaint_file
+    from vaekit.errors import UsageError
+    from vaekit.run import export_model
+
+    model, spec = _inpainter()
+    export_model(tmp_path / "run", "inpaintnet", model)
+    rng = np.random.default_rng(0)
+    pitch = np.repeat(rng.integers(60, 72, size=(14, 1)), 2, axis=0).astype(np.int16)  # 7 bars of 8th notes
+    onset = np.zeros_like(pitch, dtype=bool)
+    onset[::2] = True
+    events = encode_window(pitch, onset)
+    src = write_events_midi(tmp_path / "in.mid", events)
+    res = inpaint_file(tmp_path / "run", src, "3-4", tmp_path / "out.mid")
+    assert res["num_bars"] == 7 and res["past_bars"] == 2 and res["future_bars"] == 1
+    back = midi_to_events(tmp_path / "out.mid")
+    assert np.array_equal(back[:2 * BAR], events[:2 * BAR])  # the bars before the gap, untouched
+    assert np.array_equal(back[4 * BAR:len(events)], events[4 * BAR:])  # and after it (each bar starts a note)
+    for bad, match in (("0-2", "bars 1-7"), ("3-9", "bars 1-7"), ("1-7", "whole piece"), ("x", "range")):
+        with pytest.raises(UsageError, match=match):
+            inpaint_file(tmp_path / "run", src, bad, tmp_path / f"o{bad}.mid")
+    with pytest.raises(UsageError, match="exists"):
+        inpaint_file(tmp_path / "run", src, "3-4", tmp_path / "out.mid")

@@ -414,10 +414,11 @@ def evaluate_text_run(run_dir: str | os.PathLike, *, num_samples: int = 1000, sp
 
 def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
                        device: str | None = None, save: bool = True) -> dict[str, Any]:
-    """Reconstruction scores of a note-event model (:mod:`vaekit.evaluation.music`): accuracy teacher-forced,
-    sampled and greedy (MusicVAE's Table 1) and mir_eval's note precision / recall / F1, on ``split`` (the first
-    ``subset`` windows); saved as ``run_dir/eval/music_<split>_<time>.json``."""
-    from vaekit.evaluation.music import music_scores
+    """Scores of a note-event model (:mod:`vaekit.evaluation.music`) on ``split`` (the first ``subset`` windows):
+    for MusicVAE, reconstruction accuracy teacher-forced, sampled and greedy (MusicVAE's Table 1) and mir_eval's
+    note precision / recall / F1; for an inpainting model, the NLL and note F1 of its gap bars beside the
+    repeat-the-last-bar and latent-interpolation baselines. Saved as ``run_dir/eval/music_<split>_<time>.json``."""
+    from vaekit.evaluation.music import inpaint_scores, music_scores
 
     run_dir = Path(run_dir)
     _check_split(split)
@@ -425,19 +426,63 @@ def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subse
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
     spec = model.config.spec()
-    if spec.modality != "note_events" or not hasattr(model, "logits"):
-        raise UsageError(f"--metrics music scores note-event models (musicvae); {run_dir} models {spec.describe()}")
+    if spec.modality != "note_events" or not (hasattr(model, "logits") or hasattr(model, "inpaint")):
+        raise UsageError(f"--metrics music scores note-event models (musicvae, inpaintnet); {run_dir} models "
+                         f"{spec.describe()}")
     data = load_run_data(read_run_config(run_dir))
     part = data.part(split, subset)
     start = time.perf_counter()
     torch.manual_seed(seed)
-    result = music_scores(model, data.batches(part, 32, dev), seed=seed)
+    if hasattr(model, "inpaint"):  # an inpainting model: its gap bars against the baselines
+        result = {"kind": "inpainting", **inpaint_scores(model, data.batches(part, 32, dev))}
+    else:
+        result = {"kind": "reconstruction", **music_scores(model, data.batches(part, 32, dev), seed=seed)}
     result.update({"run": str(run_dir), "split": split, "subset": subset, "data": data.describe(),
                    "seconds": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit(),
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if save:
         result["path"] = str(save_result(run_dir / "eval", f"music_{split}", result))
     return result
+
+
+def inpaint_file(run_dir: str | os.PathLike, midi: str | os.PathLike, bars: str, out: str | os.PathLike, *,
+                 seed: int = 0, greedy: bool = True, device: str | None = None) -> dict[str, Any]:
+    """Fill ``bars`` (``"5-8"``: 1-based, inclusive) of the MIDI file ``midi`` with the inpainting model in
+    ``run_dir`` from up to its ``past_bars`` before and the bars after them; write the whole piece to ``out``."""
+    import re
+
+    from vaekit.data.chorales import NO_EVENT, midi_to_events, write_events_midi
+
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if not hasattr(model, "inpaint"):
+        raise UsageError(f"{run_dir} holds a {type(model).__name__}; inpainting needs an inpaintnet run")
+    out = Path(out)
+    if out.exists():
+        raise UsageError(f"{out} exists: vaekit does not write over it (choose another --out)")
+    found = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", bars) or re.fullmatch(r"\s*(\d+)\s*", bars)
+    if not found:
+        raise UsageError(f"--bars must be a bar or a range of bars such as 5-8, got {bars!r}")
+    first, last = int(found.group(1)), int(found.groups()[-1])
+    events = midi_to_events(midi, voices=model.voices)  # [T, V]
+    s = model.bar_steps
+    total = -(-len(events) // s)
+    events = np.concatenate([events, np.full((total * s - len(events), model.voices), NO_EVENT, events.dtype)])
+    if not 1 <= first <= last <= total:
+        raise UsageError(f"--bars {bars}: the piece has bars 1-{total} (of {s} 16th steps)")
+    if first == 1 and last == total:
+        raise UsageError("--bars covers the whole piece: inpainting needs bars before or after the gap")
+    x = torch.from_numpy(events).view(1, total, s, model.voices).to(dev)
+    a, b = first - 1, last  # the gap is bars [a, b) counted from 0
+    cfg = model.config
+    future_bars = model.bars - cfg.past_bars - cfg.gap_bars
+    past, future = x[:, max(0, a - cfg.past_bars):a], x[:, b:b + future_bars]
+    torch.manual_seed(seed)
+    filled = model.inpaint(past, future, b - a, greedy=greedy, seed=seed)  # [1, G, S, V]
+    x[:, a:b] = filled
+    write_events_midi(out, x.view(-1, model.voices).cpu().numpy())
+    return {"out": str(out), "bars": (first, last), "num_bars": total, "past_bars": past.shape[1],
+            "future_bars": future.shape[1]}
 
 
 def speaker_index(spec: Any, speaker: str | int) -> int:

@@ -388,6 +388,18 @@ def _music_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) ->
     if as_json:
         console.print_json(json.dumps(res))
         return
+    if res["kind"] == "inpainting":
+        table = Table(title=f"{res['num_examples']} {split} windows: {res['past_bars']} bars before, "
+                            f"{res['gap_bars']} filled, {res['future_bars']} after")
+        for col in ("gap bars from", "NLL (nats per event)", "note F1 (mir_eval)"):
+            table.add_column(col)
+        for key, label in (("model", "the latent RNN"), ("repeat", "the last context bar, repeated"),
+                           ("interpolation", "interpolated context latents")):
+            table.add_row(label, f"{res[key + '_nll_nats_per_event']:.3f}",
+                          f"{res[key + '_note_f1']:.3f} ± {res[key + '_note_f1_stderr']:.3f}")
+        console.print(table)
+        console.print(f"results: {res['path']}")
+        return
     table = Table(title=f"{res['num_examples']} {split} windows, {res['num_events']} events; z = the posterior mean")
     for col in ("decoder input", "accuracy (all steps)", "accuracy (note-on/off steps)", "note F1 (mir_eval)"):
         table.add_column(col)
@@ -688,6 +700,27 @@ def convert(
         res = convert_file(run_dir, input, speaker, out, seed=seed, device=device)
         console.print(f"converted {input} ({res['seconds']:.2f} s, {len(res['codes'])} code frames) to speaker "
                       f"{res['speaker']}: {res['out']}")
+
+    _guard(run)
+
+
+@app.command()
+def inpaint(
+    run_dir: Path = typer.Argument(..., help="a run directory of an inpainting model (inpaintnet)"),
+    midi: Path = typer.Option(..., "--midi", help="the piece (MIDI; its beats make the 16th grid, 4/4 bars from step 0)"),
+    bars: str = typer.Option(..., "--bars", help="the bars to fill, 1-based and inclusive, e.g. 5-8"),
+    out: Path = typer.Option(..., "--out", help="the piece with those bars filled (MIDI; must not exist)"),
+    seed: int = typer.Option(0, "--seed", help="seed of a sampled decoding (--sample)"),
+    sample: bool = typer.Option(False, "--sample", help="draw the filled bars instead of decoding greedily"),
+    device: Optional[str] = typer.Option(None, "--device"),
+) -> None:
+    """Fill bars of a MIDI piece from the bars around them (the latent RNN of an inpaintnet run)."""
+    from vaekit.api import inpaint_file
+
+    def run() -> None:
+        res = inpaint_file(run_dir, midi, bars, out, seed=seed, greedy=not sample, device=device)
+        console.print(f"filled bars {res['bars'][0]}-{res['bars'][1]} of {res['num_bars']} from {res['past_bars']} "
+                      f"bars before and {res['future_bars']} after: {res['out']}")
 
     _guard(run)
 

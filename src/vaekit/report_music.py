@@ -12,7 +12,9 @@ The ``note_events`` entry (MusicVAE on melodies and chorales):
 - ``interpolation.png``: the greedy decodings along the line from ``z`` of one test chorale's window to another
   chorale's (5 points, the ends included), with ``interpolation.mid`` (them one after the other) and
   ``interpolation.wav``;
-- ``sample.png``: prior samples with ``sample_<i>.mid`` / ``.wav``.
+- ``sample.png``: prior samples with ``sample_<i>.mid`` / ``.wav``;
+- for an inpainting model, ``inpainting.png``: test windows and the same windows with their gap filled, with
+  ``original_<i>.mid`` and ``inpainted_<i>.mid``.
 
 Everything is written to ``run_dir/figures``.
 """
@@ -70,6 +72,8 @@ def note_event_figures(model: Any, data: Any, run_dir: str | Path, *, usage: dic
     test = data.part("test")
     n = min(3, num, len(test))
     x = next(data.batches(test.subset(np.arange(n)), n, model.device))["x"]
+    if hasattr(model, "inpaint"):
+        return _inpainting_figures(model, x, test, out)
     paths: list[Path] = []
     with torch.no_grad():
         z = model.encode(x).mean
@@ -99,4 +103,27 @@ def note_event_figures(model: Any, data: Any, run_dir: str | Path, *, usage: dic
         paths.append(write_events_audio(out / "interpolation.wav", joined))
     paths += write_note_events(lambda b: model.sample(b, seed=seed), n, out / "sample.png", spec=data.spec,
                                title="prior sample")
+    return paths
+
+
+def _inpainting_figures(model: Any, x: torch.Tensor, test: Any, out: Path) -> list[Path]:
+    """``inpainting.png``: test windows as written and with their gap bars filled by the latent RNN, with
+    ``original_<i>.mid`` and ``inpainted_<i>.mid``."""
+    from vaekit.data.chorales import events_to_roll, write_events_midi
+
+    past, gap, future = model.layout()
+    bars = model.split_bars(x)
+    with torch.no_grad():
+        filled = bars.clone()
+        filled[:, gap] = model.inpaint(bars[:, past], bars[:, future], gap.stop - gap.start)
+    s = model.bar_steps
+    paths: list[Path] = []
+    rows, titles = [], []
+    for i in range(x.shape[0]):
+        rows += [events_to_roll(x[i].cpu().numpy()), events_to_roll(filled[i].flatten(0, 1).cpu().numpy())]
+        titles += [f"test window {i} ({test.pieces[i]}), bars {gap.start + 1}-{gap.stop} to fill",
+                   f"bars {gap.start + 1}-{gap.stop} (16th steps {gap.start * s}-{gap.stop * s}) filled by the latent RNN"]
+        paths.append(write_events_midi(out / f"original_{i}.mid", x[i].cpu().numpy()))
+        paths.append(write_events_midi(out / f"inpainted_{i}.mid", filled[i].flatten(0, 1).cpu().numpy()))
+    paths.append(plots.save_figure(plots.piano_roll_figure(rows, titles, step="16th note"), out / "inpainting.png"))
     return paths

@@ -9,6 +9,7 @@ from vaekit.objectives.elbo import ELBO, BetaVAE, CapacityVAE, Terms, elbo_terms
 from vaekit.objectives.iwae import IWAE, MultiSampleELBO, iwae_bound
 from vaekit.objectives.nll import ExactNLL
 from vaekit.objectives.speech import PeriodicKL
+from vaekit.objectives.inpaint import InpaintObjective
 from vaekit.objectives.vq import VQObjective
 from vaekit.registry import OBJECTIVES
 
@@ -27,4 +28,4 @@ def build_objective(choice: Choice | str | dict[str, Any]) -> Any:
 
 
 __all__ = ["ELBO", "BetaVAE", "CapacityVAE", "IWAE", "MultiSampleELBO", "Terms", "elbo_terms", "iwae_bound",
-           "linear_warmup", "build_objective", "VQObjective", "ExactNLL"]
+           "linear_warmup", "build_objective", "VQObjective", "ExactNLL", "InpaintObjective"]
