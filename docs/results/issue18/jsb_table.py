@@ -35,7 +35,9 @@ def main() -> None:
         steps = r["num_elements"]
         val_rolls, val_steps = 76, 4602  # val/elbo is the mean per roll
         with open(RUNS / run / "metrics.csv") as f:
-            curve = [{"update": int(row["step"]), "val_neg_elbo_nats_per_step": -float(row["val/elbo"]) * val_rolls / val_steps}
+            # Lightning's CSV logger writes a validation row at the step of the last update before it (global
+            # step - 1): the update count is that plus one (model.json's kept_step counts the same way)
+            curve = [{"update": int(row["step"]) + 1, "val_neg_elbo_nats_per_step": -float(row["val/elbo"]) * val_rolls / val_steps}
                      for row in csv.DictReader(f) if row.get("val/elbo")]
         best = min(curve, key=lambda c: c["val_neg_elbo_nats_per_step"])
         rows.append({
@@ -44,6 +46,7 @@ def main() -> None:
             "neg_elbo_nats_per_step": r["neg_elbo_nats_per_step"], "kl_nats_per_step": r["rate_nats"] * r["num_examples"] / steps,
             "active_units": r["active_units"], "test_steps": steps, "updates": meta["global_step"],
             "epochs": meta["epochs"], "train_seconds": meta["train_seconds"], "device": r.get("device"),
+            "keep": meta.get("keep", "last"), "exported_update": meta.get("kept_step") or meta["global_step"],
             "torch_threads": r.get("torch_threads"), "commit": r.get("commit"),
             "best_val_neg_elbo_nats_per_step": best["val_neg_elbo_nats_per_step"], "best_val_update": best["update"],
             "last_val_neg_elbo_nats_per_step": curve[-1]["val_neg_elbo_nats_per_step"], "val_curve": curve,
@@ -54,7 +57,8 @@ def main() -> None:
     for r in rows:
         print(f"| {r['row']} | `{r['source']}` | {r['is_nll_nats_per_step']:.2f} | {r['neg_elbo_nats_per_step']:.2f} | "
               f"{r['kl_nats_per_step']:.2f} | {r['active_units']} | {r['best_val_neg_elbo_nats_per_step']:.2f} "
-              f"({r['best_val_update']:,}) | {r['updates']:,} | {r['epochs']:,} | {r['train_seconds']:,.0f} |")
+              f"({r['best_val_update']:,}) | {r['exported_update']:,} | {r['updates']:,} | {r['epochs']:,} | "
+              f"{r['train_seconds']:,.0f} |")
 
 
 if __name__ == "__main__":
