@@ -141,6 +141,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
                    "--set", "model.past_bars=1", "--set", "model.gap_bars=2", "--set", "eval.num_samples=2",
                    "--set", "model.latent_dim=4", "--set", "model.embed_dim=4", "--set", "model.encoder_hidden=8",
                    "--set", "model.decoder_hidden=8", "--set", "model.rnn_hidden=8"],
+    "sketchvae": ["--data", "bach_chorales", "--set", "data.subset=64", "--set", "data.options.bars=1",
+                  "--set", "eval.num_samples=2", "--set", "model.pitch_dim=3", "--set", "model.rhythm_dim=3",
+                  "--set", "model.embed_dim=4", "--set", "model.encoder_hidden=8", "--set", "model.beat_hidden=8",
+                  "--set", "model.beat_dim=4", "--set", "model.tick_hidden=8"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -261,6 +265,18 @@ def test_cli_smoke_of_musicvae(tmp_path):
     _bad(["train", "musicvae", "--data", "bach_chorales", "--set", "data.options.voices=trio",
           "--out", str(tmp_path / "x")], "voices")
     _bad(["evaluate", str(out), "--metrics", "music", "--split", "nope"], "split")
+
+
+def test_cli_smoke_of_sketchvae(tmp_path):
+    """Train a small SketchVAE on 64 bars and score its attribute transfer."""
+    out = tmp_path / "sk"
+    text = " ".join(_ok(["train", "sketchvae", *SMOKE_OTHER["sketchvae"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_nats_per_event" in text and (out / "figures" / "reconstructions.png").is_file()
+    text = " ".join(_ok(["evaluate", str(out), "--metrics", "music"]).split())
+    assert "transferred" in text and "kept" in text
+    _bad(["train", "sketchvae", "--data", "bach_chorales", "--set", "data.options.bars=2", "--out", str(tmp_path / "x")],
+         "one bar")
 
 
 def test_cli_smoke_of_inpainting(tmp_path):

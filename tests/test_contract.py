@@ -36,6 +36,10 @@ EVENTS = DataSpec("note_events", [12, 2], "tokens", 55, features={"steps_per_bar
 SEQUENCE_CASES: dict[str, list[dict]] = {
     "inpaintnet": [{"past_bars": 1, "gap_bars": 1, "latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6,
                     "decoder_hidden": 6, "rnn_hidden": 5, "data": to_dict(EVENTS)}],
+    "sketchvae": [{"pitch_dim": 3, "rhythm_dim": 2, "embed_dim": 4, "encoder_hidden": 5, "beat_hidden": 6,
+                   "beat_dim": 4, "tick_hidden": 6, "steps_per_beat": 2,
+                   "data": to_dict(DataSpec("note_events", [4, 1], "tokens", 55,
+                                            features={"steps_per_bar": 4, "bars": 1, "low_pitch": 36}))}],
     "musicvae": [
         {"latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 6, "conductor_hidden": 5,
          "conductor_dim": 4, "data": to_dict(EVENTS)},

@@ -418,7 +418,7 @@ def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subse
     for MusicVAE, reconstruction accuracy teacher-forced, sampled and greedy (MusicVAE's Table 1) and mir_eval's
     note precision / recall / F1; for an inpainting model, the NLL and note F1 of its gap bars beside the
     repeat-the-last-bar and latent-interpolation baselines. Saved as ``run_dir/eval/music_<split>_<time>.json``."""
-    from vaekit.evaluation.music import inpaint_scores, music_scores
+    from vaekit.evaluation.music import inpaint_scores, music_scores, sketch_scores
 
     run_dir = Path(run_dir)
     _check_split(split)
@@ -435,6 +435,8 @@ def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subse
     torch.manual_seed(seed)
     if hasattr(model, "inpaint"):  # an inpainting model: its gap bars against the baselines
         result = {"kind": "inpainting", **inpaint_scores(model, data.batches(part, 32, dev))}
+    elif hasattr(model, "swap"):  # a factorised model: attribute transfer after swapping latents
+        result = {"kind": "attribute_transfer", **sketch_scores(model, data.batches(part, 64, dev), seed=seed)}
     else:
         result = {"kind": "reconstruction", **music_scores(model, data.batches(part, 32, dev), seed=seed)}
     result.update({"run": str(run_dir), "split": split, "subset": subset, "data": data.describe(),

@@ -388,6 +388,19 @@ def _music_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) ->
     if as_json:
         console.print_json(json.dumps(res))
         return
+    if res["kind"] == "attribute_transfer":
+        table = Table(title=f"{res['num_pairs']} {split} bars a, each decoded with z_pitch(a) and z_rhythm(b) of another bar b")
+        for col in ("score", "value"):
+            table.add_column(col)
+        for key, label in (("rhythm_transfer", "rhythm tokens equal to b's (transferred)"),
+                           ("rhythm_of_pitch_source", "rhythm tokens equal to a's"),
+                           ("pitch_kept", "note pitch classes among a's (kept)"),
+                           ("pitch_of_rhythm_source", "note pitch classes among b's"),
+                           ("reconstruction_accuracy", "events of a's own decoding equal to a's")):
+            table.add_row(label, f"{res[key]:.3f}")
+        console.print(table)
+        console.print(f"results: {res['path']}")
+        return
     if res["kind"] == "inpainting":
         table = Table(title=f"{res['num_examples']} {split} windows: {res['past_bars']} bars before, "
                             f"{res['gap_bars']} filled, {res['future_bars']} after")
