@@ -145,6 +145,10 @@ SMOKE_OTHER: dict[str, list[str]] = {
                   "--set", "eval.num_samples=2", "--set", "model.pitch_dim=3", "--set", "model.rhythm_dim=3",
                   "--set", "model.embed_dim=4", "--set", "model.encoder_hidden=8", "--set", "model.beat_hidden=8",
                   "--set", "model.beat_dim=4", "--set", "model.tick_hidden=8"],
+    "pianotree": ["--data", "bach_chorales", "--set", "data.subset=40", "--set", "data.options.bars=1",
+                  "--set", "data.options.voices=satb", "--set", "eval.num_samples=2", "--set", "model.latent_dim=4",
+                  "--set", "model.pitch_embed=4", "--set", "model.duration_embed=4", "--set", "model.note_hidden=8",
+                  "--set", "model.time_hidden=8"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -265,6 +269,16 @@ def test_cli_smoke_of_musicvae(tmp_path):
     _bad(["train", "musicvae", "--data", "bach_chorales", "--set", "data.options.voices=trio",
           "--out", str(tmp_path / "x")], "voices")
     _bad(["evaluate", str(out), "--metrics", "music", "--split", "nope"], "split")
+
+
+def test_cli_smoke_of_pianotree(tmp_path):
+    """Train a small PianoTree VAE on 40 one-bar SATB windows, score its reconstructions' notes, write MIDI."""
+    out = tmp_path / "pt"
+    text = " ".join(_ok(["train", "pianotree", *SMOKE_OTHER["pianotree"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_nats_per_event" in text and (out / "figures" / "reconstruction_0.mid").is_file()
+    text = " ".join(_ok(["evaluate", str(out), "--metrics", "music"]).split())
+    assert "with offsets" in text and "greedy" in text
 
 
 def test_cli_smoke_of_sketchvae(tmp_path):

@@ -40,6 +40,12 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
                    "beat_dim": 4, "tick_hidden": 6, "steps_per_beat": 2,
                    "data": to_dict(DataSpec("note_events", [4, 1], "tokens", 55,
                                             features={"steps_per_bar": 4, "bars": 1, "low_pitch": 36}))}],
+    "pianotree": [{"latent_dim": 3, "pitch_embed": 4, "duration_embed": 3, "note_hidden": 5, "time_hidden": 6,
+                   "data": to_dict(DataSpec("note_events", [8, 4], "tokens", 55,
+                                            features={"steps_per_bar": 4, "bars": 2, "low_pitch": 36}))},
+                  {"decoder": "flat", "latent_dim": 3, "pitch_embed": 4, "duration_embed": 3, "note_hidden": 5,
+                   "time_hidden": 6, "data": to_dict(DataSpec("note_events", [8, 4], "tokens", 55,
+                                                              features={"steps_per_bar": 4, "bars": 2}))}],
     "musicvae": [
         {"latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6, "decoder_hidden": 6, "conductor_hidden": 5,
          "conductor_dim": 4, "data": to_dict(EVENTS)},

@@ -330,3 +330,118 @@ def test_sketch_scores_count_a_perfect_swap_as_a_transfer():
     res = sketch_scores(Oracle(), [{"x": torch.tensor(np.array(bars))[..., None]}])
     assert res["pitch_kept"] == 1.0 and res["num_pairs"] == 6
     assert res["rhythm_transfer"] == 1.0 and res["rhythm_of_pitch_source"] < 1.0
+
+
+# --- PianoTree -------------------------------------------------------------------------------------------------
+def _tree(decoder="tree", steps=8):
+    torch.manual_seed(0)
+    spec = DataSpec("note_events", [steps, 4], "tokens", EVENTS, features={"steps_per_bar": 4, "bars": steps // 4})
+    cfg = {"decoder": decoder, "latent_dim": 3, "pitch_embed": 4, "duration_embed": 3, "note_hidden": 5,
+           "time_hidden": 6, "data": to_dict(spec)}
+    return build_model("pianotree", cfg).eval(), spec
+
+
+def _chorale_like(b=3, t=8, seed=0):
+    """Four voices of random notes (each voice a run of notes and rests) as events [b, t, 4]."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(b):
+        pitch = np.full((t, 4), -1, np.int16)
+        onset = np.zeros((t, 4), bool)
+        for v, base in enumerate((72, 65, 58, 48)):
+            s = 0
+            while s < t:
+                d = int(rng.integers(1, 4))
+                if rng.random() < 0.8:
+                    pitch[s:s + d, v] = base + int(rng.integers(0, 6))
+                    onset[s, v] = True
+                s += d
+        out.append(encode_window(pitch, onset))
+    return torch.from_numpy(np.stack(out))
+
+
+def test_the_notes_of_a_step_are_its_onsets_from_the_top_with_durations_and_unisons_merged():
+    from vaekit.models.pianotree import events_of_notes, notes_of_events
+
+    x = torch.tensor([[[event_of(72), event_of(64), event_of(64), event_of(48)],
+                       [NO_EVENT, NO_EVENT, event_of(60), NO_EVENT],
+                       [event_of(71), NOTE_OFF, NO_EVENT, NO_EVENT],
+                       [NO_EVENT] * 4]])
+    p, d, c = notes_of_events(x, 4)
+    assert c[0].tolist() == [3, 1, 1, 0]
+    assert (p[0, 0, :3] + 36).tolist() == [72, 64, 48] and d[0, 0, :3].tolist() == [2, 2, 4]  # the 64s merged
+    assert (p[0, 1, 0] + 36, d[0, 1, 0]) == (60, 3) and (p[0, 2, 0] + 36, d[0, 2, 0]) == (71, 2)
+    xs = _chorale_like(4, 12)
+    p, d, c = notes_of_events(xs, 4)
+    for i in range(4):  # notes -> events -> notes is the identity (four voices never need a fifth)
+        back = torch.from_numpy(events_of_notes(p[i].numpy(), d[i].numpy(), c[i].numpy()))[None]
+        p2, d2, c2 = notes_of_events(back, 4)
+        assert torch.equal(c2[0], c[i]) and torch.equal(p2[0], p[i]) and torch.equal(d2[0], d[i])
+
+
+@pytest.mark.parametrize("decoder", ["tree", "flat"])
+def test_pianotree_is_causal_over_steps_and_one_importance_sample_is_the_elbo(decoder):
+    model, spec = _tree(decoder)
+    # two halves of four steps, each starting with an event in every voice, so that a note of the first half ends
+    # by step 4 whatever follows (a note's duration is an attribute of its onset)
+    first = _chorale_like(3, 4)
+    x = torch.cat([first, _chorale_like(3, 4, seed=1)], 1)
+    changed = torch.cat([first, _chorale_like(3, 4, seed=5)], 1)
+    z = torch.randn(3, 3)
+    base = model.step_log_prob(x, z)
+    after = model.step_log_prob(changed, z)
+    assert not torch.allclose(base[:, 4:], after[:, 4:])
+    torch.testing.assert_close(base[:, :4], after[:, :4])  # the past never reads the future
+    torch.manual_seed(1)
+    log_w = model.log_importance_weights({"x": x}, 1)[0]
+    torch.manual_seed(1)
+    out = model({"x": x})
+    layer = out.latents[0]
+    mc = out.likelihood.log_prob(x) + layer.prior.log_prob(layer.z) - layer.posterior.log_prob(layer.z)
+    torch.testing.assert_close(log_w, mc, rtol=1e-5, atol=1e-4)
+    y = model.generate(z, greedy=True)
+    assert y.shape == x.shape and y.dtype == torch.long
+
+
+def test_the_flat_decoder_scores_each_pitch_as_no_onset_or_a_duration():
+    """A step with one note of pitch index 5 and duration 2, the rest silent: the flat decoder's log-probability
+    is that class at pitch 5 plus class 0 at every other pitch, read off its logits by hand."""
+    import torch.nn.functional as F
+
+    from vaekit.data.chorales import PITCHES
+
+    model, spec = _tree("flat", steps=4)
+    x = torch.full((1, 4, 4), NO_EVENT)
+    x[0, 0] = NOTE_OFF
+    x[0, 0, 0] = 2 + 5
+    x[0, 2, 0] = NOTE_OFF
+    z = torch.randn(1, 3)
+    h, _ = model._time_states(z, torch.zeros(1, 1, model.dec_time.input_size))
+    logp = F.log_softmax(model.roll_out(h[:, 0]).view(PITCHES, 5), -1)
+    want = logp[:, 0].sum() - logp[5, 0] + logp[5, 2]
+    torch.testing.assert_close(model.step_log_prob(x, z)[0, 0], want)
+
+
+def test_the_tree_decoders_first_step_is_a_distribution_over_note_sets():
+    """With at most one note per step the first step's sets can be enumerated (silence, or one of 53 pitches with
+    a duration of 1 to 4 steps): their probabilities sum to 1. A decoder that read the step's own notes, or
+    scored an <end> after a full step, would not sum to 1."""
+    from vaekit.data.chorales import PITCHES
+
+    torch.manual_seed(0)
+    spec = DataSpec("note_events", [4, 1], "tokens", EVENTS, features={"steps_per_bar": 4, "bars": 1})
+    model = build_model("pianotree", {"latent_dim": 3, "pitch_embed": 4, "duration_embed": 3, "note_hidden": 5,
+                                      "time_hidden": 6, "max_notes": 1, "data": to_dict(spec)}).eval()
+    windows = [torch.tensor([NOTE_OFF, NO_EVENT, NO_EVENT, NO_EVENT])]
+    for p in range(PITCHES):
+        for d in range(1, 5):
+            w = torch.full((4,), NO_EVENT)
+            w[0] = 2 + p
+            if d < 4:
+                w[d] = NOTE_OFF
+            windows.append(w)
+    x = torch.stack(windows)[..., None]  # [1 + 53 * 4, 4, 1]
+    z = torch.randn(1, 3).expand(len(x), -1)
+    with torch.no_grad():
+        total = model.step_log_prob(x, z)[:, 0].exp().sum()
+    assert total == pytest.approx(1.0, abs=1e-5)

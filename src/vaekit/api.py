@@ -418,7 +418,7 @@ def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subse
     for MusicVAE, reconstruction accuracy teacher-forced, sampled and greedy (MusicVAE's Table 1) and mir_eval's
     note precision / recall / F1; for an inpainting model, the NLL and note F1 of its gap bars beside the
     repeat-the-last-bar and latent-interpolation baselines. Saved as ``run_dir/eval/music_<split>_<time>.json``."""
-    from vaekit.evaluation.music import inpaint_scores, music_scores, sketch_scores
+    from vaekit.evaluation.music import inpaint_scores, music_scores, polyphonic_scores, sketch_scores
 
     run_dir = Path(run_dir)
     _check_split(split)
@@ -426,7 +426,7 @@ def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subse
     dev = resolve_device(device)
     model = load(run_dir, device=str(dev))
     spec = model.config.spec()
-    if spec.modality != "note_events" or not (hasattr(model, "logits") or hasattr(model, "inpaint")):
+    if spec.modality != "note_events" or not any(hasattr(model, a) for a in ("logits", "inpaint", "step_log_prob")):
         raise UsageError(f"--metrics music scores note-event models (musicvae, inpaintnet); {run_dir} models "
                          f"{spec.describe()}")
     data = load_run_data(read_run_config(run_dir))
@@ -435,6 +435,8 @@ def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subse
     torch.manual_seed(seed)
     if hasattr(model, "inpaint"):  # an inpainting model: its gap bars against the baselines
         result = {"kind": "inpainting", **inpaint_scores(model, data.batches(part, 32, dev))}
+    elif hasattr(model, "step_log_prob"):  # a polyphonic model of note sets (PianoTree, or its flat decoder)
+        result = {"kind": "polyphonic", **polyphonic_scores(model, data.batches(part, 64, dev), seed=seed)}
     elif hasattr(model, "swap"):  # a factorised model: attribute transfer after swapping latents
         result = {"kind": "attribute_transfer", **sketch_scores(model, data.batches(part, 64, dev), seed=seed)}
     else:

@@ -388,6 +388,16 @@ def _music_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) ->
     if as_json:
         console.print_json(json.dumps(res))
         return
+    if res["kind"] == "polyphonic":
+        table = Table(title=f"{res['num_examples']} {split} windows decoded from the posterior mean")
+        for col in ("decoding", "note F1 (onset, pitch)", "note F1 (with offsets)"):
+            table.add_column(col)
+        for key in ("greedy", "sampled"):
+            table.add_row(key, f"{res[key + '_note_f1']:.3f} ± {res[key + '_note_f1_stderr']:.3f}",
+                          f"{res[key + '_note_f1_with_offsets']:.3f} ± {res[key + '_note_f1_with_offsets_stderr']:.3f}")
+        console.print(table)
+        console.print(f"results: {res['path']}")
+        return
     if res["kind"] == "attribute_transfer":
         table = Table(title=f"{res['num_pairs']} {split} bars a, each decoded with z_pitch(a) and z_rhythm(b) of another bar b")
         for col in ("score", "value"):

@@ -11,6 +11,7 @@ from vaekit.models.srnn import SRNN, SRNNConfig
 from vaekit.models.musicvae import MusicVAE, MusicVAEConfig
 from vaekit.models.inpaint import InpaintNet, InpaintNetConfig
 from vaekit.models.sketchvae import SketchVAE, SketchVAEConfig
+from vaekit.models.pianotree import PianoTree, PianoTreeConfig
 from vaekit.models.base import BatchError, LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
 from vaekit.models.ladder import LadderVAE, LadderVAEConfig
 from vaekit.models.ml_text_vae import MLTextVAE, MLTextVAEConfig
