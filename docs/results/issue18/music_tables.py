@@ -59,14 +59,37 @@ def main() -> None:
     out = {"rows": rows, "missing": missing, "command": "python docs/results/issue18/music_tables.py"}
     (HERE / "music_tables.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {HERE / 'music_tables.json'}" + (f" (missing: {', '.join(missing)})" if missing else ""))
-    for r in rows:
-        m = r["music"]
-        keys = [k for k in ("teacher_forced_accuracy", "sampled_accuracy", "greedy_accuracy",
-                            "teacher_forced_accuracy_at_events", "sampled_accuracy_at_events", "sampled_note_f1",
-                            "greedy_note_f1", "model_note_f1", "repeat_note_f1", "interpolation_note_f1",
-                            "rhythm_transfer", "pitch_kept", "greedy_note_f1_with_offsets") if k in m]
-        print(r["row"], {k: round(m[k], 3) for k in keys}, "NLL", r["nll_nats_per_example"], "KL", r["kl_nats_per_example"])
+    by = {r["run"]: r for r in rows}
 
+    def src(r: dict) -> str:
+        return f"`{r['likelihood_file']}`, `{r['music_file']}`"
+
+    for run in ("mv_hier", "mv_flat"):  # MusicVAE
+        if run in by:
+            r, m = by[run], by[run]["music"]
+            print(f"| {r['row']} | {src(r)} | {m['teacher_forced_accuracy']:.3f} | {m['sampled_accuracy']:.3f} | "
+                  f"{m['greedy_accuracy']:.3f} | {m['teacher_forced_accuracy_at_events']:.3f} | "
+                  f"{m['sampled_accuracy_at_events']:.3f} | {m['sampled_note_f1']:.3f} | {m['greedy_note_f1']:.3f} | "
+                  f"{r['kl_nats_per_example']:.1f} | {r['neg_elbo_nats_per_example']:.1f} | {r['nll_nats_per_example']:.1f} | "
+                  f"{r['updates']:,} | {r['train_seconds']:,.0f} |")
+    if "inpaint" in by:
+        r, m = by["inpaint"], by["inpaint"]["music"]
+        for key, label in (("model", "the latent RNN"), ("repeat", "the last context bar, repeated"),
+                           ("interpolation", "the interpolated context latents")):
+            print(f"| {label} | `{r['music_file']}` | {m[key + '_nll_nats_per_event']:.3f} | "
+                  f"{m[key + '_note_f1']:.3f} ± {m[key + '_note_f1_stderr']:.3f} |")
+    for run in ("sketch", "sketch_fb"):
+        if run in by:
+            r, m = by[run], by[run]["music"]
+            print(f"| {r['row']} | {src(r)} | {m['rhythm_transfer']:.3f} | {m['rhythm_of_pitch_source']:.3f} | "
+                  f"{m['pitch_kept']:.3f} | {m['pitch_of_rhythm_source']:.3f} | {m['reconstruction_accuracy']:.3f} | "
+                  f"{r['kl_nats_per_example']:.2f} | {r['active_units']} |")
+    for run in ("pianotree_tree", "pianotree_flat"):
+        if run in by:
+            r, m = by[run], by[run]["music"]
+            print(f"| {r['row']} | {src(r)} | {r['nll_nats_per_example']:.2f} | {r['neg_elbo_nats_per_example']:.2f} | "
+                  f"{r['kl_nats_per_example']:.2f} | {m['greedy_note_f1']:.3f} | {m['greedy_note_f1_with_offsets']:.3f} | "
+                  f"{m['sampled_note_f1']:.3f} | {r['updates']:,} | {r['train_seconds']:,.0f} |")
 
 if __name__ == "__main__":
     main()
