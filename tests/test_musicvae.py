@@ -445,3 +445,60 @@ def test_the_tree_decoders_first_step_is_a_distribution_over_note_sets():
     with torch.no_grad():
         total = model.step_log_prob(x, z)[:, 0].exp().sum()
     assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_folder_of_midi_files_is_note_event_data_split_by_file(tmp_path):
+    """Ten 8-bar melodies written as MIDI, one corrupt file and one of drums only: the folder loads as note
+    events (2-bar windows every bar: 7 per file), split by file, the two bad files skipped and counted; a lone
+    MIDI file is refused as a data set."""
+    import pretty_midi
+
+    from vaekit.data.load import load_data, modality_of
+    from vaekit.run import DataConfig
+
+    rng = np.random.default_rng(0)
+    originals = {}
+    for i in range(10):
+        pitch = np.repeat(rng.integers(60, 72, size=(32, 1)), 4, axis=0).astype(np.int16)  # 8 bars of quarters
+        onset = np.zeros_like(pitch, dtype=bool)
+        onset[::4] = True
+        originals[f"m{i}"] = encode_window(pitch, onset)
+        write_events_midi(tmp_path / "songs" / f"m{i}.mid", originals[f"m{i}"])
+    (tmp_path / "songs" / "broken.mid").write_bytes(b"MThd not really")
+    drums = pretty_midi.PrettyMIDI()
+    kit = pretty_midi.Instrument(0, is_drum=True)
+    kit.notes.append(pretty_midi.Note(90, 36, 0.0, 0.5))
+    drums.instruments.append(kit)
+    drums.write(str(tmp_path / "songs" / "drums.mid"))
+    folder = str(tmp_path / "songs")
+    assert modality_of(folder) == "note_events"
+    with pytest.warns(UserWarning, match="2 of 12 MIDI files skipped"):
+        data = load_data(DataConfig(name=folder, options={"bars": 2}))
+    sizes = {s: len(data.part(s)) for s in ("train", "val", "test")}
+    assert sizes == {"train": 56, "val": 7, "test": 7}  # 8 / 1 / 1 files x 7 windows
+    assert not set(data.train.pieces) & set(data.test.pieces)
+    name = data.test.pieces[0].split("/")[-1][:-4]
+    first = data.test.events[0]
+    assert np.array_equal(first, originals[name][:32])  # the file's first two bars, as written
+    with pytest.raises(ConfigError, match="one MIDI file"):
+        modality_of(str(tmp_path / "songs" / "m0.mid"))
+
+
+def test_a_midi_file_whose_time_signature_changes_is_refused_for_bars(tmp_path):
+    import pretty_midi
+
+    from vaekit.data.chorales import midi_grid
+    from vaekit.errors import DataError
+
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    inst.notes += [pretty_midi.Note(90, 60 + k, 0.5 * k, 0.5 * k + 0.5) for k in range(16)]
+    pm.instruments.append(inst)
+    pm.time_signature_changes += [pretty_midi.TimeSignature(4, 4, 0.0), pretty_midi.TimeSignature(3, 4, 4.0)]
+    pm.write(str(tmp_path / "x.mid"))
+    with pytest.raises(DataError, match="time signature changes"):
+        midi_grid(tmp_path / "x.mid")
+    pm.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0.0)]
+    pm.write(str(tmp_path / "y.mid"))
+    g = midi_grid(tmp_path / "y.mid")
+    assert g.time_signature == "3/4" and g.steps_per_bar == 12 and list(g.bars[:3]) == [0, 12, 24]

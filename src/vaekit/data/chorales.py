@@ -271,14 +271,15 @@ class ChoraleEvents:
     """Windows of Bach chorales as events, three splits by piece (the module docstring)."""
 
     def __init__(self, grids: list[ChoraleGrid], skipped: dict[str, str], *, voices: str, bars: int, hop_bars: int,
-                 time_signature: str, transpose: int = 0):
+                 time_signature: str, transpose: int = 0, name: str = "bach_chorales",
+                 corpus: str = "music21's Bach chorales", source: str | None = None):
         if voices not in VOICE_SETS:
             raise ConfigError(f"data.options.voices must be one of {', '.join(VOICE_SETS)}, got {voices!r}")
         self.name, self.voices, self.bars, self.hop_bars, self.time_signature, self.transpose = \
-            "bach_chorales", voices, bars, hop_bars, time_signature, transpose
+            name, voices, bars, hop_bars, time_signature, transpose
         kept = sorted((g for g in grids if g.time_signature == time_signature), key=lambda g: g.name)
         if not kept:
-            raise DataError(f"no chorale of music21's corpus is in {time_signature} (data.options.time_signature)")
+            raise DataError(f"no piece of {corpus} is in {time_signature} (data.options.time_signature)")
         self.steps_per_bar = kept[0].steps_per_bar
         self.other_signatures = len(grids) - len(kept)
         order = np.random.default_rng(0).permutation(len(kept))
@@ -303,12 +304,13 @@ class ChoraleEvents:
                                             np.asarray(pieces, dtype=str), np.asarray(starts, dtype=np.int64)))
             self.pieces[split] = len(idx)
         self.skipped = skipped
-        self.source = f"music21 {_music21().__version__} corpus (music21.corpus.chorales)"
+        self.source = source or f"music21 {_music21().__version__} corpus (music21.corpus.chorales)"
         self.split_note = (
-            f"music21's Bach chorales in {time_signature} ({len(kept)} of {len(grids) + len(skipped)}: "
-            f"{len(skipped)} not SATB or changing time signature, {self.other_signatures} in other time "
-            f"signatures), split by piece 80/10/10 % with seed 0 ({self.pieces['train']} / {self.pieces['val']} / "
-            f"{self.pieces['test']} chorales); windows of {bars} bars every {hop_bars} bar(s)" +
+            f"{corpus} in {time_signature} ({len(kept)} of {len(grids) + len(skipped)}: "
+            f"{len(skipped)} unreadable as {'4 voices' if corpus.startswith('music21') else 'MIDI'} or changing time "
+            f"signature, {self.other_signatures} in other time signatures), split by piece 80/10/10 % with seed 0 "
+            f"({self.pieces['train']} / {self.pieces['val']} / {self.pieces['test']} pieces); windows of {bars} bars "
+            f"every {hop_bars} bar(s)" +
             (f"; training windows also transposed by every shift within +-{transpose} semitones that stays in "
              f"MIDI {LOW_PITCH}-{HIGH_PITCH}." if transpose else "."))
 
@@ -434,25 +436,34 @@ def write_events_midi(path: str | os.PathLike, events: np.ndarray, **kwargs: Any
     return path
 
 
-def midi_to_events(path: str | os.PathLike, *, voices: int = 1) -> np.ndarray:
-    """A MIDI file's notes on the 16th grid of its beats, as events ``[T, voices]``: the top ``voices``
-    instruments (non-drum, in file order); within an instrument the highest sounding note wins."""
+def midi_grid(path: str | os.PathLike, *, voices: int = 1) -> ChoraleGrid:
+    """A MIDI file's notes on the 16th grid of its beats as a :class:`ChoraleGrid` of ``voices`` columns (padded to 4
+    with silent ones): the first ``voices`` instruments (non-drum, with notes, in file order), within an instrument
+    the highest sounding note of a step; bars start at pretty_midi's downbeats, the time signature is the file's
+    first (4/4 when it has none). Refused with a clear error: not MIDI, no notes, drums only, fewer instruments
+    than voices, or a time signature that changes."""
     from vaekit.data.music import read_midi
 
     midi = read_midi(path)
     insts = [i for i in midi.instruments if not i.is_drum and i.notes][:voices]
     if len(insts) < voices:
         raise DataError(f"{path}: {voices} voices asked for, the file has {len(insts)} non-drum instruments with notes")
+    sigs = {(t.numerator, t.denominator) for t in midi.time_signature_changes}
+    if len(sigs) > 1:
+        raise DataError(f"{path}: the time signature changes ({', '.join(f'{a}/{b}' for a, b in sorted(sigs))}); "
+                        f"bars of one length are needed")
+    num, den = next(iter(sigs)) if sigs else (4, 4)
     beats = list(midi.get_beats())
     end = max(n.end for i in insts for n in i.notes)
     period = beats[-1] - beats[-2] if len(beats) > 1 else 0.5
     while beats[-1] <= end:  # the beats go on at the last tempo until the last note ends
         beats.append(beats[-1] + period)
-    grid = np.interp(np.arange(len(beats) * STEPS_PER_QUARTER) / STEPS_PER_QUARTER, np.arange(len(beats)), beats)
+    per_beat = STEPS_PER_QUARTER * 4 // den  # 16ths per beat of the signature
+    grid = np.interp(np.arange(len(beats) * per_beat) / per_beat, np.arange(len(beats)), beats)
     step_of = lambda sec: int(np.searchsorted(grid, sec - 1e-6))  # noqa: E731
     total = max(max(step_of(n.end), step_of(n.start) + 1) for i in insts for n in i.notes)  # the last note's end
-    pitch = np.full((total, voices), -1, dtype=np.int16)
-    onset = np.zeros((total, voices), dtype=bool)
+    pitch = np.full((total, 4), -1, dtype=np.int16)
+    onset = np.zeros((total, 4), dtype=bool)
     for v, inst in enumerate(insts):
         for n in sorted(inst.notes, key=lambda n: (n.start, n.pitch)):
             s, e = step_of(n.start), max(step_of(n.end), step_of(n.start) + 1)
@@ -460,7 +471,39 @@ def midi_to_events(path: str | os.PathLike, *, voices: int = 1) -> np.ndarray:
                 continue
             pitch[s:e, v] = n.pitch
             onset[s, v] = True
-    return encode_window(pitch, onset)
+    bars = np.array(sorted({step_of(t) for t in midi.get_downbeats()}), dtype=np.int64)
+    return ChoraleGrid(str(path), pitch, onset, bars, num * per_beat, f"{num}/{den}")
+
+
+def midi_to_events(path: str | os.PathLike, *, voices: int = 1) -> np.ndarray:
+    """A MIDI file's notes on the 16th grid of its beats, as events ``[T, voices]`` (:func:`midi_grid`)."""
+    g = midi_grid(path, voices=voices)
+    return encode_window(g.pitch[:, :voices], g.onset[:, :voices])
+
+
+def load_midi_folder(folder: str | os.PathLike, *, voices: str = "soprano", bars: int = 16, hop_bars: int = 1,
+                     time_signature: str = "4/4", transpose: int = 0) -> ChoraleEvents:
+    """Users' MIDI files (``*.mid``/``*.midi`` under ``folder``) as note-event windows, split by file as the chorales
+    are by piece. A file that cannot be read as ``voices`` is skipped, counted and named in a warning."""
+    import warnings
+
+    folder = Path(folder).expanduser()
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if not files:
+        raise DataError(f"{folder} holds no .mid files")
+    grids, skipped = [], {}
+    for f in files:
+        try:
+            grids.append(midi_grid(f, voices=len(VOICE_SETS.get(voices, (0,)))))
+        except DataError as e:
+            skipped[str(f)] = str(e)
+    if skipped:
+        warnings.warn(f"{len(skipped)} of {len(files)} MIDI files skipped: " +
+                      "; ".join(list(skipped.values())[:3]), stacklevel=2)
+    if not grids:
+        raise DataError(f"no MIDI file of {folder} could be read ({next(iter(skipped.values()))})")
+    return ChoraleEvents(grids, skipped, voices=voices, bars=bars, hop_bars=hop_bars, time_signature=time_signature,
+                         transpose=transpose, name=str(folder), corpus=f"the MIDI files of {folder}", source=str(folder))
 
 
 def _register() -> None:

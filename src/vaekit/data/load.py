@@ -46,6 +46,10 @@ def modality_of(name_or_path: str) -> str:
         raise ConfigError(f"{path} is one audio file; a data set is a folder of them")
     if path.is_dir() and any(p.suffix.lower() == ".txt" for p in _some_files(path)):
         return "tokens"
+    if path.is_dir() and any(p.suffix.lower() in (".mid", ".midi") for p in _some_files(path)):
+        return "note_events"  # a folder of MIDI files: melodies or voices on the 16th grid (vaekit.data.chorales)
+    if path.is_file() and path.suffix.lower() in (".mid", ".midi"):
+        raise ConfigError(f"{path} is one MIDI file; a data set is a folder of them")
     if path.suffix.lower() == ".mat" or path.suffix.lower() in (".pickle", ".pkl", ".p"):
         return "piano_roll"  # a pickle is refused there, with a pointer to the .mat form
     if path.is_file() and path.suffix.lower() == ".txt":
@@ -368,12 +372,13 @@ class _EventSubset(_TextSubset):
 
 
 @LOADERS.register("note_events", config=ChoraleOptions,
-                  description="melodies and 4-voice chorales as note events: music21's Bach chorales")
+                  description="melodies and 4-voice chorales as note events: music21's Bach chorales, folders of MIDI files")
 def _load_event_data(name: str, d: Any, *, seed: int, splits: Any, options: ChoraleOptions) -> Any:
-    from vaekit.data.chorales import load_chorales
+    from vaekit.data.chorales import load_chorales, load_midi_folder
 
     if d.binarize != "none":
         raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is note events")
-    events = load_chorales(name, voices=options.voices, bars=options.bars, hop_bars=options.hop_bars,
-                           time_signature=options.time_signature, transpose=options.transpose, progress=True)
+    kw = dict(voices=options.voices, bars=options.bars, hop_bars=options.hop_bars,
+              time_signature=options.time_signature, transpose=options.transpose)
+    events = load_chorales(name, progress=True, **kw) if name == "bach_chorales" else load_midi_folder(name, **kw)
     return _cut_splits(events, d, seed=seed, splits=splits, wrap=_EventSubset, unit="windows")
