@@ -4,7 +4,7 @@ PyTorch loop over the same model, side by side.
 
 Why denormals: MusicVAE's loss reads the encoder's LSTM only through its final states; the gradient flowing
 back through 256 steps decays geometrically into denormal floats (below 1.2e-38), and x86 arithmetic on those
-takes microcode assists, about an order of magnitude slower. ``train.flush_denormal`` (default on) treats them
+takes microcode assists, several times slower. ``train.flush_denormal`` (default on) treats them
 as zero (``torch.set_flush_denormal``); the numbers it changes are below float32's normal range.
 
 Rows: events/s (a voice's 16th step; 32 windows of 256 per update), the ratio to the same decoder's plain loop

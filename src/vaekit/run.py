@@ -108,7 +108,8 @@ class TrainConfig:
     keep: Literal["last", "best_val"] = "last"
     # on CPUs, treat denormal floats as zero while training (torch.set_flush_denormal): an LSTM whose loss
     # reads only its final state (MusicVAE's encoder) back-propagates gradients that decay into denormals, and
-    # x86 arithmetic on those is ~10x slower (benchmarks/README.md, "Denormals"); no effect on GPUs
+    # x86 arithmetic on those is slow: MusicVAE trained 4x slower without this (benchmarks/results/music.md); no
+    # effect on GPUs
     flush_denormal: bool = True
 
     def validate(self) -> None:
