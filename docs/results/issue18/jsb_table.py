@@ -19,7 +19,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 RUNS = ROOT / "runs"
-ROWS = {"jsb_dmm": "vaekit DMM (configs/jsb_dmm.yaml)", "jsb_srnn": "vaekit SRNN (configs/jsb_srnn.yaml)"}
+ROWS = {"jsb_dmm": "vaekit DMM (configs/jsb_dmm.yaml)",
+        "jsb_dmm_long": "vaekit DMM, 11,000 updates (configs/jsb_dmm.yaml, max_steps 11000, max_time 2900)",
+        "jsb_srnn": "vaekit SRNN (configs/jsb_srnn.yaml)"}
 
 
 def main() -> None:
