@@ -23,6 +23,30 @@ from vaekit.data.images import ImageData, ImageSplit
 Batch = dict[str, torch.Tensor]
 
 
+class StoredSplits:
+    """``part`` and in-order ``batches`` of a data set with ``train`` / ``val`` / ``test`` splits (each with
+    ``subset(index)``) whose ``dataset(part, train=False)`` fetches whole batches through ``__getitems__``:
+    text, piano rolls, note events."""
+
+    def part(self, split: str, subset: int | None = None) -> Any:
+        from vaekit.errors import ConfigError
+
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"split must be test, val or train, got {split!r}")
+        part = getattr(self, split)
+        return part.subset(np.arange(min(subset, len(part)))) if subset else part
+
+    def batches(self, part: Any, batch_size: int, device: Any = None, *, seed: int = 0) -> Iterator[dict]:
+        """Examples in stored order, in batches of ``batch_size`` (padded to the longest of each where lengths
+        vary): evaluation."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive (got {batch_size})")
+        ds = self.dataset(part, train=False, seed=seed)  # type: ignore[attr-defined]
+        for start in range(0, len(part), batch_size):
+            batch = ds.__getitems__(range(start, min(start + batch_size, len(part))))
+            yield batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def _resampled(data: ImageData, split: ImageSplit) -> bool:
     """Whether ``split`` is drawn anew by Bernoulli sampling for every batch (dynamic train split)."""
     return data.binarization == "dynamic" and split is data.train

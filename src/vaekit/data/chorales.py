@@ -33,7 +33,7 @@ Batches: ``{"x": int64 [B, T, V]}`` with ``T = bars * steps_per_bar`` and ``V`` 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.data.batches import SeededDataset
+from vaekit.data.batches import SeededDataset, StoredSplits
 from vaekit.dataspec import DataSpec
 from vaekit.errors import ConfigError, DataError
 from vaekit.fileio import atomic_path
@@ -267,7 +267,7 @@ class EventSplit:
         return EventSplit(self.events[index], self.pieces[index], self.starts[index])
 
 
-class ChoraleEvents:
+class ChoraleEvents(StoredSplits):
     """Windows of Bach chorales as events, three splits by piece (the module docstring)."""
 
     def __init__(self, grids: list[ChoraleGrid], skipped: dict[str, str], *, voices: str, bars: int, hop_bars: int,
@@ -334,20 +334,7 @@ class ChoraleEvents:
                 "examples": {s: len(getattr(self, s)) for s in SPLITS}, "pieces": self.pieces,
                 "voices": self.voices, "bars": self.bars, "hop_bars": self.hop_bars, "transpose": self.transpose}
 
-    def part(self, split: str, subset: int | None = None) -> EventSplit:
-        if split not in SPLITS:
-            raise ConfigError(f"split must be test, val or train, got {split!r}")
-        part = getattr(self, split)
-        return part.subset(np.arange(min(subset, len(part)))) if subset else part
 
-    def batches(self, part: EventSplit, batch_size: int, device: Any = None, *, seed: int = 0) -> Iterator[dict]:
-        """Windows in stored order (evaluation)."""
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive (got {batch_size})")
-        ds = EventBatches(part)
-        for start in range(0, len(part), batch_size):
-            batch = ds.__getitems__(range(start, min(start + batch_size, len(part))))
-            yield batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     def dataset(self, part: EventSplit, *, train: bool, seed: int = 0) -> EventBatches:
         return EventBatches(part)

@@ -18,7 +18,7 @@ Batches: ``{"x": float32 [B, T, 88] in {0, 1}, "mask": bool [B, T] (True at real
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.data.batches import SeededDataset
+from vaekit.data.batches import SeededDataset, StoredSplits
 from vaekit.data.resolve import DataCorruptError, DataFiles, DataNotFoundError
 from vaekit.dataspec import DataSpec
 from vaekit.errors import ConfigError, DataError
@@ -114,7 +114,7 @@ def read_mat(path: str | os.PathLike, max_length: int | None = None) -> dict[str
     return out
 
 
-class PianoRollData:
+class PianoRollData(StoredSplits):
     """Piano rolls of three splits (the module docstring), with the interface every data set keeps."""
 
     def __init__(self, name: str, source: str, splits: dict[str, RollSplit], *, step: str, split_note: str,
@@ -140,20 +140,7 @@ class PianoRollData:
                 "steps": {s: getattr(self, s).num_steps for s in SPLITS},
                 "truncated": {s: getattr(self, s).truncated for s in SPLITS}, "max_length": self.max_length}
 
-    def part(self, split: str, subset: int | None = None) -> RollSplit:
-        if split not in SPLITS:
-            raise ConfigError(f"split must be test, val or train, got {split!r}")
-        part = getattr(self, split)
-        return part.subset(np.arange(min(subset, len(part)))) if subset else part
 
-    def batches(self, part: RollSplit, batch_size: int, device: Any = None, *, seed: int = 0) -> Iterator[dict]:
-        """Rolls in stored order, padded to the longest of each batch (evaluation)."""
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive (got {batch_size})")
-        batches = RollBatches(part)
-        for start in range(0, len(part), batch_size):
-            batch = batches.__getitems__(range(start, min(start + batch_size, len(part))))
-            yield batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     def dataset(self, part: RollSplit, *, train: bool, seed: int = 0) -> RollBatches:
         return RollBatches(part)

@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaekit.data.batches import SeededDataset
+from vaekit.data.batches import SeededDataset, StoredSplits
 from vaekit.data.resolve import DataCorruptError, DataFiles, DataNotFoundError
 from vaekit.dataspec import DataSpec
 from vaekit.errors import ConfigError, DataError
@@ -257,7 +257,7 @@ def _split_files(folder: Path) -> dict[str, list[Path]]:
 
 
 # --- the data set ---------------------------------------------------------------------------------
-class TextData:
+class TextData(StoredSplits):
     """Token sequences of three splits with their vocabulary (see the module docstring)."""
 
     def __init__(self, name: str, source: str, splits: dict[str, TextSplit], vocab: Vocabulary, *, unit: str,
@@ -289,20 +289,7 @@ class TextData:
                 "tokens": {s: getattr(self, s).num_tokens for s in SPLITS},
                 "truncated": {s: getattr(self, s).truncated for s in SPLITS}, "max_length": self.max_length}
 
-    def part(self, split: str, subset: int | None = None) -> TextSplit:
-        if split not in SPLITS:
-            raise ConfigError(f"split must be test, val or train, got {split!r}")
-        part = getattr(self, split)
-        return part.subset(np.arange(min(subset, len(part)))) if subset else part
 
-    def batches(self, part: TextSplit, batch_size: int, device: Any = None, *, seed: int = 0) -> Iterator[dict]:
-        """Examples in stored order, padded to the longest of each batch (evaluation)."""
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive (got {batch_size})")
-        batches = TextBatches(part)
-        for start in range(0, len(part), batch_size):
-            batch = batches.__getitems__(range(start, min(start + batch_size, len(part))))
-            yield batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     def dataset(self, part: TextSplit, *, train: bool, seed: int = 0) -> TextBatches:
         return TextBatches(part)
