@@ -149,6 +149,12 @@ SMOKE_OTHER: dict[str, list[str]] = {
                   "--set", "data.options.voices=satb", "--set", "eval.num_samples=2", "--set", "model.latent_dim=4",
                   "--set", "model.pitch_embed=4", "--set", "model.duration_embed=4", "--set", "model.note_hidden=8",
                   "--set", "model.time_hidden=8"],
+    "cwvae": ["--data", "moving_mnist", "--set", "data.options.binary=true", "--set", "data.options.train_length=8",
+              "--set", "data.options.eval_length=12", "--set", "data.options.train_sequences=16",
+              "--set", "data.options.val_sequences=4", "--set", "data.options.test_sequences=4",
+              "--set", "model.num_levels=2", "--set", "model.factor=2", "--set", "model.channels=[4,4,4,4]",
+              "--set", "model.stoch=3", "--set", "model.deter=8", "--set", "model.hidden=8", "--set", "model.embed=4",
+              "--set", "model.embed_hidden=8", "--set", "eval.num_samples=2"],
     "speech_vae": ["--data", "fsdd", "--set", "data.subset=12", "--set", "data.options.crop=null",
                    "--set", "data.options.mel=true", "--set", "model.latent_dim=2", "--set", "model.content_dim=4",
                    "--set", "model.ref_channels=[4,4]", "--set", "model.ref_gru=8", "--set", "model.prenet=[8]",
@@ -247,6 +253,33 @@ def test_cli_smoke_of_the_piano_roll_models(name, tmp_path):
     assert midi_to_roll(tmp_path / "s_0.mid").shape[0] <= 16
     _bad(["sample", str(out), "--steps", "0"], "--steps must be >= 1")
     _bad(["train", "dmm", "--data", str(tmp_path / "missing.mat"), "--out", str(tmp_path / "x")], "missing.mat")
+
+
+@needs_shared
+def test_cli_smoke_of_the_clockwork_vae_and_predict(tmp_path):
+    """Train a tiny CW-VAE on 16 generated Moving MNIST clips, evaluate, draw its GIFs, predict open loop, sample."""
+    out = tmp_path / "cw"
+    text = " ".join(_ok(["train", "cwvae", *SMOKE_OTHER["cwvae"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_bits_per_dim" in text and "4 examples" in text
+    for name in ("prediction_0.gif", "prediction_strip_0.png", "samples.gif", "samples.png"):
+        assert (out / "figures" / name).is_file(), name
+    text = " ".join(_ok(["predict", str(out), "--context", "4", "--horizon", "8", "--figures", "2"]).split())
+    assert "4 test clips: 4 context frames, 8 predicted (single sample)" in text and "SSIM / PSNR at predicted frame 8" in text
+    import json
+
+    res = json.loads(next((out / "eval").glob("prediction_test_c4_h8_*.json")).read_text())
+    assert len(res["ssim_per_frame"]) == 8 and len(res["kl_nats_per_frame_by_level"]) == 2
+    assert [len(k) for k in res["kl_nats_per_step_by_level"]] == [12, 6]
+    assert (out / "figures" / "prediction_c4_h8" / "scores.png").is_file()
+    assert "best of 3" in " ".join(_ok(["predict", str(out), "--context", "4", "--horizon", "8", "--samples", "3",
+                                        "--figures", "0"]).split())
+    _bad(["predict", str(out), "--context", "4", "--horizon", "9"], "cannot give 4 context + 9 predicted")
+    text = " ".join(_ok(["sample", str(out), "-n", "2", "--steps", "5", "--out", str(tmp_path / "s.png")]).split())
+    assert f"samples: {tmp_path / 's_1.gif'}" in text
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "s_0.gif", index=None).shape[0] == 5
 
 
 def test_cli_smoke_of_musicvae(tmp_path):

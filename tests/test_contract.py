@@ -32,6 +32,7 @@ SPEECH = DataSpec("audio", [1, None], "continuous", None, 8000,
 TOKENS = DataSpec("tokens", [None], "tokens", 12, special_tokens={"pad": 0, "bos": 1, "eos": 2, "unk": 3},
                   features={"vocabulary": {"tokens": ["<pad>", "<bos>", "<eos>", "<unk>", *"abcdefgh"]}})
 ROLLS = DataSpec("piano_roll", [None, 88], "binary", 2, features={"lowest_pitch": 21, "step": "quarter note"})
+VIDEO = DataSpec("video", [None, 1, 8, 8], "binary", 2)
 EVENTS = DataSpec("note_events", [12, 2], "tokens", 55, features={"steps_per_bar": 4, "bars": 3, "low_pitch": 36})
 SEQUENCE_CASES: dict[str, list[dict]] = {
     "inpaintnet": [{"past_bars": 1, "gap_bars": 1, "latent_dim": 3, "embed_dim": 4, "encoder_hidden": 6,
@@ -57,6 +58,10 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
         {"latent_dim": 3, "transition_hidden": 6, "emission_hidden": 6, "rnn_hidden": 6, "rnn": "gru",
          "data": to_dict(ROLLS)},
     ],
+    "cwvae": [{"num_levels": 3, "factor": 3, "stoch": 3, "deter": 5, "hidden": 6, "embed": 4, "embed_hidden": 6,
+               "channels": [4, 4], "data": to_dict(VIDEO)},
+              {"num_levels": 1, "stoch": 3, "deter": 5, "hidden": 6, "embed": 4, "embed_hidden": 6, "channels": [4],
+               "likelihood": "normal", "data": to_dict(DataSpec("video", [None, 3, 8, 8], "levels", 256))}],
     "srnn": [{"latent_dim": 3, "deterministic_hidden": 6, "inference_hidden": 5, "mlp_hidden": 4, "data": to_dict(ROLLS)}],
     "text_vae": [
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "data": to_dict(TOKENS)},
@@ -113,7 +118,7 @@ def test_terms_are_named_finite_and_per_example(name, i):
     assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
 
 
-STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm", "srnn"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
+STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm", "srnn", "cwvae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
 
 
 @pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]
@@ -180,6 +185,11 @@ def test_samples_lie_in_the_data_space(name, i):
     if spec.modality == "piano_roll":  # binary rolls of the asked length
         x = model.sample(2, length=48, seed=0)
         assert x.shape == (2, 48, spec.shape[1]) and set(x.unique().tolist()) <= {0.0, 1.0}
+        return
+    if spec.modality == "video":  # clips of the asked length in [0, 1], fixed by a seed
+        x = model.sample(2, length=7, seed=0)
+        assert x.shape == (2, 7, *spec.shape[1:]) and 0 <= x.min() and x.max() <= 1
+        assert torch.equal(model.sample(2, length=7, seed=0), x)
         return
     cond = {k: batch[k][:2] for k in model.cond_keys}
     if "mel" in cond:

@@ -682,3 +682,72 @@ def interpolate_text(run_dir: str | os.PathLike, start: str, end: str, steps: in
     za, zb = _encode_texts(model, [start, end])
     t = torch.linspace(0, 1, steps, device=za.device)[:, None]
     return _greedy_texts(model, (1 - t) * za + t * zb)
+
+
+def evaluate_prediction_run(run_dir: str | os.PathLike, *, context: int = 36, horizon: int = 100, samples: int = 1,
+                            split: str = "test", subset: int | None = None, seed: int = 0, batch_size: int = 10,
+                            device: str | None = None, figures: int = 4, save: bool = True) -> dict[str, Any]:
+    """Open-loop prediction of a video model (:mod:`vaekit.evaluation.video`): SSIM and PSNR per predicted frame
+    after ``context`` frames, ``samples`` predictions per clip (1: single sample; more: best-of-N, labelled), and
+    on the same clips (context + horizon frames) the ELBO per frame and the KL per level, per frame and per step.
+    Saved as ``run_dir/eval/prediction_<split>_c<context>_h<horizon>_<time>.json``; ``figures`` clips are drawn
+    as GIFs and strips beside the score curves under ``run_dir/figures/prediction_c<context>_h<horizon>/``."""
+    from vaekit import plots
+    from vaekit.evaluation.mode import evaluating
+    from vaekit.evaluation.video import prediction_scores
+    from vaekit.objectives.elbo import elbo_terms
+    from vaekit.plots.video import score_curves_figure
+    from vaekit.report_video import prediction_figures
+
+    run_dir = Path(run_dir)
+    _check_split(split)
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if not hasattr(model, "predict") or model.config.spec().modality not in ("video", "vector"):
+        raise UsageError(f"{run_dir}: {type(model).__name__} has no open-loop prediction (predict) of video")
+    cfg = read_run_config(run_dir)
+    data = load_run_data(cfg, spec=model.config.spec())
+    part = data.part(split, subset)
+    start = time.perf_counter()
+    with evaluating(model, seed):
+        res = prediction_scores(model, data.batches(part, batch_size, dev), context=context, horizon=horizon,
+                                samples=samples, seed=seed, keep=figures)
+        frames_kept = res.pop("_frames", None)
+        elbo, kl_frame, kl_steps, n = [], [], [], 0
+        for batch in data.batches(part, batch_size, dev):
+            clip = {"x": batch["x"][:, :context + horizon]}
+            out = model(clip)
+            terms, _ = elbo_terms(out, clip["x"])
+            frames = clip["x"].shape[1]
+            elbo.append(terms["elbo"] / frames)
+            kl_frame.append(torch.stack([layer.kl_per_dim().flatten(1).sum(1) / frames for layer in out.latents], 1))
+            kl_steps.append([layer.kl_per_dim().sum(-1).sum(0) for layer in out.latents])  # [T_l] summed over clips
+            n += clip["x"].shape[0]
+    elbo_t = torch.cat(elbo).double()
+    kl_t = torch.cat(kl_frame).double()
+    result = {
+        **res,
+        "elbo_nats_per_frame": float(elbo_t.mean()),
+        "elbo_stderr_nats_per_frame": float(elbo_t.std() / max(n, 1) ** 0.5) if n > 1 else 0.0,
+        "kl_nats_per_frame_by_level": kl_t.mean(0).tolist(),
+        "kl_nats_per_step_by_level": [(sum(s[i] for s in kl_steps) / n).tolist() for i in range(kl_t.shape[1])],
+        "elbo_frames": context + horizon,
+        "likelihood": getattr(model, "likelihood_name", None),
+        "model": {"name": cfg.model.name, **model.describe()},
+        "run": str(run_dir), "split": split, "subset": subset, "data": data.describe(),
+        "seconds": time.perf_counter() - start, "device": device_name(dev), "torch_threads": torch.get_num_threads(),
+        "commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    folder = run_dir / "figures" / f"prediction_c{context}_h{horizon}"
+    paths = [plots.save_figure(score_curves_figure({cfg.model.name: result}, title=(
+        f"{result['protocol']['clips']} {split} clips, {context} context frames, {result['protocol']['selection']}")),
+        folder / "scores.png")]
+    if frames_kept is not None:
+        truth, pred = (torch.from_numpy(frames_kept[k]) for k in ("truth", "prediction"))
+        paths += prediction_figures(model, truth, pred, context, folder)
+    result["figures"] = [str(p) for p in paths]
+    if save:
+        result["path"] = str(save_result(run_dir / "eval", f"prediction_{split}_c{context}_h{horizon}", result))
+    return result

@@ -487,7 +487,7 @@ def sample(
     speaker: Optional[str] = typer.Option(None, "--speaker", help="speaker name or index, for speaker-conditioned "
                                                                   "audio models (vaekit data lists them)"),
     seconds: float = typer.Option(1.0, "--seconds", help="length of audio samples"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="length of piano-roll samples in steps "
+    steps: Optional[int] = typer.Option(None, "--steps", help="length of piano-roll samples in steps, of video in frames "
                                                             "(default: the model's sample_length)"),
     mean: Optional[bool] = typer.Option(None, "--mean/--draw", help="the likelihood's mean (images' default) or a "
                                                                     "draw from it (audio's default)"),
@@ -519,7 +519,7 @@ def sample(
         if steps is not None and steps < 1:
             _fail(f"--steps must be >= 1, got {steps}")
         extra = {"seconds": seconds} if spec.modality == "audio" else \
-            {"length": steps} if spec.modality == "piano_roll" and steps is not None else {}
+            {"length": steps} if spec.modality in ("piano_roll", "video", "vector") and steps is not None else {}
         path = out or run_dir / "figures" / f"samples_cli{writer.extra['suffix']}"
 
         def draw(b: int):
@@ -744,6 +744,51 @@ def inpaint(
         res = inpaint_file(run_dir, midi, bars, out, seed=seed, greedy=not sample, device=device)
         console.print(f"filled bars {res['bars'][0]}-{res['bars'][1]} of {res['num_bars']} from {res['past_bars']} "
                       f"bars before and {res['future_bars']} after: {res['out']}")
+
+    _guard(run)
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="a run directory of a video model (cwvae, ...)"),
+    context: int = typer.Option(36, "--context", help="frames filtered before the prediction (the CW-VAE paper: 36)"),
+    horizon: int = typer.Option(100, "--horizon", help="frames predicted open loop after the context"),
+    samples: int = typer.Option(1, "--samples", help="predictions per clip; more than 1 reports the best of them "
+                                                     "by mean SSIM (labelled best-of-N) beside their mean"),
+    split: str = typer.Option("test", "--split"),
+    subset: Optional[int] = typer.Option(None, "--subset", help="the first N clips of the split"),
+    batch_size: int = typer.Option(10, "--batch-size"),
+    figures: int = typer.Option(4, "--figures", help="clips drawn as GIFs and strips"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Open-loop video prediction after a context: SSIM and PSNR per predicted frame (torchmetrics), the ELBO
+    per frame and the KL per level, GIFs and strips of context + prediction beside the ground truth."""
+    from vaekit.api import evaluate_prediction_run
+
+    def run() -> None:
+        res = evaluate_prediction_run(run_dir, context=context, horizon=horizon, samples=samples, split=split,
+                                      subset=subset, seed=seed, batch_size=batch_size, device=device, figures=figures)
+        if as_json:
+            console.print_json(json.dumps(res))
+            return
+        p = res["protocol"]
+        table = Table(title=f"{p['clips']} {split} clips: {context} context frames, {horizon} predicted ({p['selection']})")
+        for col in ("metric", "value"):
+            table.add_column(col)
+        ssim, psnr = res["ssim_per_frame"], res["psnr_per_frame"]
+        table.add_row("SSIM, mean over the horizon", f"{res['ssim_mean']:.4f}")
+        table.add_row("PSNR (dB), mean over the horizon", f"{res['psnr_mean']:.2f}")
+        for f in sorted({1, min(10, horizon), min(50, horizon), horizon}):
+            table.add_row(f"SSIM / PSNR at predicted frame {f}", f"{ssim[f - 1]:.4f} / {psnr[f - 1]:.2f}")
+        table.add_row(f"ELBO (nats per frame, {res['elbo_frames']} frames)",
+                      f"{res['elbo_nats_per_frame']:.2f} ± {res['elbo_stderr_nats_per_frame']:.2f}")
+        table.add_row("KL per level (nats per frame, bottom first)",
+                      ", ".join(f"{v:.3f}" for v in res["kl_nats_per_frame_by_level"]))
+        console.print(table)
+        console.print(f"figures: {Path(res['figures'][0]).parent}")
+        console.print(f"results: {res['path']}")
 
     _guard(run)
 

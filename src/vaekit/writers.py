@@ -150,3 +150,26 @@ def write_note_events(draw: Callable[[int], torch.Tensor], n: int, path: Path, *
     fig = plots.piano_roll_figure(shown, [f"{title}: sample {i}" for i in range(len(shown))], step="16th note")
     paths.append(plots.save_figure(fig, path.with_suffix(".png")))
     return paths
+
+
+@WRITERS.register("video", description="one GIF per sample and an image strip of the first", suffix=".png",
+                  default_mean=True)
+def write_video(draw: Callable[[int], torch.Tensor], n: int, path: Path, *, spec: Any, title: str) -> list[Path]:
+    """Draw ``n`` clips ``[b, T, C, H, W]`` in [0, 1]; write ``<path stem>_<i>.gif`` each and ``path`` (``.png``),
+    a strip of the first clips' frames."""
+    from vaekit import plots
+    from vaekit.plots.video import strip_figure, write_gif
+
+    paths: list[Path] = []
+    shown: list[torch.Tensor] = []
+    digits = len(str(n - 1))
+    for start in range(0, n, SAMPLE_BATCH):
+        clips = draw(min(SAMPLE_BATCH, n - start)).cpu()
+        for i, clip in enumerate(clips, start=start):
+            paths.append(write_gif(clip, path.with_name(f"{path.stem}_{i:0{digits}d}.gif")))
+            if len(shown) < 4:
+                shown.append(clip)
+    fig = strip_figure(shown[0], {f"sample {i}": c for i, c in enumerate(shown[1:], 1)}, 0, title=title,
+                       first_label="sample 0")
+    paths.append(plots.save_figure(fig, path.with_suffix(".png")))
+    return paths

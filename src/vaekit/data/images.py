@@ -799,6 +799,12 @@ def describe_datasets(root: str | None = None) -> list[dict]:
 
 def _describe(name: str, description: str, extra: dict, root: str | None) -> dict:
     files: DataFiles | None = extra.get("files")
+    if extra.get("generated"):  # made on demand by vaekit.data.synthetic (from MNIST's digits, for some)
+        if extra["generated"] is True:
+            return {"name": name, "description": description, "found": "generated", "searched": []}
+        inner = _describe(extra["generated"], "", DATASETS.get(extra["generated"]).extra, root)
+        found = None if inner["found"] is None else f"generated from {inner['found']}"
+        return {"name": name, "description": description, "found": found, "searched": inner["searched"]}
     if files is None:
         bundled: Path | None = extra.get("bundled")
         found = str(bundled) if bundled is not None and bundled.is_file() else None

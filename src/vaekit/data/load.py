@@ -31,6 +31,7 @@ from vaekit.registry import DATASETS, Registry
 LOADERS: Registry = Registry("data loader")
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+VIDEO_SUFFIXES = (".gif", ".mp4", ".avi", ".mov", ".webm", ".mkv")  # vaekit.data.video
 SPLITS = ("train", "val", "test")
 
 
@@ -50,12 +51,23 @@ def modality_of(name_or_path: str) -> str:
         return "note_events"  # a folder of MIDI files: melodies or voices on the 16th grid (vaekit.data.chorales)
     if path.is_file() and path.suffix.lower() in (".mid", ".midi"):
         raise ConfigError(f"{path} is one MIDI file; a data set is a folder of them")
+    if path.is_dir() and any(p.suffix.lower() in VIDEO_SUFFIXES for p in _some_files(path)):
+        return "video"
+    if path.is_file() and path.suffix.lower() == ".npy" and _npy_ndim(path) == 5:
+        return "video"  # clips [N, T, C, H, W] (vaekit.data.video)
     if path.suffix.lower() == ".mat" or path.suffix.lower() in (".pickle", ".pkl", ".p"):
         return "piano_roll"  # a pickle is refused there, with a pointer to the .mat form
     if path.is_file() and path.suffix.lower() == ".txt":
         raise ConfigError(f"{path} is one text file; a data set is a folder of them (train.txt, valid.txt, "
                           f"test.txt, or any .txt files to be split)")
     return "image"
+
+
+def _npy_ndim(path: Path) -> int | None:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False).ndim
+    except (ValueError, OSError):
+        return None  # the image loader says what is wrong with it
 
 
 def _some_files(path: Path, limit: int = 200):
@@ -382,3 +394,29 @@ def _load_event_data(name: str, d: Any, *, seed: int, splits: Any, options: Chor
               time_signature=options.time_signature, transpose=options.transpose)
     events = load_chorales(name, progress=True, **kw) if name == "bach_chorales" else load_midi_folder(name, **kw)
     return _cut_splits(events, d, seed=seed, splits=splits, wrap=_EventSubset, unit="windows")
+
+
+# -- sequences of frames and vectors (the temporal models) -------------------------------------------------
+def _load_sequences(name: str, d: Any, *, seed: int, splits: Any, options: Any) -> Any:
+    from vaekit.data.video import VideoOptions, load_clips
+
+    if d.binarize != "none":
+        raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is a sequence data set "
+                          f"(moving_mnist has data.options.binary)")
+    root = d.path if name == d.name else None
+    if name in DATASETS:
+        data = DATASETS.get(name).obj(options, root)
+    else:
+        data = load_clips(name, options if options is not None else VideoOptions())
+    return _cut_splits(data, d, seed=seed, splits=splits, wrap=_SequenceSubset, unit="sequences")
+
+
+class _SequenceSubset(_TextSubset):
+    """SequenceData with its splits cut."""
+
+
+from vaekit.data.video import VideoOptions  # noqa: E402  (after LOADERS; vaekit.data.video does not import this)
+
+LOADERS.register("video", config=VideoOptions, description="video clips [T, C, H, W]: moving_mnist, shifted_digits, "
+                 "bouncing_balls (generated), .npy files [N, T, C, H, W], folders of video files")(_load_sequences)
+LOADERS.register("vector", config=None, description="sequences of vectors [T, D]: the oscillator (generated)")(_load_sequences)

@@ -4,7 +4,8 @@ Decoders of log-mel frames (the audio VQ-VAE's mel decoder, the speech VAE) scor
 utterances of different lengths; the frames beyond an utterance add nothing. The base distribution is any
 ``torch.distributions`` object of batch shape ``[B, M, F]`` (a Gaussian with a learned scale per band);
 its unit is nats per utterance, and ``per_frame`` gives the rate per real frame. Piano rolls are the same
-with the steps first (``[B, T, 88]``, ``step_axis=1``).
+with the steps first (``[B, T, 88]``, ``step_axis=1``), and so are video frames (``[B, T, C, H, W]``, each
+frame's pixels summed).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ class MaskedFrames(Distribution):
     has_rsample = False
 
     def __init__(self, base: Distribution, mask: Tensor | None = None, step_axis: int = 2):
-        if base.batch_shape.__len__() != 3:
-            raise ValueError(f"the base distribution must have batch shape [B, M, F], got {list(base.batch_shape)}")
+        if len(base.batch_shape) != 3 and not (step_axis == 1 and len(base.batch_shape) > 3):
+            raise ValueError(f"the base distribution must have batch shape [B, M, F] (or [B, T, ...] with "
+                             f"step_axis=1), got {list(base.batch_shape)}")
         if step_axis not in (1, 2):
             raise ValueError(f"step_axis must be 1 or 2, got {step_axis}")
         b, f = base.batch_shape[0], base.batch_shape[step_axis]
@@ -46,7 +48,8 @@ class MaskedFrames(Distribution):
         if tuple(y.shape) != tuple(self.base.batch_shape):
             raise ValueError(f"frames of shape {list(y.shape)} do not fit the likelihood's "
                              f"{list(self.base.batch_shape)}")
-        lp = self.base.log_prob(y).sum(3 - self.step_axis)  # [B, F]
+        lp = self.base.log_prob(y)
+        lp = lp.sum(1) if self.step_axis == 2 else lp.flatten(2).sum(-1)  # [B, F]: bands (or a frame's pixels)
         return lp if self.mask is None else lp.masked_fill(~self.mask, 0.0)
 
     def log_prob(self, y: Tensor) -> Tensor:

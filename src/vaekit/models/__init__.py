@@ -7,6 +7,7 @@ from typing import Any
 from vaekit.config import from_dict, to_dict
 from vaekit.models.audio_vqvae import AudioVQVAE, AudioVQVAEConfig
 from vaekit.models.dmm import DMM, DMMConfig
+from vaekit.models.cwvae import ClockworkVAE, CWVAEConfig
 from vaekit.models.srnn import SRNN, SRNNConfig
 from vaekit.models.musicvae import MusicVAE, MusicVAEConfig
 from vaekit.models.inpaint import InpaintNet, InpaintNetConfig
