@@ -183,7 +183,8 @@ def evaluate_run(
         "active_units": usage.get("active_units"),
         "latent_usage": usage,
         "likelihood": getattr(model, "likelihood_name", None) or _likelihood_name(cfg),
-        "likelihood_kind": getattr(getattr(model, "likelihood", None), "kind", "discrete"),
+        "likelihood_kind": getattr(model, "likelihood_kind", None)
+        or getattr(getattr(model, "likelihood", None), "kind", "discrete"),
         "evaluation": protocol.name,
         "data": {"name": data.name, "form": data_form(data), "split": split, "split_note": data.split_note,
                  "num_examples": len(part), "subset": subset, "source": data.source,
@@ -750,4 +751,68 @@ def evaluate_prediction_run(run_dir: str | os.PathLike, *, context: int = 36, ho
     result["figures"] = [str(p) for p in paths]
     if save:
         result["path"] = str(save_result(run_dir / "eval", f"prediction_{split}_c{context}_h{horizon}", result))
+    return result
+
+
+def evaluate_jumpy_run(run_dir: str | os.PathLike, *, baseline: str | os.PathLike | None = None, context: int | None = None,
+                       jumps: tuple[int, ...] = (1, 2, 3, 4), samples: int = 10, split: str = "test",
+                       subset: int | None = None, seed: int = 0, batch_size: int = 100, device: str | None = None,
+                       figures: int = 4, save: bool = True) -> dict[str, Any]:
+    """Jumpy prediction error of a TD-VAE run against its own single steps and a step-by-step ``baseline`` run
+    (:mod:`vaekit.evaluation.jumpy`), with figures of jumpy roll-outs (series plots for vectors; GIFs and strips
+    for frames) under ``run_dir/figures/jumpy/``. ``context`` defaults to the sequence length minus 12 minus a
+    third. Saved as ``run_dir/eval/jumpy_<split>_<time>.json``."""
+    from vaekit import plots
+    from vaekit.evaluation.jumpy import jumpy_scores
+    from vaekit.evaluation.mode import evaluating
+    from vaekit.plots.video import jumpy_series_figure, strip_figure, write_gif
+
+    run_dir = Path(run_dir)
+    _check_split(split)
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if not hasattr(model, "rollout"):
+        raise UsageError(f"{run_dir}: {type(model).__name__} has no jumpy roll-out (a TD-VAE run is needed)")
+    base = None
+    if baseline is not None:
+        base = load(Path(baseline), device=str(dev))
+        if not hasattr(base, "rollout") or base.config.spec() != model.config.spec():
+            raise UsageError(f"--baseline {baseline}: a TD-VAE run on the same data is needed")
+    cfg = read_run_config(run_dir)
+    data = load_run_data(cfg, spec=model.config.spec())
+    part = data.part(split, subset)
+    first = next(data.batches(part, min(batch_size, len(part)), dev))
+    length = int(first["lengths"].min()) if "lengths" in first else first["x"].shape[1]
+    if context is None:
+        context = max(1, length - 12 - length // 3) if length > 13 else 1
+    start = time.perf_counter()
+    with evaluating(model, seed):
+        if base is not None:
+            base.eval()
+        res = jumpy_scores(model, data.batches(part, batch_size, dev), context=context, jumps=tuple(jumps),
+                           samples=samples, baseline=base, seed=seed)
+        folder = run_dir / "figures" / "jumpy"
+        paths: list[Path] = []
+        x = first["x"][:figures]
+        horizon = res["protocol"]["horizon"]
+        if model.config.spec().modality == "vector":
+            for i in range(len(x)):
+                rolls = {dt: model.rollout(x[i:i + 1, :context], horizon // dt, dt, seed=seed + i)[0] for dt in jumps}
+                paths.append(plots.save_figure(jumpy_series_figure(x[i, :context + horizon], context, rolls, title=(
+                    f"test sequence {i}: {context} context steps, one roll-out per jump size")), folder / f"series_{i}.png"))
+        else:
+            clip = x[:, :context + horizon]
+            preds = {dt: model.predict(x[:, :context], horizon, jump=dt, seed=seed) for dt in jumps}
+            for i in range(len(x)):
+                paths.append(plots.save_figure(strip_figure(clip[i], {f"jumps of {dt}": p[i] for dt, p in preds.items()},
+                                                            context, title=f"test sequence {i}: jumpy roll-outs (each "
+                                                            f"jump's frame held until the next)"), folder / f"strip_{i}.png"))
+                paths.append(write_gif(torch.cat([clip[i], *[p[i] for p in preds.values()]], -1), folder / f"rollout_{i}.gif",
+                                       fps=4, scale=3))
+    result = {**res, "run": str(run_dir), "baseline_run": None if baseline is None else str(baseline), "split": split,
+              "subset": subset, "data": data.describe(), "figures": [str(p) for p in paths],
+              "seconds_total": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit(),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if save:
+        result["path"] = str(save_result(run_dir / "eval", f"jumpy_{split}", result))
     return result

@@ -793,6 +793,52 @@ def predict(
     _guard(run)
 
 
+@app.command()
+def jumpy(
+    run_dir: Path = typer.Argument(..., help="a TD-VAE run directory"),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="a step-by-step TD-VAE run (max_jump 1) on the "
+                                                                     "same data, compared at the same steps"),
+    context: Optional[int] = typer.Option(None, "--context", help="steps filtered into the belief first"),
+    jumps: str = typer.Option("1,2,3,4", "--jumps", help="jump sizes, comma-separated"),
+    samples: int = typer.Option(10, "--samples", help="roll-outs per sequence"),
+    split: str = typer.Option("test", "--split"),
+    subset: Optional[int] = typer.Option(None, "--subset", help="the first N sequences of the split"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """TD-VAE's jumpy prediction error: one jump of dt against dt single steps (of the model and of a baseline),
+    with figures of jumpy roll-outs."""
+    from vaekit.api import evaluate_jumpy_run
+
+    def run() -> None:
+        try:
+            sizes = tuple(int(j) for j in jumps.split(","))
+        except ValueError:
+            _fail(f"--jumps must be comma-separated integers, got {jumps!r}")
+        res = evaluate_jumpy_run(run_dir, baseline=baseline, context=context, jumps=sizes, samples=samples,
+                                 split=split, subset=subset, seed=seed, device=device)
+        if as_json:
+            console.print_json(json.dumps(res))
+            return
+        p = res["protocol"]
+        table = Table(title=f"{p['sequences']} {split} sequences, {p['context']} context steps, {p['samples']} roll-outs "
+                            f"each: MSE per element at step C + dt and at C + {p['horizon']}")
+        cols = ["jump dt", "one jump", "dt steps (same model)"] + (["dt steps (baseline)"] if p["baseline"] else []) + \
+               [f"C+{p['horizon']}: jumps", f"C+{p['horizon']}: steps"] + ([f"C+{p['horizon']}: baseline"] if p["baseline"] else [])
+        for col in cols:
+            table.add_column(col)
+        f = lambda r, k: f"{r[k]['mse']:.4f} ± {r[k]['stderr']:.4f}" if k in r else ""  # noqa: E731
+        for r in res["by_jump"]:
+            row = [str(r["jump"]), f(r, "jumpy_first"), f(r, "stepwise_first")] + ([f(r, "baseline_first")] if p["baseline"] else []) + \
+                  [f(r, "jumpy_end"), f(r, "stepwise_end")] + ([f(r, "baseline_end")] if p["baseline"] else [])
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"results: {res['path']}")
+
+    _guard(run)
+
+
 @app.command("fit-prior")
 def fit_prior_cmd(
     run_dir: Path = typer.Argument(..., help="a VQ run directory (vqvae, vqvae2, audio_vqvae) written by `vaekit train`"),

@@ -167,6 +167,11 @@ class ClockworkVAE(LatentVariableModel):
                 else f"Normal per pixel, std {self.config.decoder_std:g}") + " (nats per frame)"
 
     @property
+    def likelihood_kind(self) -> str:
+        """``density`` for the Normal likelihood (continuous values: no bits/dim), else ``discrete``."""
+        return "density" if self.config.likelihood == "normal" else "discrete"
+
+    @property
     def cond_keys(self) -> tuple[str, ...]:
         return ()
 

@@ -10,6 +10,7 @@ from vaekit.objectives.iwae import IWAE, MultiSampleELBO, iwae_bound
 from vaekit.objectives.nll import ExactNLL
 from vaekit.objectives.speech import PeriodicKL
 from vaekit.objectives.inpaint import InpaintObjective
+from vaekit.objectives.tdvae import JumpyBound
 from vaekit.objectives.vq import VQObjective
 from vaekit.registry import OBJECTIVES
 

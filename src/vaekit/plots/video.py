@@ -110,3 +110,22 @@ def score_curves_figure(curves: Mapping[str, Mapping[str, Any]], *, title: str |
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def jumpy_series_figure(truth: Any, context: int, rollouts: Mapping[int, Any], *, title: str | None = None) -> Figure:
+    """A 1-D sequence (``[T]``) with jumpy roll-outs from the end of its context: ``rollouts[dt]`` the values at
+    ``C + dt, C + 2 dt, ...`` (marked points, one colour per jump size)."""
+    y = as_numpy(truth).astype(float).ravel()
+    fig = new_figure(8, 3)
+    ax = fig.subplots()
+    ax.plot(np.arange(1, len(y) + 1), y, color="0.4", lw=1, label="observed")
+    ax.axvline(context + 0.5, color="tab:green", ls="--", lw=1, label="end of context")
+    for dt, values in rollouts.items():
+        v = as_numpy(values).astype(float).ravel()
+        ax.plot(context + dt * np.arange(1, len(v) + 1), v, "o-", ms=3, lw=0.8, label=f"jumps of {dt}")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7, ncol=3)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
