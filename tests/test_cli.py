@@ -155,6 +155,9 @@ SMOKE_OTHER: dict[str, list[str]] = {
               "--set", "model.num_levels=2", "--set", "model.factor=2", "--set", "model.channels=[4,4,4,4]",
               "--set", "model.stoch=3", "--set", "model.deter=8", "--set", "model.hidden=8", "--set", "model.embed=4",
               "--set", "model.embed_hidden=8", "--set", "eval.num_samples=2"],
+    "char_rnn": ["--data", "ptb_chars", "--set", "data.subset=24", "--set", "data.options.window=20",
+                 "--set", "model.cell=hmlstm", "--set", "model.embed_dim=4", "--set", "model.hidden=8",
+                 "--set", "model.layers=2"],
     "tdvae": ["--data", "oscillator", "--set", "data.options.train_sequences=32", "--set", "data.options.val_sequences=8",
               "--set", "data.options.test_sequences=8", "--set", "data.options.train_length=20",
               "--set", "data.options.eval_length=30", "--set", "model.latent_dim=2", "--set", "model.belief_dim=8",
@@ -302,6 +305,21 @@ def test_cli_smoke_of_tdvae_and_jumpy(tmp_path):
     assert (out / "figures" / "jumpy" / "series_0.png").is_file()
     _bad(["jumpy", str(out), "--jumps", "1,5"], "at most 4")
     _bad(["jumpy", str(out), "--context", "25"], "cannot give 25 context + 12")
+
+
+@needs_shared
+def test_cli_smoke_of_a_character_model(tmp_path):
+    """Train a tiny HM-LSTM on 24 PTB character windows; its evaluation reads the 24 test windows as one stream."""
+    out = tmp_path / "hm"
+    text = " ".join(_ok(["train", "char_rnn", *SMOKE_OTHER["char_rnn"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_bits_per_token" in text and "window_nll_bits_per_token" in text
+    import json
+
+    res = json.loads(next((out / "eval").glob("test_stream_*.json")).read_text())
+    assert res["evaluation"] == "stream" and res["num_elements"] == 24 * 20 and "bits per character" in res["note"]
+    text = " ".join(_ok(["sample", str(out), "-n", "2", "--out", str(tmp_path / "s.txt")]).split())
+    assert (tmp_path / "s.txt").is_file()
 
 
 def test_cli_smoke_of_musicvae(tmp_path):

@@ -301,6 +301,12 @@ def _load_text_data(name: str, d: Any, *, seed: int, splits: Any, options: TextO
     if d.binarize != "none":
         raise ConfigError(f"data.binarize={d.binarize!r} is for images; {name} is text")
     root = d.path if name == d.name else None
+    own = DATASETS.get(name).extra.get("options") if name in DATASETS else None
+    if own is not None:  # a registered text set with its own options loads itself (ptb_chars: vaekit.data.chars)
+        if vocab is not None:
+            raise ConfigError(f"{name} builds its own vocabulary from its training split")
+        return _cut_splits(DATASETS.get(name).obj(options, root), d, seed=seed, splits=splits, wrap=_TextSubset,
+                           unit="windows")
     text = load_text(name, root, unit=options.unit, paragraph_lines=options.paragraph_lines,
                      max_length=options.max_length, max_vocab=options.max_vocab, min_count=options.min_count,
                      seed=seed, vocab=vocab)

@@ -3,6 +3,7 @@
 :func:`vaekit.api.evaluate_run` runs the first registered protocol whose ``applies(model)`` holds (read
 from the model's declared ``capabilities``), so a new family needs an entry here, not a branch there:
 
+- ``stream``: character language models (``stream_state``): the split read as one text, bits per character;
 - ``exact``: models whose ``log p(x)`` is exact (WaveNet, code priors): one masked teacher-forced pass;
 - ``audio_codes``: audio VQ models: the distortion of the decoder's target, the codes' bits per second;
 - ``rate_distortion``: VQ models (a point-mass posterior): ``-log p(x) <= distortion + rate``;
@@ -15,11 +16,33 @@ Each takes ``(model, data, part, *, num_samples, seed, batch_size, device, max_r
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from vaekit.registry import EVALUATIONS
+
+
+@EVALUATIONS.register("stream", description="character streams: the split read as one text, state carried across "
+                      "chunks (bits per character)", applies=lambda m: "stream_state" in m.capabilities, order=-1,
+                      summary=("window_nll_bits_per_token", "stream_rows", "stream_chunk"),
+                      note=("exact log-likelihood of the split read as one text: 32 contiguous pieces, the model's state "
+                            "carried across chunks of 200 symbols (vaekit.evaluation.stream); nll_bits_per_token is "
+                            "bits per character"))
+def _stream(model: Any, data: Any, part: Any, *, num_samples: int, seed: int, batch_size: int,
+            device: torch.device, max_rows: int | None) -> tuple[dict, dict, int, str]:
+    from vaekit.evaluation.likelihood import evaluate_exact_likelihood
+    from vaekit.evaluation.stream import stream_nll
+
+    stream = part.stream[part.starts[0]:part.starts[-1] + part.lengths[-1]] if len(part) else part.stream[:0]
+    result = stream_nll(model, stream, device=device, seed=seed)
+    windows = evaluate_exact_likelihood(model, data.batches(part, batch_size, device, seed=seed), seed=seed)
+    result.update({"perplexity": math.exp(result["nll_nats_per_token"]), "exact": True,
+                   "window_nll_bits_per_token": windows["nll_bits_per_token"],  # each window from a fresh state
+                   "nll_nats": windows["nll_nats"], "nll_stderr_nats": windows["nll_stderr_nats"],
+                   "neg_elbo_nats": windows["nll_nats"], "num_examples": windows["num_examples"]})
+    return result, {}, 0, "stream"
 
 
 @EVALUATIONS.register("exact", description="exact log-likelihood (one teacher-forced pass, no sampling)",
