@@ -67,7 +67,7 @@ class CharRNNConfig(ModelConfig):
     skip_copy: bool = True  # hmlstm: do not compute the rows that COPY
     slope_rate: float = 0.04  # hmlstm: the boundary's slope grows by this per epoch ...
     max_slope: float = 5.0  # ... up to this
-    steps_per_epoch: int = 1000  # hmlstm: updates that count as one epoch of the slope schedule (set by the run)
+    steps_per_epoch: int = 784  # hmlstm: updates per epoch of the slope schedule (ptb_chars: 50,175 windows / 64)
     sample_length: int = 200
     extra: dict[str, Any] = field(default_factory=dict)  # reserved
 
