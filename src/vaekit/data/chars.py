@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from vaekit.data.batches import SeededDataset, StoredSplits
-from vaekit.data.text import EOS, PAD, PTB_FILES, SPECIALS, BOS, UNK, Vocabulary
+from vaekit.data.batches import StoredSplits
+from vaekit.data.text import EOS, PAD, PTB_FILES, SPECIALS, BOS, UNK, TextBatches, Vocabulary
 from vaekit.dataspec import DataSpec
 from vaekit.errors import ConfigError, DataError
 from vaekit.registry import DATASETS
@@ -106,31 +104,8 @@ class CharData(StoredSplits):
                 "examples": {s: len(getattr(self, s)) for s in SPLITS},
                 "tokens": {s: getattr(self, s).num_tokens for s in SPLITS}, "window": self.window}
 
-    def dataset(self, part: StreamSplit, *, train: bool, seed: int = 0) -> CharBatches:
-        return CharBatches(part)
-
-
-class CharBatches(SeededDataset):
-    """Windows as padded batches: ``{"x": int64 [B, T], "mask": bool [B, T], "lengths": int64 [B]}``."""
-
-    def __init__(self, split: StreamSplit):
-        self.split = split
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        index = np.asarray(list(indices), dtype=np.int64)
-        lengths = self.split.lengths[index]
-        x = np.full((len(index), int(lengths.max()) if len(index) else 0), PAD, dtype=np.int64)
-        for row, i in enumerate(index):
-            x[row, :lengths[row]] = self.split.example(int(i))
-        lengths_t = torch.from_numpy(lengths.copy())
-        return {"x": torch.from_numpy(x), "mask": torch.arange(x.shape[1])[None, :] < lengths_t[:, None],
-                "lengths": lengths_t}
+    def dataset(self, part: StreamSplit, *, train: bool, seed: int = 0) -> TextBatches:
+        return TextBatches(part)  # padded windows, as text's examples (a StreamSplit has lengths and example(i))
 
 
 @dataclass

@@ -253,3 +253,32 @@ class LatentVariableModel(nn.Module):
         keys = self.cond_keys
         self.config.spec().check(batch, keys, owner=type(self).__name__)
         return batch["x"], {k: batch[k] for k in keys}
+
+
+class SequenceModel(LatentVariableModel):
+    """What the per-step sequence models (the Clockwork VAE, TD-VAE) share: no conditions, one step's shape
+    (``step_shape``), a ``bernoulli`` or ``normal`` likelihood named by ``config.likelihood``, and the data check.
+    Subclasses set ``step_shape`` and ``check_spec`` (``staticmethod`` of their data-description check)."""
+
+    step_shape: tuple[int, ...]
+    check_spec: Any
+
+    @property
+    def likelihood_kind(self) -> str:
+        """``density`` for the Normal likelihood (continuous values: no bits/dim), else ``discrete``."""
+        return "density" if self.config.likelihood == "normal" else "discrete"  # type: ignore[attr-defined]
+
+    @property
+    def cond_keys(self) -> tuple[str, ...]:
+        return ()
+
+    def check_data(self, spec: DataSpec, name: str) -> None:
+        try:
+            self.check_spec(spec)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
+        if tuple(spec.shape[1:]) != self.step_shape:
+            raise ConfigError(f"{name}: steps of shape {spec.shape[1:]}, but the model's are {list(self.step_shape)}")
+        if self.config.likelihood == "bernoulli" and spec.kind != "binary":  # type: ignore[attr-defined]
+            raise ConfigError(f"{name}: a Bernoulli likelihood is for binary data, this data is {spec.kind} "
+                              f"(moving_mnist: data.options.binary: true; or model.likelihood: normal)")

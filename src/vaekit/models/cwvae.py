@@ -43,7 +43,7 @@ from vaekit.config import ConfigError
 from vaekit.dataspec import DataSpec
 from vaekit.distributions.frames import MaskedFrames
 from vaekit.errors import UsageError
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput, SequenceModel
 from vaekit.nn.conv import ConvDecoder, ConvEncoder
 from vaekit.registry import MODELS
 
@@ -135,17 +135,18 @@ class RSSMLevel(nn.Module):
 @MODELS.register("cwvae", config=CWVAEConfig, objective="elbo",
                  description="Clockwork VAE: a hierarchy of RSSMs, level l ticking every k^(l-1) frames "
                              "(Saxena et al. 2021); num_levels: 1 is the flat RSSM")
-class ClockworkVAE(LatentVariableModel):
+class ClockworkVAE(SequenceModel):
     """The Clockwork VAE (module docstring)."""
 
     capabilities = frozenset({"importance_weights"})
+    check_spec = staticmethod(check_frames)
 
     def __init__(self, config: CWVAEConfig):
         super().__init__()
         spec = config.spec()
         check_frames(spec)
         self.config = config
-        self.frame_shape = tuple(int(s) for s in spec.shape[1:])  # (C, H, W)
+        self.frame_shape = self.step_shape = tuple(int(s) for s in spec.shape[1:])  # (C, H, W)
         c = config
         self.encoder = ConvEncoder(self.frame_shape, list(c.channels), batch_norm=False)
         self.embedders = nn.ModuleList(
@@ -165,26 +166,6 @@ class ClockworkVAE(LatentVariableModel):
     def likelihood_name(self) -> str:
         return ("Bernoulli per pixel" if self.config.likelihood == "bernoulli"
                 else f"Normal per pixel, std {self.config.decoder_std:g}") + " (nats per frame)"
-
-    @property
-    def likelihood_kind(self) -> str:
-        """``density`` for the Normal likelihood (continuous values: no bits/dim), else ``discrete``."""
-        return "density" if self.config.likelihood == "normal" else "discrete"
-
-    @property
-    def cond_keys(self) -> tuple[str, ...]:
-        return ()
-
-    def check_data(self, spec: DataSpec, name: str) -> None:
-        try:
-            check_frames(spec)
-        except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from None
-        if tuple(spec.shape[1:]) != self.frame_shape:
-            raise ConfigError(f"{name}: frames of shape {spec.shape[1:]}, but the model's are {list(self.frame_shape)}")
-        if self.config.likelihood == "bernoulli" and spec.kind != "binary":
-            raise ConfigError(f"{name}: a Bernoulli likelihood is for binary frames, this data is {spec.kind} "
-                              f"(moving_mnist: data.options.binary: true; or model.likelihood: normal)")
 
     # -- the pieces --------------------------------------------------------------------------------
     def frame_features(self, x: Tensor) -> Tensor:

@@ -48,7 +48,7 @@ from vaekit.config import ConfigError
 from vaekit.dataspec import DataSpec
 from vaekit.distributions.frames import MaskedFrames
 from vaekit.errors import UsageError
-from vaekit.models.base import LatentLayer, LatentVariableModel, ModelConfig, ModelOutput
+from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput, SequenceModel
 from vaekit.registry import MODELS
 
 STEP_LIKELIHOODS = ("bernoulli", "normal")
@@ -101,10 +101,11 @@ class GaussianHead(nn.Module):
 @MODELS.register("tdvae", config=TDVAEConfig, objective="tdvae",
                  description="Temporal Difference VAE: belief states, jumpy transitions trained on (t1, t2) pairs "
                              "(Gregor et al. 2019)")
-class TDVAE(LatentVariableModel):
+class TDVAE(SequenceModel):
     """The TD-VAE (module docstring)."""
 
     capabilities = frozenset({"importance_weights"})
+    check_spec = staticmethod(check_steps)
 
     def __init__(self, config: TDVAEConfig):
         super().__init__()
@@ -127,26 +128,6 @@ class TDVAE(LatentVariableModel):
     def likelihood_name(self) -> str:
         return ("Bernoulli per element" if self.config.likelihood == "bernoulli"
                 else "Normal per element, learned std") + " (nats per step)"
-
-    @property
-    def likelihood_kind(self) -> str:
-        """``density`` for the Normal likelihood (continuous values: no bits/dim), else ``discrete``."""
-        return "density" if self.config.likelihood == "normal" else "discrete"
-
-    @property
-    def cond_keys(self) -> tuple[str, ...]:
-        return ()
-
-    def check_data(self, spec: DataSpec, name: str) -> None:
-        try:
-            check_steps(spec)
-        except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from None
-        if tuple(spec.shape[1:]) != self.step_shape:
-            raise ConfigError(f"{name}: steps of shape {spec.shape[1:]}, but the model's are {list(self.step_shape)}")
-        if self.config.likelihood == "bernoulli" and spec.kind != "binary":
-            raise ConfigError(f"{name}: a Bernoulli likelihood is for binary data, this data is {spec.kind} "
-                              f"(model.likelihood: normal)")
 
     # -- the four distributions ---------------------------------------------------------------------
     def beliefs(self, x: Tensor) -> Tensor:
