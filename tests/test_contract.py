@@ -65,6 +65,8 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
     "tdvae": [{"latent_dim": 3, "belief_dim": 5, "hidden": 6, "max_jump": 3, "data": to_dict(VIDEO)},
               {"latent_dim": 2, "belief_dim": 4, "hidden": 5, "likelihood": "normal",
                "data": to_dict(DataSpec("vector", [None, 2], "continuous", None))}],
+    "vta": [{"abs_stoch": 3, "abs_deter": 5, "obs_stoch": 3, "obs_deter": 6, "hidden": 7, "embed": 4, "channels": [4],
+             "max_segment_length": 3, "max_segments": 4, "data": to_dict(DataSpec("video", [None, 3, 8, 8], "levels", 256))}],
     "srnn": [{"latent_dim": 3, "deterministic_hidden": 6, "inference_hidden": 5, "mlp_hidden": 4, "data": to_dict(ROLLS)}],
     "text_vae": [
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "data": to_dict(TOKENS)},
@@ -128,7 +130,7 @@ def test_terms_are_named_finite_and_per_example(name, i):
     assert torch.allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), atol=1e-3)
 
 
-STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm", "srnn", "cwvae", "tdvae"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
+STOCHASTIC = {"speech_vae", "text_vae", "ml_text_vae", "dmm", "srnn", "cwvae", "tdvae", "vta"}  # terms depend on a sampled z: their own tests compare padded and alone at one z
 
 
 @pytest.mark.parametrize("name,i", [p for p in PARAMS if ALL_CASES[p[0]][p[1]].get("data", {}).get("shape", [0])[-1:] == [None]
