@@ -158,6 +158,13 @@ SMOKE_OTHER: dict[str, list[str]] = {
     "char_rnn": ["--data", "ptb_chars", "--set", "data.subset=24", "--set", "data.options.window=20",
                  "--set", "model.cell=hmlstm", "--set", "model.embed_dim=4", "--set", "model.hidden=8",
                  "--set", "model.layers=2"],
+    "vta": ["--data", "bouncing_balls", "--set", "data.options.size=8", "--set", "data.options.balls=1",
+            "--set", "data.options.train_length=12", "--set", "data.options.eval_length=12",
+            "--set", "data.options.train_sequences=16", "--set", "data.options.val_sequences=4",
+            "--set", "data.options.test_sequences=4", "--set", "model.channels=[4]", "--set", "model.abs_stoch=2",
+            "--set", "model.abs_deter=4", "--set", "model.obs_stoch=2", "--set", "model.obs_deter=4",
+            "--set", "model.hidden=6", "--set", "model.embed=4", "--set", "model.max_segment_length=5",
+            "--set", "eval.num_samples=2"],
     "tdvae": ["--data", "oscillator", "--set", "data.options.train_sequences=32", "--set", "data.options.val_sequences=8",
               "--set", "data.options.test_sequences=8", "--set", "data.options.train_length=20",
               "--set", "data.options.eval_length=30", "--set", "model.latent_dim=2", "--set", "model.belief_dim=8",
@@ -307,6 +314,25 @@ def test_cli_smoke_of_tdvae_and_jumpy(tmp_path):
     _bad(["jumpy", str(out), "--context", "25"], "cannot give 25 context + 12")
 
 
+def test_cli_smoke_of_vta_with_boundaries(tmp_path):
+    """Train a tiny VTA on 16 bouncing-ball clips; score its segment beginnings against the true bounces (with the
+    periodic and random references and the figure) and predict open loop."""
+    out = tmp_path / "vta"
+    text = " ".join(_ok(["train", "vta", *SMOKE_OTHER["vta"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "neg_elbo_nats" in text and "importance samples k │ 2" in text
+    text = " ".join(_ok(["boundaries", str(out), "--tolerance", "1", "--figures", "2"]).split())
+    assert "4 test clips: segment beginnings vs true bounces within 1 frame(s)" in text and "random, same rate" in text
+    import json
+
+    res = json.loads(next((out / "eval").glob("boundaries_test_*.json")).read_text())
+    assert set(res["scores"]) == {"model", "periodic", "random"} and res["protocol"]["frames"] == 4 * 12
+    assert (out / "figures" / "boundaries_bounce.png").is_file()
+    _bad(["boundaries", str(out), "--event", "thunder"], "no 'thunder' events")
+    assert "4 test clips: 4 context frames, 8 predicted" in " ".join(
+        _ok(["predict", str(out), "--context", "4", "--horizon", "8", "--figures", "1"]).split())
+
+
 @needs_shared
 def test_cli_smoke_of_a_character_model(tmp_path):
     """Train a tiny HM-LSTM on 24 PTB character windows; its evaluation reads the 24 test windows as one stream."""
@@ -318,6 +344,11 @@ def test_cli_smoke_of_a_character_model(tmp_path):
 
     res = json.loads(next((out / "eval").glob("test_stream_*.json")).read_text())
     assert res["evaluation"] == "stream" and res["num_elements"] == 24 * 20 and "bits per character" in res["note"]
+    text = " ".join(_ok(["boundaries", str(out), "--subset", "24"]).split())
+    assert "480 test characters" in text and "layer 1 vs word ends" in text
+    res = json.loads(next((out / "eval").glob("boundaries_test_*.json")).read_text())
+    assert len(res["boundary_rate_by_layer"]) == 1 and 0 < res["word_end_rate"] < 0.5
+    assert (out / "figures" / "boundaries_text.png").is_file()
     text = " ".join(_ok(["sample", str(out), "-n", "2", "--out", str(tmp_path / "s.txt")]).split())
     assert (tmp_path / "s.txt").is_file()
 

@@ -754,6 +754,75 @@ def evaluate_prediction_run(run_dir: str | os.PathLike, *, context: int = 36, ho
     return result
 
 
+def evaluate_boundary_run(run_dir: str | os.PathLike, *, event: str = "bounce", tolerance: int = 1, split: str = "test",
+                          subset: int | None = None, seed: int = 0, batch_size: int = 50, device: str | None = None,
+                          figures: int = 6, text_length: int = 320, save: bool = True) -> dict[str, Any]:
+    """Learned segment boundaries of a run, scored and pictured (:mod:`vaekit.evaluation.boundaries`).
+
+    Video models with ``boundaries`` (VTA): precision / recall / F1 of the segment beginnings against the data's
+    ``event`` key within ``tolerance`` frames, beside periodic and random references at the model's rate, and a
+    figure of ``figures`` clips. Character models with an HM-LSTM core: each layer's boundary rate over the
+    split's stream and the first layer's boundaries scored against word ends (the character before a space or
+    ``<eos>``, what Chung et al. 2017 see their first layer learn), and the picture of the first ``text_length``
+    characters. Saved as ``run_dir/eval/boundaries_<split>_<time>.json``; figures under ``run_dir/figures/``."""
+    from vaekit import plots
+    from vaekit.evaluation.boundaries import boundary_scores, score_rows
+    from vaekit.evaluation.mode import evaluating
+    from vaekit.plots.boundaries import frame_boundaries_figure, text_boundaries_figure
+
+    run_dir = Path(run_dir)
+    _check_split(split)
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if not hasattr(model, "boundaries"):
+        raise UsageError(f"{run_dir}: {type(model).__name__} learns no segment boundaries (vta, char_rnn with an hmlstm "
+                         f"core do)")
+    cfg = read_run_config(run_dir)
+    data = load_run_data(cfg, spec=model.config.spec())
+    part = data.part(split, subset)
+    start = time.perf_counter()
+    paths: list[Path] = []
+    with evaluating(model, seed):
+        if model.config.spec().modality == "tokens":
+            if getattr(model.config, "cell", None) != "hmlstm":
+                raise UsageError(f"{run_dir}: a {model.config.cell} core has no boundaries (hmlstm has)")
+            ids = torch.as_tensor(np.concatenate([part.example(i) for i in range(len(part))]), dtype=torch.long)
+            rows = max(1, min(32, len(ids) // 200))
+            per = len(ids) // rows
+            z = model.boundaries(ids[:rows * per].view(rows, per).to(dev)).cpu().flatten(0, 1)  # [N, L - 1]
+            tokens = data.vocab.tokens
+            text = [tokens[i] for i in ids[:rows * per].tolist()]
+            word_end = np.array([nxt in (" ", "<eos>") for nxt in text[1:]] + [True])
+            zb = z.numpy() > 0.5
+            scores = score_rows(zb[None, :, 0], word_end[None], np.ones((1, len(text)), bool), 0)
+            res = {"kind": "text", "boundary_rate_by_layer": zb.mean(0).tolist(), "word_end_rate": float(word_end.mean()),
+                   "first_layer_vs_word_ends": scores,
+                   "protocol": {"characters": len(text), "rows": rows, "rule": "z_t = 1: the layer's detector fired "
+                                "after reading character t; a word end is a character followed by a space or <eos>; "
+                                "exact frames (tolerance 0); each of the rows read from a fresh state"}}
+            n = min(text_length, per)
+            paths.append(plots.save_figure(text_boundaries_figure(text[:n], zb[:n].T, title=(
+                f"{run_dir.name}: HM-LSTM boundaries over the first {n} {split} characters")),
+                run_dir / "figures" / "boundaries_text.png"))
+        else:
+            res = boundary_scores(model, data.batches(part, batch_size, dev), event=event, tolerance=tolerance,
+                                  seed=seed, keep=figures)
+            ex = res.pop("_examples", None)
+            res["kind"] = "frames"
+            if ex is not None and len(ex["frames"]):
+                paths.append(plots.save_figure(frame_boundaries_figure(
+                    list(ex["frames"]), ex["true"], ex["predicted"], event=event, title=(
+                        f"{run_dir.name}: green above = true {event}s (first frame after), red below = segment "
+                        f"beginnings (posterior mode)")), run_dir / "figures" / f"boundaries_{event}.png"))
+    result = {**res, "run": str(run_dir), "split": split, "subset": subset, "data": data.describe(),
+              "figures": [str(p) for p in paths], "seconds_total": time.perf_counter() - start,
+              "device": device_name(dev), "commit": git_commit(),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if save:
+        result["path"] = str(save_result(run_dir / "eval", f"boundaries_{split}", result))
+    return result
+
+
 def evaluate_jumpy_run(run_dir: str | os.PathLike, *, baseline: str | os.PathLike | None = None, context: int | None = None,
                        jumps: tuple[int, ...] = (1, 2, 3, 4), samples: int = 10, split: str = "test",
                        subset: int | None = None, seed: int = 0, batch_size: int = 100, device: str | None = None,

@@ -839,6 +839,59 @@ def jumpy(
     _guard(run)
 
 
+@app.command()
+def boundaries(
+    run_dir: Path = typer.Argument(..., help="a VTA run, or a char_rnn run with an hmlstm core"),
+    event: str = typer.Option("bounce", "--event", help="the data's event key the boundaries are scored against "
+                                                        "(bouncing_balls: bounce, collision)"),
+    tolerance: int = typer.Option(1, "--tolerance", help="frames a predicted beginning may be off a true one"),
+    split: str = typer.Option("test", "--split"),
+    subset: Optional[int] = typer.Option(None, "--subset", help="the first N clips (windows) of the split"),
+    figures: int = typer.Option(6, "--figures", help="clips in the boundary figure"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Learned segment boundaries: VTA's against the generator's true events (precision / recall / F1 beside
+    periodic and random references), an HM-LSTM's per layer over text (against word ends); with figures."""
+    from vaekit.api import evaluate_boundary_run
+
+    def run() -> None:
+        res = evaluate_boundary_run(run_dir, event=event, tolerance=tolerance, split=split, subset=subset,
+                                    figures=figures, seed=seed, device=device)
+        if as_json:
+            console.print_json(json.dumps(res))
+            return
+        p = res["protocol"]
+        if res["kind"] == "text":
+            table = Table(title=f"{p['characters']} {split} characters: boundary rate per layer; layer 1 against word ends")
+            for col in ("layer", "boundaries per character"):
+                table.add_column(col)
+            for i, r in enumerate(res["boundary_rate_by_layer"], start=1):
+                table.add_row(f"z{i}", f"{r:.3f}")
+            console.print(table)
+            w = res["first_layer_vs_word_ends"]
+            console.print(f"layer 1 vs word ends (rate {res['word_end_rate']:.3f}): precision {w['precision']:.3f}, "
+                          f"recall {w['recall']:.3f}, F1 {w['f1']:.3f}")
+        else:
+            table = Table(title=f"{p['clips']} {split} clips: segment beginnings vs true {p['event']}s within "
+                                f"{p['tolerance_frames']} frame(s)")
+            for col in ("boundaries", "precision", "recall", "F1", "predicted", "true"):
+                table.add_column(col)
+            names = {"model": "the model", "periodic": f"every {p['periodic_every']} frames", "random": "random, same rate"}
+            for k, r in res["scores"].items():
+                table.add_row(names[k], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}",
+                              str(r["predicted"]), str(r["true"]))
+            console.print(table)
+            console.print(f"boundary rate {res['model_boundary_rate']:.3f} per frame (true events "
+                          f"{res['true_event_rate']:.3f}); mean segment {res['mean_segment_frames']:.1f} frames")
+        for f in res["figures"]:
+            console.print(f"figure: {f}")
+        console.print(f"results: {res['path']}")
+
+    _guard(run)
+
+
 @app.command("fit-prior")
 def fit_prior_cmd(
     run_dir: Path = typer.Argument(..., help="a VQ run directory (vqvae, vqvae2, audio_vqvae) written by `vaekit train`"),

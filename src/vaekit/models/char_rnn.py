@@ -335,12 +335,14 @@ class CharRNN(LatentVariableModel):
         lp = logits.log_softmax(-1).gather(-1, x[..., None])[..., 0]
         return lp, {"last": x[:, -1:], "state": _detach(state), "t": carry["t"] + x.shape[1]}
 
+    @torch.no_grad()
     def boundaries(self, x: Tensor) -> Tensor:
-        """An HM-LSTM's boundaries ``z [B, T, L - 1]`` over ``x`` (read from a fresh state)."""
+        """An HM-LSTM's boundaries ``z [B, T, L - 1]`` over ``x`` read from a fresh state after ``<bos>``:
+        ``z[b, t, l]`` = 1 when layer l + 1's detector fired after reading ``x_t`` (the segment ends at x_t)."""
         if not isinstance(self.core, HMLSTM):
             raise UsageError(f"a {self.config.cell} core has no boundaries (hmlstm has)")
-        inputs = torch.cat([torch.full_like(x[:, :1], self.bos), x[:, :-1]], 1)
-        return self.run(inputs)[2]["boundaries"]
+        inputs = torch.cat([torch.full_like(x[:, :1], self.bos), x], 1)
+        return self.run(inputs)[2]["boundaries"][:, 1:]
 
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         x, _ = self.check_batch(batch)
