@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.vaekit-installed
 SHARED ?= $(abspath ../shared/data)
 export VAEKIT_DATA ?= $(SHARED)
 
-.PHONY: setup test demo bench bench-paper bench-text bench-music fashion-mnist clean
+.PHONY: setup test demo bench bench-paper bench-text bench-music bench-temporal fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-paper: setup
 
 bench-music: setup  # issue 18: MusicVAE training events/s, denormals flushed or not, vaekit's loop vs a plain one
 	$(PY) -m benchmarks.harness music
+
+bench-temporal: setup  # issue 19: HM-LSTM with COPY rows skipped or computed, char models at equal size, CW-VAE at the official size
+	$(PY) -m benchmarks.harness temporal
 
 bench-text: setup  # issue 17: PTB training tokens/s against a plain PyTorch LSTM LM loop, IS-NLL time
 	$(PY) -m benchmarks.harness text
