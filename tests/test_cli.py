@@ -165,6 +165,11 @@ SMOKE_OTHER: dict[str, list[str]] = {
             "--set", "model.abs_deter=4", "--set", "model.obs_stoch=2", "--set", "model.obs_deter=4",
             "--set", "model.hidden=6", "--set", "model.embed=4", "--set", "model.max_segment_length=5",
             "--set", "eval.num_samples=2"],
+    "frame_rnn": ["--data", "bouncing_balls", "--set", "data.options.size=8", "--set", "data.options.balls=1",
+                  "--set", "data.options.train_length=12", "--set", "data.options.eval_length=12",
+                  "--set", "data.options.train_sequences=16", "--set", "data.options.val_sequences=4",
+                  "--set", "data.options.test_sequences=4", "--set", "model.channels=[4]", "--set", "model.hidden=6",
+                  "--set", "model.embed_dim=4"],
     "tdvae": ["--data", "oscillator", "--set", "data.options.train_sequences=32", "--set", "data.options.val_sequences=8",
               "--set", "data.options.test_sequences=8", "--set", "data.options.train_length=20",
               "--set", "data.options.eval_length=30", "--set", "model.latent_dim=2", "--set", "model.belief_dim=8",
@@ -329,6 +334,19 @@ def test_cli_smoke_of_vta_with_boundaries(tmp_path):
     assert set(res["scores"]) == {"model", "periodic", "random"} and res["protocol"]["frames"] == 4 * 12
     assert (out / "figures" / "boundaries_bounce.png").is_file()
     _bad(["boundaries", str(out), "--event", "thunder"], "no 'thunder' events")
+    assert "4 test clips: 4 context frames, 8 predicted" in " ".join(
+        _ok(["predict", str(out), "--context", "4", "--horizon", "8", "--figures", "1"]).split())
+
+
+def test_cli_smoke_of_frame_rnn_with_boundaries(tmp_path):
+    """Train a tiny next-frame HM-RNN on 16 bouncing-ball clips; its exact NLL, its boundaries against the bounces,
+    open-loop prediction."""
+    out = tmp_path / "frnn"
+    text = " ".join(_ok(["train", "frame_rnn", *SMOKE_OTHER["frame_rnn"], "--set", "train.max_epochs=1",
+                         "--set", "train.progress=false", "--out", str(out)]).split())
+    assert "nll_nats" in text
+    text = " ".join(_ok(["boundaries", str(out), "--tolerance", "1", "--figures", "2"]).split())
+    assert "4 test clips: segment beginnings vs true bounces within 1 frame(s)" in text
     assert "4 test clips: 4 context frames, 8 predicted" in " ".join(
         _ok(["predict", str(out), "--context", "4", "--horizon", "8", "--figures", "1"]).split())
 

@@ -67,6 +67,7 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
                "data": to_dict(DataSpec("vector", [None, 2], "continuous", None))}],
     "vta": [{"abs_stoch": 3, "abs_deter": 5, "obs_stoch": 3, "obs_deter": 6, "hidden": 7, "embed": 4, "channels": [4],
              "max_segment_length": 3, "max_segments": 4, "data": to_dict(DataSpec("video", [None, 3, 8, 8], "levels", 256))}],
+    "frame_rnn": [{"hidden": 6, "embed_dim": 4, "channels": [4], "data": to_dict(DataSpec("video", [None, 3, 8, 8], "levels", 256))}],
     "srnn": [{"latent_dim": 3, "deterministic_hidden": 6, "inference_hidden": 5, "mlp_hidden": 4, "data": to_dict(ROLLS)}],
     "text_vae": [
         {"embed_dim": 8, "hidden": 8, "encoder_hidden": 8, "latent_dim": 3, "data": to_dict(TOKENS)},

@@ -723,7 +723,8 @@ def evaluate_prediction_run(run_dir: str | os.PathLike, *, context: int = 36, ho
             terms, _ = elbo_terms(out, clip["x"])
             frames = clip["x"].shape[1]
             elbo.append(terms["elbo"] / frames)
-            kl_frame.append(torch.stack([layer.kl_per_dim().flatten(1).sum(1) / frames for layer in out.latents], 1))
+            kl_frame.append(torch.stack([layer.kl_per_dim().flatten(1).sum(1) / frames for layer in out.latents], 1)
+                            if out.latents else terms["elbo"].new_zeros(len(terms["elbo"]), 0))  # no latent: exact
             kl_steps.append([layer.kl_per_dim().sum(-1).sum(0) for layer in out.latents])  # [T_l] summed over clips
             n += clip["x"].shape[0]
     elbo_t = torch.cat(elbo).double()

@@ -10,6 +10,7 @@ from vaekit.models.dmm import DMM, DMMConfig
 from vaekit.models.cwvae import ClockworkVAE, CWVAEConfig
 from vaekit.models.tdvae import TDVAE, TDVAEConfig
 from vaekit.models.vta import VTA, VTAConfig
+from vaekit.models.frame_rnn import FrameRNN, FrameRNNConfig
 from vaekit.models.char_rnn import CharRNN, CharRNNConfig
 from vaekit.models.srnn import SRNN, SRNNConfig
 from vaekit.models.musicvae import MusicVAE, MusicVAEConfig
