@@ -29,8 +29,9 @@ ROWS = {
     "ptbc_hmlstm": ("HM-LSTM, 3 x 256, layer norm", "configs/ptbc_hmlstm.yaml"),
     "balls_vta": ("VTA", "configs/balls_vta.yaml"),
     "balls_rssm": ("RSSM (CW-VAE, 1 level)", "configs/balls_rssm.yaml"),
+    "balls_hmrnn": ("HM-RNN next-frame model (frame_rnn)", "configs/balls_hmrnn.yaml"),
 }
-KINDS = {"test": "test_k*.json", "prediction": "prediction_test_*.json", "jumpy": "jumpy_test_*.json",
+KINDS = {"test": "test_[ke]*.json", "prediction": "prediction_test_*.json", "jumpy": "jumpy_test_*.json",
          "stream": "test_stream_*.json", "boundaries": "boundaries_test_*.json"}
 
 
