@@ -80,3 +80,18 @@ def peak_bytes(fn) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+@pytest.fixture
+def balls_clips():
+    """``clips(seeds, length=12, size=16) -> [N, length, 3, size, size]`` in [0, 1]: one generated bouncing ball
+    per clip, one clip per seed (the short real runs of the video models train and test on these)."""
+    import numpy as np
+
+    from vaekit.data import synthetic
+
+    def clips(seeds, length: int = 12, size: int = 16) -> torch.Tensor:
+        a = np.stack([synthetic.bouncing_balls(np.random.default_rng(s), length, balls=1, size=size)[0] for s in seeds])
+        return torch.from_numpy(a).float() / 255
+
+    return clips

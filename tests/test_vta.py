@@ -164,17 +164,11 @@ def test_an_oracle_scores_one_and_the_references_are_at_its_rate():
     assert res["scores"]["periodic"]["predicted"] == 8 and res["scores"]["random"]["f1"] < 1.0
 
 
-def test_a_short_real_run_beats_the_black_frame_on_held_out_clips():
+def test_a_short_real_run_beats_the_black_frame_on_held_out_clips(balls_clips):
     """100 updates on 16 generated bouncing-ball clips (16 x 16, one ball): the held-out ELBO per frame must beat
     the log-likelihood of a black frame under the same Normal (std 0.1) by 100 nats, i.e. the model has to draw
     the ball, not only the background."""
     from torch.distributions import Normal
-
-    from vaekit.data import synthetic
-
-    def clips(seeds):
-        a = np.stack([synthetic.bouncing_balls(np.random.default_rng(s), 12, balls=1, size=16)[0] for s in seeds])
-        return torch.from_numpy(a).float() / 255
 
     spec = DataSpec("video", [None, 3, 16, 16], "levels", 256)
     torch.manual_seed(0)
@@ -182,13 +176,13 @@ def test_a_short_real_run_beats_the_black_frame_on_held_out_clips():
                                 "embed": 16, "channels": [8, 16], "max_segment_length": 6, "data": to_dict(spec)})
     objective = build_objective("elbo")
     opt = torch.optim.Adam(model.parameters(), 3e-3)
-    train = {"x": clips(range(16)), "mask": torch.ones(16, 12, dtype=torch.bool)}
+    train = {"x": balls_clips(range(16)), "mask": torch.ones(16, 12, dtype=torch.bool)}
     for step in range(100):
         loss = objective(model, train, step=step)["loss"].mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test = clips(range(100, 108))
+    test = balls_clips(range(100, 108))
     model.eval()
     with torch.no_grad():
         elbo = float(objective(model, {"x": test, "mask": torch.ones(8, 12, dtype=torch.bool)}, step=0)["elbo"].mean()) / 12

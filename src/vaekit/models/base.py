@@ -256,7 +256,8 @@ class LatentVariableModel(nn.Module):
 
 
 class SequenceModel(LatentVariableModel):
-    """What the per-step sequence models (the Clockwork VAE, TD-VAE) share: no conditions, one step's shape
+    """What the per-step sequence models (TD-VAE; the video models through :class:`vaekit.models.frames.FrameModel`)
+    share: no conditions, one step's shape
     (``step_shape``), a ``bernoulli`` or ``normal`` likelihood named by ``config.likelihood``, and the data check.
     Subclasses set ``step_shape`` and ``check_spec`` (``staticmethod`` of their data-description check)."""
 

@@ -72,22 +72,28 @@ class CharRNNConfig(ModelConfig):
     extra: dict[str, Any] = field(default_factory=dict)  # reserved
 
     def validate(self) -> None:
-        if self.cell not in CELLS:
-            raise ConfigError(f"model.cell must be one of {', '.join(CELLS.names())}, got {self.cell!r}")
-        small = {k: getattr(self, k) for k in ("embed_dim", "hidden", "layers", "modules", "steps_per_epoch",
-                                               "sample_length") if getattr(self, k) < 1}
-        if small:
-            raise ConfigError(f"model sizes must be >= 1, got {small}")
-        if self.cell == "cwrnn" and self.hidden % self.modules:
-            raise ConfigError(f"model.hidden ({self.hidden}) must split into model.modules ({self.modules}) equal modules")
-        if self.cell == "hmlstm" and self.layers < 2:
-            raise ConfigError("an HM-LSTM needs model.layers >= 2 (boundaries live between layers)")
-        if self.max_slope < 1 or self.slope_rate < 0:
-            raise ConfigError("model.max_slope must be >= 1 and model.slope_rate >= 0")
+        check_core(self)
         if self.extra:
             raise ConfigError(f"model.extra takes no keys, got {sorted(self.extra)}")
         if self.data is not None:
             check_tokens(self.data)
+
+
+def check_core(config: Any) -> None:
+    """The recurrent core's fields (``cell``, sizes, CW-RNN modules, HM-LSTM layers and slope schedule) of a
+    config that builds a core from :data:`CELLS` (the character models and the next-frame RNN)."""
+    if config.cell not in CELLS:
+        raise ConfigError(f"model.cell must be one of {', '.join(CELLS.names())}, got {config.cell!r}")
+    small = {k: getattr(config, k) for k in ("embed_dim", "hidden", "layers", "modules", "steps_per_epoch",
+                                             "sample_length") if getattr(config, k) < 1}
+    if small:
+        raise ConfigError(f"model sizes must be >= 1, got {small}")
+    if config.cell == "cwrnn" and config.hidden % config.modules:
+        raise ConfigError(f"model.hidden ({config.hidden}) must split into model.modules ({config.modules}) equal modules")
+    if config.cell == "hmlstm" and config.layers < 2:
+        raise ConfigError("an HM-LSTM needs model.layers >= 2 (boundaries live between layers)")
+    if config.max_slope < 1 or config.slope_rate < 0:
+        raise ConfigError("model.max_slope must be >= 1 and model.slope_rate >= 0")
 
 
 def check_tokens(spec: DataSpec) -> None:

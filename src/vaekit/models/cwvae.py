@@ -24,7 +24,8 @@ holds it and on none after (``tests/test_temporal.py``). Open-loop prediction af
 the posterior at every step whose whole span lies in the context and the prior everywhere else.
 
 The likelihood is a ``bernoulli`` over pixels (binary frames: Moving MNIST with ``binary: true``) or the
-paper's ``normal`` with a fixed standard deviation (``decoder_std``, 1.0 in the official Moving MNIST config).
+paper's ``normal`` with a fixed standard deviation (``decoder_std``, 1.0 in the official Moving MNIST config):
+:class:`vaekit.models.frames.FrameModel`'s, shared with VTA and the next-frame RNN.
 Sizes default to the official Moving MNIST config (``configs/mmnist.yml``): 3 levels, k = 6, 20 stochastic and
 200 deterministic units, 200-unit embeddings; the CNN has 32 x (1, 2, 4, 8) channels.
 """
@@ -37,17 +38,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Distribution, Normal
+from torch.distributions import Distribution, Normal
 
 from vaekit.config import ConfigError
-from vaekit.dataspec import DataSpec
-from vaekit.distributions.frames import MaskedFrames
 from vaekit.errors import UsageError
-from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput, SequenceModel
+from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput
+from vaekit.models.frames import FRAME_LIKELIHOODS, FrameModel, check_frame_config, check_frames
 from vaekit.nn.conv import ConvDecoder, ConvEncoder
 from vaekit.registry import MODELS
 
-FRAME_LIKELIHOODS = ("bernoulli", "normal")
+__all__ = ["CWVAEConfig", "ClockworkVAE", "FRAME_LIKELIHOODS", "check_frames", "level_steps", "span_sum"]
 
 
 @dataclass
@@ -72,18 +72,9 @@ class CWVAEConfig(ModelConfig):
                  if getattr(self, k) < 1}
         if small or not self.channels or min(self.channels) < 1:
             raise ConfigError(f"model sizes must be >= 1, got {small or self.channels}")
-        if self.likelihood not in FRAME_LIKELIHOODS:
-            raise ConfigError(f"model.likelihood must be one of {', '.join(FRAME_LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.decoder_std <= 0 or self.min_std < 0:
-            raise ConfigError("model.decoder_std must be > 0 and model.min_std >= 0")
-        if self.data is not None:
-            check_frames(self.data)
-
-
-def check_frames(spec: DataSpec) -> None:
-    if spec.modality != "video" or len(spec.shape) != 4 or spec.shape[0] is not None:
-        raise ConfigError(f"this model reads video [T, C, H, W] (moving_mnist, bouncing_balls, shifted_digits, "
-                          f".npy clips); this data is {spec.describe()}")
+        if self.min_std < 0:
+            raise ConfigError("model.min_std must be >= 0")
+        check_frame_config(self)
 
 
 def span_sum(v: Tensor, period: int) -> Tensor:
@@ -135,11 +126,10 @@ class RSSMLevel(nn.Module):
 @MODELS.register("cwvae", config=CWVAEConfig, objective="elbo",
                  description="Clockwork VAE: a hierarchy of RSSMs, level l ticking every k^(l-1) frames "
                              "(Saxena et al. 2021); num_levels: 1 is the flat RSSM")
-class ClockworkVAE(SequenceModel):
+class ClockworkVAE(FrameModel):
     """The Clockwork VAE (module docstring)."""
 
     capabilities = frozenset({"importance_weights"})
-    check_spec = staticmethod(check_frames)
 
     def __init__(self, config: CWVAEConfig):
         super().__init__()
@@ -161,11 +151,6 @@ class ClockworkVAE(SequenceModel):
     def period(self, level: int) -> int:
         """Frames per step of ``level`` (0 = bottom): ``k^level``."""
         return self.config.factor ** level
-
-    @property
-    def likelihood_name(self) -> str:
-        return ("Bernoulli per pixel" if self.config.likelihood == "bernoulli"
-                else f"Normal per pixel, std {self.config.decoder_std:g}") + " (nats per frame)"
 
     # -- the pieces --------------------------------------------------------------------------------
     def frame_features(self, x: Tensor) -> Tensor:
@@ -208,32 +193,14 @@ class ClockworkVAE(SequenceModel):
 
     def frames_of(self, bottom: dict[str, Tensor], t: int) -> Tensor:
         """The decoder's raw output ``[B, T, C, H, W]`` from the bottom level's states (first ``t`` frames)."""
-        s = torch.cat([bottom["h"], bottom["z"]], -1)[:, :t]
-        b = s.shape[0]
-        return self.decoder(s.reshape(b * t, -1)).view(b, t, *self.frame_shape)
-
-    def likelihood_of(self, params: Tensor, mask: Tensor | None) -> MaskedFrames:
-        if self.config.likelihood == "bernoulli":
-            base = Bernoulli(logits=params, validate_args=False)
-        else:
-            base = Normal(params, self.config.decoder_std, validate_args=False)
-        return MaskedFrames(base, mask, step_axis=1)
-
-    def mean_frames(self, params: Tensor) -> Tensor:
-        return torch.sigmoid(params) if self.config.likelihood == "bernoulli" else params.clamp(0, 1)
-
-    @staticmethod
-    def _masks(batch: dict[str, Tensor]) -> Tensor:
-        x = batch["x"]
-        mask = batch.get("mask")
-        return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask
+        return self.decode_states(torch.cat([bottom["h"], bottom["z"]], -1)[:, :t])
 
     # -- the contract ------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor], eps: list[Tensor] | None = None) -> ModelOutput:
         """The ELBO's pieces: one latent layer per level (``z1`` at the bottom, ``[B, T_l, stoch]`` at its own
         rate, its real steps masked); ``eps`` (one ``[B, T_l, stoch]`` per level, bottom first) fixes the noise."""
         x, _ = self.check_batch(batch)
-        mask = self._masks(batch)
+        mask = self.frame_mask(batch)
         levels = self.run(x, mask, mask, eps=eps)
         layers = [LatentLayer(Normal(r["q_loc"], r["q_scale"], validate_args=False),
                               Normal(r["p_loc"], r["p_scale"], validate_args=False), r["z"], name=f"z{i + 1}",
@@ -253,7 +220,7 @@ class ClockworkVAE(SequenceModel):
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:
         """``log p(x | z) + sum_l [log p(z^l) - log q(z^l | .)]`` for ``k`` filtered paths, ``[k, B]``."""
         x, _ = self.check_batch(batch)
-        mask = self._masks(batch)
+        mask = self.frame_mask(batch)
         out = []
         for _ in range(k):  # one path per pass: the frames' CNN features dominate memory, not the states
             levels = self.run(x, mask, mask)

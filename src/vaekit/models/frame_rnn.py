@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Distribution, Normal
+from torch.distributions import Distribution
 
 from vaekit.config import ConfigError
-from vaekit.distributions.frames import MaskedFrames
 from vaekit.errors import UsageError
-from vaekit.models.base import ModelConfig, ModelOutput, SequenceModel
-from vaekit.models.char_rnn import CELLS, HMLSTM
-from vaekit.models.cwvae import FRAME_LIKELIHOODS, check_frames
+from vaekit.models.base import ModelConfig, ModelOutput
+from vaekit.models.char_rnn import CELLS, HMLSTM, check_core
+from vaekit.models.frames import FrameModel, check_frame_config, check_frames
 from vaekit.nn.conv import ConvDecoder, ConvEncoder
 from vaekit.registry import MODELS
 
@@ -56,34 +55,19 @@ class FrameRNNConfig(ModelConfig):
     sample_length: int = 40
 
     def validate(self) -> None:
-        if self.cell not in CELLS:
-            raise ConfigError(f"model.cell must be one of {', '.join(CELLS.names())}, got {self.cell!r}")
-        small = {k: getattr(self, k) for k in ("embed_dim", "hidden", "layers", "modules", "steps_per_epoch",
-                                               "sample_length") if getattr(self, k) < 1}
-        if small or not self.channels or min(self.channels) < 1:
-            raise ConfigError(f"model sizes must be >= 1, got {small or self.channels}")
-        if self.cell == "cwrnn" and self.hidden % self.modules:
-            raise ConfigError(f"model.hidden ({self.hidden}) must split into model.modules ({self.modules}) equal modules")
-        if self.cell == "hmlstm" and self.layers < 2:
-            raise ConfigError("an HM-LSTM needs model.layers >= 2 (boundaries live between layers)")
-        if self.max_slope < 1 or self.slope_rate < 0:
-            raise ConfigError("model.max_slope must be >= 1 and model.slope_rate >= 0")
-        if self.likelihood not in FRAME_LIKELIHOODS:
-            raise ConfigError(f"model.likelihood must be one of {', '.join(FRAME_LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.decoder_std <= 0:
-            raise ConfigError("model.decoder_std must be > 0")
-        if self.data is not None:
-            check_frames(self.data)
+        check_core(self)
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"model.channels must be >= 1 each, got {self.channels}")
+        check_frame_config(self)
 
 
 @MODELS.register("frame_rnn", config=FrameRNNConfig, objective="exact_nll",
                  description="next-frame model of video with a recurrent core from CELLS (hmlstm: the HM-RNN's "
                              "boundaries over frames; cwrnn; lstm)")
-class FrameRNN(SequenceModel):
+class FrameRNN(FrameModel):
     """``p(x) = prod_t p(x_t | core(e(x_<t)))`` (module docstring)."""
 
     capabilities = frozenset({"exact_likelihood", "autoregressive"})
-    check_spec = staticmethod(check_frames)
 
     def __init__(self, config: FrameRNNConfig):
         super().__init__()
@@ -99,11 +83,6 @@ class FrameRNN(SequenceModel):
         self.decoder = ConvDecoder(entry.extra["out"](c), self.frame_shape, self.frame_shape[0], list(c.channels),
                                    batch_norm=False)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-
-    @property
-    def likelihood_name(self) -> str:
-        return ("Bernoulli per pixel" if self.config.likelihood == "bernoulli"
-                else f"Normal per pixel, std {self.config.decoder_std:g}") + " (nats per frame)"
 
     def set_step(self, step: int) -> None:
         """The HM-LSTM's slope ``a = min(max_slope, 1 + slope_rate x epochs)`` (Chung et al. 2017 sec. 3.3)."""
@@ -131,18 +110,8 @@ class FrameRNN(SequenceModel):
             e = torch.cat([e, self.embed(x)], 1)
         state = self.core.initial(b, x.device) if state is None else state
         out, state, extras = self.core(e, state, t0)  # [B, T + 1, H_out]
-        params = self.decoder(out.reshape(b * (t + 1), -1)).view(b, t + 1, *self.frame_shape)
+        params = self.decode_states(out)
         return params, state, extras
-
-    def likelihood_of(self, params: Tensor, mask: Tensor | None) -> MaskedFrames:
-        if self.config.likelihood == "bernoulli":
-            base = Bernoulli(logits=params, validate_args=False)
-        else:
-            base = Normal(params, self.config.decoder_std, validate_args=False)
-        return MaskedFrames(base, mask, step_axis=1)
-
-    def mean_frames(self, params: Tensor) -> Tensor:
-        return torch.sigmoid(params) if self.config.likelihood == "bernoulli" else params.clamp(0, 1)
 
     # -- the contract ------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:

@@ -47,10 +47,9 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Normal
 
 from vaekit.config import ConfigError
-from vaekit.distributions.frames import MaskedFrames
 from vaekit.errors import UsageError
-from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput, SequenceModel
-from vaekit.models.cwvae import FRAME_LIKELIHOODS, check_frames
+from vaekit.models.base import LatentLayer, ModelConfig, ModelOutput
+from vaekit.models.frames import FrameModel, check_frame_config, check_frames
 from vaekit.nn.conv import ConvDecoder, ConvEncoder
 from vaekit.registry import MODELS
 
@@ -82,12 +81,9 @@ class VTAConfig(ModelConfig):
             raise ConfigError(f"model.boundary_kernel must be odd and >= 1, got {self.boundary_kernel}")
         if self.boundary_temperature <= 0 or self.max_segments < 0:
             raise ConfigError("model.boundary_temperature must be > 0 and model.max_segments >= 0")
-        if self.likelihood not in FRAME_LIKELIHOODS:
-            raise ConfigError(f"model.likelihood must be one of {', '.join(FRAME_LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.decoder_std <= 0 or self.min_std < 0:
-            raise ConfigError("model.decoder_std must be > 0 and model.min_std >= 0")
-        if self.data is not None:
-            check_frames(self.data)
+        if self.min_std < 0:
+            raise ConfigError("model.min_std must be >= 0")
+        check_frame_config(self)
 
 
 def gaussian(params: Tensor, min_std: float) -> Normal:
@@ -125,11 +121,10 @@ class BoundaryClock:
 @MODELS.register("vta", config=VTAConfig, objective="elbo",
                  description="Variational Temporal Abstraction: an HRSSM with binary boundary latents that learn "
                              "where segments begin (Kim et al. 2019)")
-class VTA(SequenceModel):
+class VTA(FrameModel):
     """The HRSSM of Variational Temporal Abstraction (module docstring)."""
 
     capabilities = frozenset({"importance_weights"})
-    check_spec = staticmethod(check_frames)
 
     def __init__(self, config: VTAConfig):
         super().__init__()
@@ -152,11 +147,6 @@ class VTA(SequenceModel):
         self.boundary_prior = mlp(c.obs_deter + c.obs_stoch, c.hidden, 1)
         state = c.obs_deter + c.obs_stoch
         self.decoder = ConvDecoder(state, self.frame_shape, self.frame_shape[0], list(c.channels), batch_norm=False)
-
-    @property
-    def likelihood_name(self) -> str:
-        return ("Bernoulli per pixel" if self.config.likelihood == "bernoulli"
-                else f"Normal per pixel, std {self.config.decoder_std:g}") + " (nats per frame)"
 
     # -- the pieces --------------------------------------------------------------------------------
     def embed(self, x: Tensor) -> Tensor:
@@ -269,25 +259,7 @@ class VTA(SequenceModel):
 
     def frames_of(self, r: dict[str, Tensor]) -> Tensor:
         """The decoder's raw output ``[B, T, C, H, W]`` from ``(h_t, s_t)``."""
-        st = torch.cat([r["h"], r["s"]], -1)
-        b, t = st.shape[:2]
-        return self.decoder(st.reshape(b * t, -1)).view(b, t, *self.frame_shape)
-
-    def likelihood_of(self, params: Tensor, mask: Tensor | None) -> MaskedFrames:
-        if self.config.likelihood == "bernoulli":
-            base = Bernoulli(logits=params, validate_args=False)
-        else:
-            base = Normal(params, self.config.decoder_std, validate_args=False)
-        return MaskedFrames(base, mask, step_axis=1)
-
-    def mean_frames(self, params: Tensor) -> Tensor:
-        return torch.sigmoid(params) if self.config.likelihood == "bernoulli" else params.clamp(0, 1)
-
-    @staticmethod
-    def _masks(batch: dict[str, Tensor]) -> Tensor:
-        x = batch["x"]
-        mask = batch.get("mask")
-        return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask
+        return self.decode_states(torch.cat([r["h"], r["s"]], -1))
 
     def layers_of(self, r: dict[str, Tensor], mask: Tensor) -> list[LatentLayer]:
         """The three latent layers of the ELBO (module docstring), bottom first."""
@@ -306,7 +278,7 @@ class VTA(SequenceModel):
     # -- the contract ------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         x, _ = self.check_batch(batch)
-        mask = self._masks(batch)
+        mask = self.frame_mask(batch)
         r = self.run(x, mask, mask)
         return ModelOutput(self.likelihood_of(self.frames_of(r), mask), self.layers_of(r, mask))
 
@@ -323,7 +295,7 @@ class VTA(SequenceModel):
     def log_importance_weights(self, batch: dict[str, Tensor], k: int) -> Tensor:
         """``log p(x | s) + sum over layers [log p - log q]`` for ``k`` sampled paths (boundaries included), ``[k, B]``."""
         x, _ = self.check_batch(batch)
-        mask = self._masks(batch)
+        mask = self.frame_mask(batch)
         out = []
         for _ in range(k):
             r = self.run(x, mask, mask)
