@@ -315,6 +315,9 @@ def test_cli_smoke_of_tdvae_and_jumpy(tmp_path):
     text = " ".join(_ok(["jumpy", str(out), "--baseline", str(out), "--samples", "2", "--context", "10"]).split())
     assert "8 test sequences, 10 context steps, 2 roll-outs" in text and "C+12" in text
     assert (out / "figures" / "jumpy" / "series_0.png").is_file()
+    import imageio.v3 as iio
+    gif = iio.imread(out / "figures" / "jumpy" / "rollout_0.gif", index=None)  # the roll-out revealed one step per frame
+    assert gif.shape[0] == 12 and gif.shape[-1] == 3 and not (gif[0] == gif[-1]).all()
     _bad(["jumpy", str(out), "--jumps", "1,5"], "at most 4")
     _bad(["jumpy", str(out), "--context", "25"], "cannot give 25 context + 12")
 

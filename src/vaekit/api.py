@@ -835,7 +835,7 @@ def evaluate_jumpy_run(run_dir: str | os.PathLike, *, baseline: str | os.PathLik
     from vaekit import plots
     from vaekit.evaluation.jumpy import jumpy_scores
     from vaekit.evaluation.mode import evaluating
-    from vaekit.plots.video import jumpy_series_figure, strip_figure, write_gif
+    from vaekit.plots.video import jumpy_series_figure, jumpy_series_gif, strip_figure, write_gif
 
     run_dir = Path(run_dir)
     _check_split(split)
@@ -868,8 +868,11 @@ def evaluate_jumpy_run(run_dir: str | os.PathLike, *, baseline: str | os.PathLik
         if model.config.spec().modality == "vector":
             for i in range(len(x)):
                 rolls = {dt: model.rollout(x[i:i + 1, :context], horizon // dt, dt, seed=seed + i)[0] for dt in jumps}
-                paths.append(plots.save_figure(jumpy_series_figure(x[i, :context + horizon], context, rolls, title=(
-                    f"test sequence {i}: {context} context steps, one roll-out per jump size")), folder / f"series_{i}.png"))
+                title = f"test sequence {i}: {context} context steps, one roll-out per jump size"
+                paths.append(plots.save_figure(jumpy_series_figure(x[i, :context + horizon], context, rolls, title=title),
+                                               folder / f"series_{i}.png"))
+                paths.append(jumpy_series_gif(x[i, :context + horizon], context, rolls, folder / f"rollout_{i}.gif",
+                                              title=title))
         else:
             clip = x[:, :context + horizon]
             preds = {dt: model.predict(x[:, :context], horizon, jump=dt, seed=seed) for dt in jumps}

@@ -230,8 +230,8 @@ class HMLSTM(nn.Module):
             if self.skip_copy and l > 0 and not bool(works.all()):
                 rows = works.nonzero()[:, 0]
                 self.copies += b - len(rows)
-                hl, cl = h[l].clone(), c[l].clone()
-                zl = z[l].clone() if l < self.n_layers - 1 else None
+                hl, cl = h[l], c[l]  # COPY rows keep these; index_copy below is out of place
+                zl = z[l] if l < self.n_layers - 1 else None
                 if len(rows):
                     pick = lambda v: None if v is None else v.index_select(0, rows)  # noqa: E731
                     s = layer.gates(pick(h[l]), pick(h_below), pick(h_above), pick(z_prev), pick(z_below))

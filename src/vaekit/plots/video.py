@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from vaekit.fileio import atomic_path
 from vaekit.plots._utils import as_numpy, new_figure
 
-__all__ = ["write_gif", "side_by_side_gif", "strip_figure", "score_curves_figure"]
+__all__ = ["write_gif", "side_by_side_gif", "strip_figure", "score_curves_figure", "jumpy_series_figure",
+           "jumpy_series_gif"]
 
 
 def _rgb(clip: Any) -> np.ndarray:
@@ -129,3 +130,26 @@ def jumpy_series_figure(truth: Any, context: int, rollouts: Mapping[int, Any], *
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def jumpy_series_gif(truth: Any, context: int, rollouts: Mapping[int, Any], path: str | Path, *, fps: int = 4,
+                     title: str | None = None) -> Path:
+    """:func:`jumpy_series_figure` as an animation: frame k shows the sequence up to step ``C + k`` and each
+    roll-out's points up to there (the jump of dt reveals a point every dt frames), on fixed axes."""
+    y = as_numpy(truth).astype(float).ravel()
+    horizon = len(y) - context
+    if horizon < 1:
+        raise ValueError(f"a sequence of {len(y)} steps leaves nothing after {context} context steps")
+    vals = {dt: as_numpy(v).astype(float).ravel() for dt, v in rollouts.items()}
+    lo = min([y.min()] + [v.min() for v in vals.values() if v.size])
+    hi = max([y.max()] + [v.max() for v in vals.values() if v.size])
+    pad = 0.05 * (hi - lo or 1.0)
+    frames = []
+    for k in range(1, horizon + 1):
+        fig = jumpy_series_figure(y[:context + k], context, {dt: v[:k // dt] for dt, v in vals.items()}, title=title)
+        ax = fig.axes[0]
+        ax.set_xlim(0.5, len(y) + 0.5)
+        ax.set_ylim(lo - pad, hi + pad)
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].transpose(2, 0, 1) / 255.0)
+    return write_gif(np.stack(frames), path, fps=fps, scale=1)
