@@ -101,6 +101,42 @@ def test_the_elbo_counts_z_at_segment_beginnings_and_m_only_where_it_was_free():
     assert torch.isfinite(terms["loss"]).all()
 
 
+def test_prior_constraints_leave_q_free_and_make_a_silent_posterior_pay_at_the_longest_segment():
+    """``constraints: prior`` (the authors' code): the longest segment forces the prior's logit to
+    log(0.999 / 0.001), q is never forced, and a posterior that never fires pays KL(m) there, about 6.9 nats."""
+    from vaekit.models.vta import FORCED_LOGIT
+
+    model = vta(constraints="prior")
+    with torch.no_grad():
+        model.boundary_net[-1].bias.fill_(-30.0)  # q(m_t = 1) ~ 0 everywhere
+    x = clip(2, 10)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    r = model.run(x, mask, mask)
+    assert not r["forced"].any() and not (r["m"][:, :9] > 0.5).any()  # the last step's m is the prior's
+    assert torch.equal(r["free_m"][:, :9], mask[:, :9]) and not r["free_m"][:, 9].any()
+    # with no boundary the segment starting at frame 0 reaches 4 frames at t = 3: forced on from there
+    assert torch.allclose(r["pm_logit"][:, 3:], torch.full_like(r["pm_logit"][:, 3:], FORCED_LOGIT))
+    assert (r["pm_logit"][:, :3] != FORCED_LOGIT).all()
+    kl_m = model({"x": x, "mask": mask}).latents[2].kl_per_dim()[..., 0]  # [B, T]
+    assert kl_m[:, 3:9].min() > 6.8 and kl_m[:, 3:9].max() < 7.0
+    # under "posterior" the same silent q gets the boundary for free: forced, and its KL not counted
+    model.config.constraints = "posterior"
+    r = model.run(x, mask, mask)
+    assert r["forced"][:, 3].all() and (r["m"][:, 3] > 0.5).all() and not r["free_m"][:, 3].any()
+
+
+def test_the_gumbel_temperature_anneals_as_the_authors_code():
+    model = vta(temperature_start=1.0, boundary_temperature=0.1, temperature_anneal=100.0)
+    assert model.temperature == 1.0
+    model.set_step(100)
+    assert model.temperature == pytest.approx(0.9 * 0.999 + 0.1)
+    model.set_step(10 ** 7)
+    assert model.temperature == pytest.approx(0.1)
+    fixed = vta()
+    fixed.set_step(10 ** 5)
+    assert fixed.temperature == 0.5
+
+
 def test_padded_frames_change_no_boundary_and_add_no_term():
     model = vta()
     x = clip(1, 9)
@@ -127,6 +163,10 @@ def test_prediction_shapes_and_imagination_per_segment():
 def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="boundary_kernel must be odd"):
         vta(boundary_kernel=4)
+    with pytest.raises(ConfigError, match="constraints must be one of"):
+        vta(constraints="both")
+    with pytest.raises(ConfigError, match="temperature_start must be 0"):
+        vta(temperature_start=0.2, boundary_temperature=0.5)
     with pytest.raises(ConfigError, match="Bernoulli likelihood is for binary"):
         vta(likelihood="bernoulli").check_data(VIDEO, "data")
 

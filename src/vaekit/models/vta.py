@@ -25,10 +25,15 @@ The ELBO (eq. 6), each KL in closed form given the sampled past:
 Bernoulli draw, the gradient that of the relaxed draw at ``boundary_temperature``. As in the paper, two
 constraints keep the boundaries from the degenerate ends (one segment; a segment per frame): a segment lasts
 at most ``max_segment_length`` frames (a boundary is forced there) and a sequence has at most
-``max_segments`` segments (further boundaries are refused; 0: no limit). A forced ``m_t`` is deterministic
-under both q and p, so its KL is 0 (the ``m`` layer's mask excludes it). The KL of ``z`` counts only at
-segment beginnings (the ``z`` layer's mask); its value is exact, but the boundary's gradient does not see
-it (the mask is boolean): the constraints, not that gradient, keep segments long, as in the paper.
+``max_segments`` segments (further boundaries are refused; 0: no limit). Where the constraints act is
+``constraints``: ``posterior`` (vaekit's first reading) forces ``m_t`` under both q and p, so a forced step is
+deterministic and its KL 0 (the ``m`` layer's mask excludes it); ``prior`` (the authors' code) forces only the
+prior's logits, to +-log(0.999 / 0.001), and leaves q free, so a posterior that will not fire at the longest
+segment pays KL(m) instead of getting the boundary for nothing. The KL of ``z`` counts only at segment
+beginnings (the ``z`` layer's mask, a detached boundary as in the authors' code); its value is exact, but the
+boundary's gradient does not see it. The Gumbel temperature is ``boundary_temperature``, or, with
+``temperature_start`` > 0, annealed as the authors' code does: ``(start - min) x 0.999^(step / anneal) + min``
+with ``min = boundary_temperature``.
 
 Latent layers reported (bottom first): ``s`` (per step), ``z`` (per step, real only at segment beginnings),
 ``m`` (per step, real where free). ``boundaries(x)`` gives the segment beginnings the posterior's mode
@@ -39,6 +44,7 @@ alone rolls ``z`` forward one segment per step and each segment's first frame is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -54,6 +60,10 @@ from vaekit.nn.conv import ConvDecoder, ConvEncoder
 from vaekit.registry import MODELS
 
 
+CONSTRAINTS = ("posterior", "prior")
+FORCED_LOGIT = math.log(0.999 / 0.001)  # the authors' code's forced prior logit
+
+
 @dataclass
 class VTAConfig(ModelConfig):
     abs_stoch: int = 16  # z: the segment's abstract state
@@ -64,7 +74,10 @@ class VTAConfig(ModelConfig):
     embed: int = 128  # e_t: the frame embedding
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # the frame CNN (stride 2 each)
     boundary_kernel: int = 5  # the boundary posterior's 1-D convolutions over e (centred: they see the future)
-    boundary_temperature: float = 0.5  # the Gumbel-sigmoid relaxation's temperature (gradient only)
+    boundary_temperature: float = 0.5  # the Gumbel-sigmoid relaxation's temperature (gradient only; the minimum)
+    temperature_start: float = 0.0  # > 0: anneal from this down to boundary_temperature (module docstring)
+    temperature_anneal: float = 100.0  # updates per factor 0.999 of the annealing
+    constraints: str = "posterior"  # where l_max / N_max force m: "posterior" (q and p) or "prior" (p's logits only)
     max_segment_length: int = 10  # l_max
     max_segments: int = 0  # N_max per sequence (0: no limit)
     likelihood: str = "normal"
@@ -81,6 +94,11 @@ class VTAConfig(ModelConfig):
             raise ConfigError(f"model.boundary_kernel must be odd and >= 1, got {self.boundary_kernel}")
         if self.boundary_temperature <= 0 or self.max_segments < 0:
             raise ConfigError("model.boundary_temperature must be > 0 and model.max_segments >= 0")
+        if self.temperature_start and self.temperature_start < self.boundary_temperature or self.temperature_anneal <= 0:
+            raise ConfigError("model.temperature_start must be 0 (no annealing) or >= model.boundary_temperature, "
+                              "and model.temperature_anneal > 0")
+        if self.constraints not in CONSTRAINTS:
+            raise ConfigError(f"model.constraints must be one of {', '.join(CONSTRAINTS)}, got {self.constraints!r}")
         if self.min_std < 0:
             raise ConfigError("model.min_std must be >= 0")
         check_frame_config(self)
@@ -109,13 +127,23 @@ class BoundaryClock:
         self.length = torch.where(starts, 1, self.length + 1)
         self.count = self.count + starts.long()
 
-    def apply(self, m: Tensor) -> tuple[Tensor, Tensor]:
-        """``m [B]`` in {0, 1} (float, possibly carrying a gradient) -> (allowed m, forced [B] bool)."""
+    def flags(self) -> tuple[Tensor, Tensor]:
+        """``(force_on, force_off) [B]`` bool: the segment is at its longest; no further segment is allowed."""
         force_on = self.length >= self.max_length
         force_off = ~force_on & (self.count >= self.max_segments) if self.max_segments else torch.zeros_like(force_on)
-        forced = force_on | force_off
+        return force_on, force_off
+
+    def apply(self, m: Tensor) -> tuple[Tensor, Tensor]:
+        """``m [B]`` in {0, 1} (float, possibly carrying a gradient) -> (allowed m, forced [B] bool)."""
+        force_on, force_off = self.flags()
         m = torch.where(force_on, torch.ones_like(m), torch.where(force_off, torch.zeros_like(m), m))
-        return m, forced
+        return m, force_on | force_off
+
+    def prior_logits(self, logits: Tensor) -> Tensor:
+        """``p(m_t)``'s logits ``[B]`` with the constraints written into them (``constraints: prior``)."""
+        force_on, force_off = self.flags()
+        return torch.where(force_on, torch.full_like(logits, FORCED_LOGIT),
+                           torch.where(force_off, torch.full_like(logits, -FORCED_LOGIT), logits))
 
 
 @MODELS.register("vta", config=VTAConfig, objective="elbo",
@@ -147,6 +175,14 @@ class VTA(FrameModel):
         self.boundary_prior = mlp(c.obs_deter + c.obs_stoch, c.hidden, 1)
         state = c.obs_deter + c.obs_stoch
         self.decoder = ConvDecoder(state, self.frame_shape, self.frame_shape[0], list(c.channels), batch_norm=False)
+        self.temperature = c.temperature_start or c.boundary_temperature
+
+    def set_step(self, step: int) -> None:
+        """The Gumbel temperature's annealing (module docstring); fixed when ``temperature_start`` is 0."""
+        c = self.config
+        if c.temperature_start:
+            decay = 0.999 ** (step / c.temperature_anneal)
+            self.temperature = (c.temperature_start - c.boundary_temperature) * decay + c.boundary_temperature
 
     # -- the pieces --------------------------------------------------------------------------------
     def embed(self, x: Tensor) -> Tensor:
@@ -163,7 +199,7 @@ class VTA(FrameModel):
         if hard:
             return (logits > 0).to(logits.dtype)
         u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
-        soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.config.boundary_temperature)
+        soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)
         return (soft > 0.5).to(soft.dtype) + soft - soft.detach()
 
     def posterior_boundaries(self, e: Tensor, mode: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -172,6 +208,9 @@ class VTA(FrameModel):
         both observed."""
         b, t = e.shape[:2]
         logits = self.boundary_logits(e)
+        if self.config.constraints == "prior":  # q is free; the prior carries the constraints (run)
+            m = torch.stack([self.draw_boundary(logits[:, i], mode) for i in range(t)], 1)
+            return logits, m, torch.zeros_like(m, dtype=torch.bool)
         clock = BoundaryClock(b, e.device, self.config.max_segment_length, self.config.max_segments)
         ms, forced = [], []
         start = torch.ones(b, dtype=torch.bool, device=e.device)
@@ -242,7 +281,12 @@ class VTA(FrameModel):
             s = torch.where(seen[:, None], qs.rsample(), s_prior)
             # the boundary after frame t
             pm_logit = self.boundary_prior(torch.cat([h, s], -1)).squeeze(-1)
-            m_p, forced_p = clock.apply(torch.bernoulli(torch.sigmoid(pm_logit.detach())))
+            if c.constraints == "prior":
+                pm_logit = clock.prior_logits(pm_logit)
+                m_p = torch.bernoulli(torch.sigmoid(pm_logit.detach()))
+                forced_p = torch.zeros_like(start)
+            else:
+                m_p, forced_p = clock.apply(torch.bernoulli(torch.sigmoid(pm_logit.detach())))
             m = torch.where(use_q[:, i], m_q[:, i], m_p)
             forced = torch.where(use_q[:, i], forced_q[:, i], forced_p)
             for k, v in (("h", h), ("s", s), ("z", z), ("c", cst), ("ps_loc", ps.loc), ("ps_scale", ps.scale), ("qs_loc", qs.loc),
@@ -309,7 +353,7 @@ class VTA(FrameModel):
     @torch.no_grad()
     def boundaries(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``[B, T]`` bool: frame t begins a segment under the posterior's mode (t = 0 always does), the
-        constraints applied. ``x [B, T, C, H, W]``."""
+        constraints applied where they act on the posterior (``constraints: posterior``). ``x [B, T, C, H, W]``."""
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask
         _, m, _ = self.posterior_boundaries(self.embed(x) * mask[..., None].to(x.dtype), mode=True)
         return torch.cat([torch.ones_like(mask[:, :1]), m[:, :-1] > 0.5], 1) & mask
