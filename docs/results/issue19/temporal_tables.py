@@ -28,6 +28,7 @@ ROWS = {
     "ptbc_cwrnn": ("Clockwork RNN, 1408 units in 8 modules", "configs/ptbc_cwrnn.yaml"),
     "ptbc_hmlstm": ("HM-LSTM, 3 x 256, layer norm", "configs/ptbc_hmlstm.yaml"),
     "balls_vta": ("VTA", "configs/balls_vta.yaml"),
+    "balls_vta_ref": ("VTA, the reference's constraints (prior only), annealed temperature", "configs/balls_vta_ref.yaml"),
     "balls_rssm": ("RSSM (CW-VAE, 1 level)", "configs/balls_rssm.yaml"),
     "balls_hmrnn": ("HM-RNN next-frame model (frame_rnn)", "configs/balls_hmrnn.yaml"),
 }
