@@ -13,7 +13,7 @@ import torch
 
 from test_models import CASES as IMAGE_CASES
 from test_vq import VQ_CASES
-from vaekit.dataspec import Condition, DataSpec, random_batch
+from vaekit.dataspec import Condition, DataSpec, image_spec, random_batch
 from vaekit.config import to_dict
 from vaekit.models import build_model
 from vaekit.objectives import build_objective
@@ -103,7 +103,11 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
          "data": to_dict(SPEECH)},
     ],
 }
-ALL_CASES = {**IMAGE_CASES, **VQ_CASES, **SEQUENCE_CASES}
+MIXTURE_CASES: dict[str, list[dict]] = {
+    "mixture": [{"components": 3, "encoder_hidden": [5], "data": to_dict(image_spec((1, 4, 4), 2))},
+                {"components": 2, "component": "gaussian", "encoder_hidden": [], "data": to_dict(image_spec((1, 3, 3), None))}],
+}
+ALL_CASES = {**IMAGE_CASES, **VQ_CASES, **SEQUENCE_CASES, **MIXTURE_CASES}
 PARAMS = [(name, i) for name, cases in ALL_CASES.items() for i in range(len(cases))]
 
 

@@ -413,6 +413,34 @@ def evaluate_text_run(run_dir: str | os.PathLike, *, num_samples: int = 1000, sp
     return result
 
 
+def evaluate_cluster_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
+                         device: str | None = None, save: bool = True) -> dict[str, Any]:
+    """A model with an enumerable latent (a mixture) as a clustering of ``split``
+    (:mod:`vaekit.evaluation.clusters`): the bound under each E-step, and purity / NMI / ARI of its
+    assignments against the labels. Saved as ``run_dir/eval/clusters_<split>_<time>.json``."""
+    from vaekit.evaluation.clusters import cluster_scores
+
+    run_dir = Path(run_dir)
+    _check_split(split)
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if "enumerable" not in model.capabilities:
+        raise UsageError(f"--metrics clusters scores models with an enumerable latent (mixture); {run_dir} has none")
+    cfg = read_run_config(run_dir)
+    e_step = getattr(cfg.objective.params, "e_step", None)
+    data = load_run_data(cfg)
+    part = split_part(data, split, subset)
+    start = time.perf_counter()
+    result = {"e_step": e_step, "m_step": getattr(cfg.objective.params, "m_step", None),
+              **cluster_scores(model, data.batches(part, 1000, dev, seed=seed), amortised=e_step == "amortised")}
+    result.update({"run": str(run_dir), "split": split, "subset": subset, "data": data.describe(),
+                   "seconds": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit(),
+                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if save:
+        result["path"] = str(save_result(run_dir / "eval", f"clusters_{split}", result))
+    return result
+
+
 def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
                        device: str | None = None, save: bool = True) -> dict[str, Any]:
     """Scores of a note-event model (:mod:`vaekit.evaluation.music`) on ``split`` (the first ``subset`` windows):

@@ -232,8 +232,9 @@ def evaluate(
                                      "FactorVAE, MIG, MIG-sup, DCI, SAP on dSprites), cas (classification "
                                      "accuracy score of class-conditional samples), speech (speaker "
                                      "conversion and prior samples scored by speaker and digit classifiers) "
-                                     "text (BLEU and self-BLEU of samples, reconstructions) or music "
-                                     "(reconstruction accuracy teacher-forced and sampled, note F1)"),
+                                     "text (BLEU and self-BLEU of samples, reconstructions), music "
+                                     "(reconstruction accuracy teacher-forced and sampled, note F1) or "
+                                     "clusters (a mixture's bound per E-step; purity, NMI, ARI against labels)"),
     num_train: int = typer.Option(10000, "--num-train", help="disentanglement: training points per metric"),
     num_test: int = typer.Option(5000, "--num-test", help="disentanglement: evaluation points per metric"),
     fast_dci: bool = typer.Option(False, "--fast-dci", help="disentanglement: random forest instead of boosted trees in DCI"),
@@ -435,8 +436,31 @@ def _music_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) ->
     console.print(f"results: {res['path']}")
 
 
+def _clusters_suite(run_dir: Path, *, subset, split, seed, device, as_json, **_) -> None:
+    """``--metrics clusters``: a mixture's bounds per E-step and its assignments against the labels."""
+    from vaekit.api import evaluate_cluster_run
+
+    res = evaluate_cluster_run(run_dir, split=split, subset=subset, seed=seed, device=device)
+    if as_json:
+        console.print_json(json.dumps(res))
+        return
+    table = Table(title=f"{res['num_examples']} {split} examples, trained by e_step={res['e_step']}, m_step={res['m_step']}")
+    for col in ("q", "bound (nats per example)", "purity", "NMI", "ARI", "clusters used"):
+        table.add_column(col)
+    rows = {"exact": "posterior p(z|x)", "hard": "argmax of p(z|x)", "amortised": "amortised q(z|x)"}
+    for step, label in rows.items():
+        if step not in res["bound_nats"]:
+            continue
+        a = res["amortised_assignments" if step == "amortised" else "posterior_assignments"]
+        scores = [f"{a[k]:.3f}" if k in a else "" for k in ("purity", "nmi", "ari")]
+        table.add_row(label, f"{res['bound_nats'][step]:.2f}", *scores, str(a["clusters_used"]))
+    console.print(table)
+    console.print(f"exact NLL {res['nll_nats']:.2f} nats; posterior entropy {res['posterior_entropy_nats']:.3f} nats")
+    console.print(f"results: {res['path']}")
+
+
 METRIC_SUITES = {"likelihood": _likelihood_suite, "disentanglement": _disentanglement_suite, "cas": _cas_suite,
-                 "speech": _speech_suite, "text": _text_suite, "music": _music_suite}
+                 "speech": _speech_suite, "text": _text_suite, "music": _music_suite, "clusters": _clusters_suite}
 
 
 @app.command()

@@ -34,6 +34,25 @@ def make_figures(model: LatentVariableModel, data: Any, run_dir: str | Path, *,
     return FIGURES.get(modality).obj(model, data, run_dir, usage=usage, seed=seed, num=num)
 
 
+def _curves(run_dir: str | Path, out: Path) -> list[Path]:
+    metrics = Path(run_dir) / "metrics.csv"
+    if not metrics.is_file():
+        return []
+    return [plots.save_figure(plots.training_curves(metrics), out / "training_curves.png")]
+
+
+def component_figures(model: LatentVariableModel, x: Any, y: Any, out: Path) -> list[Path]:
+    """A mixture's components (the mean image of each ``p(x|z)``, sorted by weight ``pi_z``) and, with labels,
+    how the test images' most probable components split over the classes."""
+    with torch.no_grad():
+        weights = model.log_weights().exp().cpu()
+        order = torch.argsort(weights, descending=True)
+        means = model.decode(order.to(model.device)).mean.cpu()
+    title = "components by weight: " + " ".join(f"{w:.2f}" for w in weights[order][:12].tolist()) + (
+        " ..." if len(order) > 12 else "")
+    return [plots.save_figure(plots.image_grid(means, title=title), out / "components.png")]
+
+
 @FIGURES.register("image", description="samples, reconstructions, interpolations, traversals, class grids")
 def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Path, *,
                   usage: dict[str, Any] | None = None, seed: int = 0, num: int = 64) -> list[Path]:
@@ -54,6 +73,9 @@ def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pa
     recon = reconstruct(model, x[:32], **_cond(model, y[:32] if y is not None else None))
     paths.append(plots.save_figure(plots.reconstructions(x[:32], recon, title="test images and reconstructions"),
                                    out / "reconstructions.png"))
+    if "latent_means" not in model.capabilities:  # a discrete latent (a mixture): no interpolation or traversal
+        paths.extend(component_figures(model, x, y, out))
+        return paths + _curves(run_dir, out)
     rows = min(8, n // 2)
     ya = y[:rows] if y is not None else None
     inter = interpolate(model, x[:rows], x[rows:2 * rows], steps=10, **_cond(model, ya))
@@ -95,11 +117,9 @@ def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pa
             out / "latent_pca.png"))
     if len(codes) > 1:
         paths.extend(layer_traversals(model, x[:1], out, **_cond(model, y[:1] if y is not None else None)))
-    metrics = Path(run_dir) / "metrics.csv"
-    if metrics.is_file():
-        paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
-        if len(codes) > 1:
-            paths.append(plots.save_figure(plots.kl_per_layer_curves(metrics), out / "kl_per_layer.png"))
+    paths.extend(_curves(run_dir, out))
+    if paths[-1].name == "training_curves.png" and len(codes) > 1:
+        paths.append(plots.save_figure(plots.kl_per_layer_curves(Path(run_dir) / "metrics.csv"), out / "kl_per_layer.png"))
     return paths
 
 

@@ -59,7 +59,7 @@ class OptimConfig:
 class DataConfig:
     name: str = "fashion_mnist"  # a registered data set (``vaekit data``) or a path to images / .npy / .npz
     path: str | None = None  # where the files are (else VAEKIT_DATA, then the standard locations)
-    binarize: Literal["none", "dynamic"] = "none"  # images: dynamic = fresh Bernoulli draws each batch
+    binarize: Literal["none", "dynamic", "sampled"] = "none"  # images: dynamic = fresh draws each batch; sampled = once
     subset: int | None = None  # keep only the first N examples of each split (quick runs)
     options: dict[str, Any] = field(default_factory=dict)  # the data set's own typed options (e.g. audio crop)
     batch_size: int = 128
@@ -184,6 +184,8 @@ def resolve_config(model_or_config: str, overrides: dict[str, Any] | None = None
         merged.setdefault("objective", {"name": required})
         objective = merged["objective"]
         name = objective if isinstance(objective, str) else objective.get("name", required)
+        if isinstance(objective, dict) and "name" not in objective:  # --set objective.x=... alone
+            merged["objective"] = {"name": required, **objective}
         if name != required:
             raise ConfigError(f"model {model_name!r} trains with objective {required!r}, not {name!r} "
                               f"(set objective.name={required} or leave the objective out)")

@@ -39,7 +39,7 @@ from vaekit.dataspec import DataSpec, image_spec
 from vaekit.errors import ConfigError, DataError
 from vaekit.registry import DATASETS
 
-BINARIZATIONS = ("none", "dynamic")
+BINARIZATIONS = ("none", "dynamic", "sampled")
 MNIST_SHAPES = {"train": (60000, 28, 28), "test": (10000, 28, 28)}
 MNIST_VAL = 5000  # the last 5,000 training images, the usual validation split since Larochelle 2011
 SPLIT_SEED = 0  # the fixed permutation behind every split that is not given by the source
@@ -75,7 +75,8 @@ class ImageData:
         num_classes: Number of classes, or None without labels.
         source: The file(s) or folder the data came from.
         binarization: ``"none"``, ``"static"`` (binarised once by the source, e.g. binarized_mnist)
-            or ``"dynamic"`` (train resampled every batch, see ``train_levels``).
+            or ``"dynamic"`` (train resampled every batch, see ``train_levels``) or ``"sampled"`` (every split
+            drawn once from its grey levels with a seeded generator: a fixed binary data set, as EM needs).
         split_note: One sentence documenting how the splits were made.
         train_levels: Levels of the stored ``train.x``. Equal to ``levels`` except under dynamic
             binarisation, where train keeps its grey levels (e.g. 256) and a fresh Bernoulli sample
@@ -606,7 +607,7 @@ def _load_source(name_or_path: str, root: str | None, *, whole: bool = True) -> 
 
 def _check_binarizable(name: str, levels: int | None) -> None:
     if levels == 2:
-        raise ConfigError(f"{name} is already binary; dynamic binarisation needs grey-level data")
+        raise ConfigError(f"{name} is already binary; binarisation (dynamic or sampled) needs grey-level data")
 
 
 def _skip_draws(generator: torch.Generator, count: int, block: int = 1 << 20) -> None:
@@ -647,6 +648,22 @@ def _binarize_dynamic(data: ImageData, seed: int, *, val_skipped: int = 0) -> Im
         split_note=data.split_note + "; val/test binarised once with a generator seeded by "
         f"{seed} (deterministic evaluation), train resampled every batch",
     )
+
+
+def _binarize_sampled(data: ImageData, seed: int, *, val_skipped: int = 0) -> ImageData:
+    """Every split binarised once: val/test exactly as :func:`_binarize_dynamic` draws them (so a model
+    trained either way is scored on the same test images), train by its own generator seeded by
+    ``seed + 1``: a fixed binary training set, which EM's closed-form passes need (a set resampled every
+    batch changes under them)."""
+    dynamic = _binarize_dynamic(data, seed, val_skipped=val_skipped)
+    generator = torch.Generator().manual_seed(seed + 1)
+    train = ImageSplit(torch.bernoulli(data.to_float(data.train.x), generator=generator).to(torch.uint8), data.train.y)
+    return replace(dynamic, train=train, binarization="sampled", train_levels=2,
+                   split_note=data.split_note + f"; every split binarised once (val/test with a generator seeded by "
+                   f"{seed}, train by {seed + 1}): a fixed binary data set")
+
+
+_BINARIZE = {"dynamic": _binarize_dynamic, "sampled": _binarize_sampled}
 
 
 def _take(split: ImageSplit, index: torch.Tensor | slice) -> ImageSplit:
@@ -728,7 +745,8 @@ def load_images(
             ``digits``, ``dsprites``) or a path to a folder of images or a .npy/.npz file.
         root: Explicit folder (or file) holding a registered data set's files; when None, the
             standard places are searched (see :func:`vaekit.data.resolve.searched_places`).
-        binarize: ``"none"``, or ``"dynamic"``: ``levels`` becomes 2; val and test are binarised
+        binarize: ``"none"``, ``"sampled"`` (every split binarised once, train too: :func:`_binarize_sampled`),
+            or ``"dynamic"``: ``levels`` becomes 2; val and test are binarised
             once by Bernoulli sampling with a generator seeded by ``seed`` (so evaluation is
             deterministic); train keeps its grey levels (``train_levels``) and the data module draws
             a fresh Bernoulli sample every batch. Static binarisation is the ``binarized_mnist`` set.
@@ -760,7 +778,7 @@ def load_images(
     whole = subset is None and (wanted is None or all(s in wanted and wanted[s] is None for s in SPLITS))
     source = _load_source(name_or_path, root, whole=whole)
     if isinstance(source, ImageData):  # a loader that only loads whole: load, then cut
-        data = _binarize_dynamic(source, seed) if binarize == "dynamic" else source
+        data = _BINARIZE[binarize](source, seed) if binarize in _BINARIZE else source
         if subset is not None:
             data = _subset(data, subset, seed)
         if wanted is not None:
@@ -768,7 +786,7 @@ def load_images(
             data = replace(data, **{s: _take(getattr(data, s), slice(None) if picks[s] is None
                                              else slice(0, len(picks[s]))) for s in SPLITS})
         return data
-    if binarize == "dynamic":
+    if binarize in _BINARIZE:
         _check_binarizable(source.name, source.levels)  # before reading anything
     lengths = {s: len(source.splits[s]) for s in SPLITS}
     picks = None
@@ -777,8 +795,8 @@ def load_images(
     elif wanted is not None:
         picks = _first_picks(lengths, wanted)
     data = source.read(picks)
-    if binarize == "dynamic":
-        data = _binarize_dynamic(data, seed, val_skipped=lengths["val"] - len(data.val))
+    if binarize in _BINARIZE:
+        data = _BINARIZE[binarize](data, seed, val_skipped=lengths["val"] - len(data.val))
     if subset is not None:
         data = replace(data, split_note=data.split_note + _subset_note(subset, seed))
     return data

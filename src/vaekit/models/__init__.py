@@ -27,6 +27,7 @@ from vaekit.models.text_vae import TextLM, TextLMConfig, TextVAE, TextVAEConfig
 from vaekit.models.vqvae import VQVAE, VQVAE2, VQModel, VQVAE2Config, VQVAEConfig
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
 from vaekit.models.wavenet import WaveNetConfig, WaveNetModel
+from vaekit.models.mixture import MixtureConfig, MixtureModel
 from vaekit.registry import MODELS
 
 

@@ -202,6 +202,11 @@ class LatentVariableModel(nn.Module):
         """Called by :func:`vaekit.load` after the weights: read what the model keeps in its run directory
         beside them (a VQ model's fitted code prior). Most models keep nothing."""
 
+    def initialise_from_data(self, data: Any, seed: int) -> None:
+        """Called once on a freshly built model before training (not on resume), with the training data:
+        models whose usual start reads the data (a mixture's components) override it. Most start from
+        their initialisers and ignore it."""
+
     def set_step(self, step: int) -> None:
         """Called by the trainer before every training step; models whose architecture follows a
         schedule (pro-VLAE's progressive growth) override it. Most models ignore it."""

@@ -12,6 +12,7 @@ from vaekit.objectives.speech import PeriodicKL
 from vaekit.objectives.inpaint import InpaintObjective
 from vaekit.objectives.tdvae import JumpyBound
 from vaekit.objectives.vq import VQObjective
+from vaekit.objectives.mixture import EM
 from vaekit.registry import OBJECTIVES
 
 

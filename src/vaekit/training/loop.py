@@ -444,6 +444,11 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     skipped, a non-finite validation ELBO or weights) is exported with ``status: failed`` in
     ``model.json`` and raises :class:`TrainingFailedError`.
     """
+    objective = build_objective(cfg.objective)
+    if getattr(objective, "closed_form", False):  # exact EM / hard EM: no optimiser (vaekit.training.em)
+        from vaekit.training.em import train_closed_form
+
+        return train_closed_form(cfg, run_dir, objective, resume=resume)
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     # under DDP the other processes re-run this after the first has written the folder: it checks and writes
@@ -459,6 +464,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         torch.set_flush_denormal(True)  # CPU only (False where unsupported); see TrainConfig.flush_denormal
     data, model = prepare(cfg)
     initialise(model, data, cfg.train)
+    if state is None:
+        model.initialise_from_data(data, cfg.train.seed)
     if state is not None:
         check_state_fits(state["state_dict"], model, ckpt)
     if starts_over:
@@ -486,7 +493,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
         record_attempt(loggers[0], logged_batches(state) if state is not None else 0)
     steps_per_epoch, total = schedule_steps(len(data.train), cfg.data.batch_size, trainer.world_size,
                                             max_epochs=t.max_epochs, max_steps=t.max_steps)
-    system = VAESystem(model, build_objective(cfg.objective), cfg.train.optim, total_steps=total,
+    system = VAESystem(model, objective, cfg.train.optim, total_steps=total,
                        steps_per_epoch=steps_per_epoch, compile=t.compile)
     start = time.perf_counter()
     with quiet_lightning():
