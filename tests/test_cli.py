@@ -186,6 +186,7 @@ SMOKE_OTHER: dict[str, list[str]] = {
 # objectives or data than the per-model smoke test above assumes.
 SMOKE_ELSEWHERE: dict[str, str] = {
     "mixture": "test_mixture.py::test_cli_em_converges_monotonically_resumes_exactly_and_clusters_the_digits",
+    "colorizer": "test_colorizer.py::test_cli_trains_evaluates_and_colorizes_a_users_image",
 }
 
 

@@ -106,6 +106,9 @@ SEQUENCE_CASES: dict[str, list[dict]] = {
 MIXTURE_CASES: dict[str, list[dict]] = {
     "mixture": [{"components": 3, "encoder_hidden": [5], "data": to_dict(image_spec((1, 4, 4), 2))},
                 {"components": 2, "component": "gaussian", "encoder_hidden": [], "data": to_dict(image_spec((1, 3, 3), None))}],
+    "colorizer": [{"segments": 3, "hidden": 4, "dilations": [1, 2], "data": to_dict(image_spec((3, 5, 4), 256))},
+                  {"segments": 2, "hidden": 4, "dilations": [1], "colour_context": "local", "context_size": 3,
+                   "context_hidden": 4, "data": to_dict(image_spec((3, 4, 4), 256))}],
 }
 ALL_CASES = {**IMAGE_CASES, **VQ_CASES, **SEQUENCE_CASES, **MIXTURE_CASES}
 PARAMS = [(name, i) for name, cases in ALL_CASES.items() for i in range(len(cases))]

@@ -125,6 +125,41 @@ def test_ema_with_decay_follows_the_moving_average_formula():
     assert torch.allclose(vq.codebook.squeeze(1), torch.tensor([1.0, 9.5]))
 
 
+def test_soft_em_responsibilities_are_the_unit_variance_gaussian_posterior():
+    """Roy et al. (2018) eq. 7: tau_ij = softmax_j(-||z_i - e_j||^2), against torch.cdist."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(5, 3, ema=True, soft_em_samples=4)
+    vq.codebook.copy_(torch.randn(5, 3))
+    z = torch.randn(7, 3)
+    expected = torch.softmax(-torch.cdist(z, vq.codebook).pow(2), dim=1)
+    assert torch.allclose(vq.responsibilities(z), expected, atol=1e-6)
+
+
+def test_soft_em_step_moves_codes_to_the_responsibility_weighted_mean():
+    """With decay 0 one soft EM step is one EM step of the Gaussian mixture: e_j = sum_i tau_ij z_i / sum_i
+    tau_ij (eq. 8-9), up to the Monte Carlo error of m draws; the hard EMA step lands elsewhere (the mean of
+    the nearest vectors), so this tells the two apart."""
+    torch.manual_seed(0)
+    centres = torch.tensor([[0.0], [1.0]])
+    z = torch.tensor([[[-0.5, 0.2, 0.4, 0.6, 0.9, 1.6]]])  # [1, 1, 6]: overlapping clusters
+    flat = z[0].T
+    tau = torch.softmax(-torch.cdist(flat, centres).pow(2), dim=1)  # [6, 2]
+    soft = (tau * flat).sum(0) / tau.sum(0)
+    hard = torch.stack([flat[flat[:, 0] < 0.5].mean(), flat[flat[:, 0] >= 0.5].mean()])
+    vq = VectorQuantizer(2, 1, ema=True, decay=0.0, eps=1e-9, soft_em_samples=20000).train()
+    vq.codebook.copy_(centres)
+    out = vq(z.clone().requires_grad_())
+    assert torch.allclose(vq.codebook.squeeze(1), soft, atol=0.01)
+    assert (soft - hard).abs().min() > 0.05
+    # the decoder read the mean of the drawn codes: the old codes weighted by tau, not the nearest code
+    assert torch.allclose(out.quantized[0, 0].detach(), tau @ centres.squeeze(1), atol=0.01)
+    # outside training the lookup is the nearest code, as in hard VQ
+    vq.eval()
+    with torch.no_grad():
+        out = vq(z)
+    assert torch.equal(out.quantized, vq.codebook[out.indices].movedim(-1, 1))
+
+
 def test_dead_codes_restart_on_data_and_nothing_changes_outside_training_steps():
     torch.manual_seed(0)
     vq = VectorQuantizer(16, 2, restart_threshold=1.0)
@@ -274,6 +309,10 @@ def test_bad_vq_configs_get_clear_errors():
         build_model("vqvae", {"decay": 1.5})
     with pytest.raises(ConfigError, match="top_down"):
         build_model("vqvae2", {"top_down": 0})
+    with pytest.raises(ConfigError, match="needs model.ema=true"):
+        build_model("vqvae", {"ema": False, "soft_em_samples": 4})
+    with pytest.raises(ConfigError, match="soft_em_samples must be >= 0"):
+        build_model("vqvae", {"soft_em_samples": -1})
 
 
 # -- the code prior and the evaluation bound -------------------------------------------------------

@@ -441,6 +441,65 @@ def evaluate_cluster_run(run_dir: str | os.PathLike, *, split: str = "test", sub
     return result
 
 
+MAX_COLORIZE_PIXELS = 4_000_000  # a 2000 x 2000 grey image; larger ones are refused (resize them first)
+
+
+def colorize_image(run_dir: str | os.PathLike, input_path: str | os.PathLike, *, n: int = 8,
+                   out: str | os.PathLike | None = None, coupling: str = "shared", seed: int = 0,
+                   device: str | None = None) -> dict[str, Any]:
+    """Colorize a grey image with a colorizer run (:mod:`vaekit.models.colorizer`): ``n`` colorizations from
+    sampled segmentations, the deterministic one (the chroma's mean under ``P(y|x)``) and the most probable
+    segmentation, written as PNGs (each alone, and side by side in ``<name>_colorized.png``) into ``out``
+    (default ``run_dir/colorized``). A colour input is converted to its BT.601 luma (the returned ``note`` says
+    so); transparency is refused."""
+    from PIL import Image
+
+    from vaekit.data.colour import read_grey
+    from vaekit.report_colour import colorization_columns, segment_image
+
+    if n < 1:
+        raise UsageError(f"-n must be >= 1 colorizations, got {n}")
+    if coupling not in ("shared", "independent"):
+        raise UsageError(f"--coupling must be shared or independent, got {coupling!r}")
+    run_dir, input_path = Path(run_dir), Path(input_path)
+    dev = resolve_device(device)
+    model = load(run_dir, device=str(dev))
+    if "colorization" not in model.capabilities:
+        raise UsageError(f"{run_dir} holds a {type(model).__name__}, not a colorizer (model: colorizer)")
+    grey, note = read_grey(input_path)
+    if grey.size > MAX_COLORIZE_PIXELS:
+        raise UsageError(f"{input_path} has {grey.shape[1]} x {grey.shape[0]} pixels, more than "
+                         f"{MAX_COLORIZE_PIXELS:,}: resize it first")
+    out_dir = Path(out) if out is not None else run_dir / "colorized"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file, not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    g = torch.from_numpy(grey)[None, None].to(dev)  # [1, 1, H, W]
+    model.eval()
+    res = model.colorize(g, n, coupling=coupling, seed=seed)
+
+    def save(img: torch.Tensor, name: str) -> str:
+        arr = (img.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        path = out_dir / f"{input_path.stem}_{name}.png"
+        Image.fromarray(arr).save(path)
+        return str(path)
+
+    files = {"mean": save(res["expected"][0], "mean"),
+             "segments": save(segment_image(res["segments"])[0], "segments"),
+             "samples": [save(s[0], f"sample{i + 1}") for i, s in enumerate(res["samples"])]}
+    from vaekit import plots
+
+    cols = colorization_columns(model, g, n, coupling=coupling, seed=seed)
+    panel = plots.save_figure(plots.labelled_columns(cols, title=f"{input_path.name}: grey, mean, {n} sampled "
+                                                     f"segmentations ({coupling} coupling), argmax P(z|x)"),
+                              out_dir / f"{input_path.stem}_colorized.png")
+    probs = model.segmentation(g.float()).probs  # [1, H, W, K]
+    used = torch.bincount(probs.argmax(-1).reshape(-1), minlength=probs.shape[-1]).float() / probs[..., 0].numel()
+    return {"input": str(input_path), "note": note, "size": [int(grey.shape[1]), int(grey.shape[0])], "n": n,
+            "coupling": coupling, "seed": seed, "files": files, "panel": str(panel),
+            "segments_used": int((used > 0.005).sum()), "device": device_name(dev)}
+
+
 def evaluate_music_run(run_dir: str | os.PathLike, *, split: str = "test", subset: int | None = None, seed: int = 0,
                        device: str | None = None, save: bool = True) -> dict[str, Any]:
     """Scores of a note-event model (:mod:`vaekit.evaluation.music`) on ``split`` (the first ``subset`` windows):

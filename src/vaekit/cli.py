@@ -818,6 +818,38 @@ def predict(
 
 
 @app.command()
+def colorize(
+    run_dir: Path = typer.Argument(..., help="a run directory of a colorizer (model: colorizer)"),
+    input_path: Path = typer.Option(..., "--input", "-i", help="a grey image (a colour one is converted to its "
+                                                                "BT.601 luma, and the output says so)"),
+    n: int = typer.Option(8, "-n", help="colorizations from sampled segmentations"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the PNGs (default RUN/colorized)"),
+    coupling: str = typer.Option("shared", "--coupling", help="shared: one uniform per image, so regions change "
+                                 "colour together; independent: every pixel's segment drawn on its own"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Diverse colorizations of a grey image by sampling the latent segmentation z ~ P(z|x), beside the
+    deterministic one and the segmentation itself (issue 20; seed 004)."""
+    from vaekit.api import colorize_image
+
+    def run() -> None:
+        res = colorize_image(run_dir, input_path, n=n, out=out, coupling=coupling, seed=seed, device=device)
+        if as_json:
+            console.print_json(json.dumps(res))
+            return
+        if res["note"]:
+            console.print(f"note: {res['note']}")
+        console.print(f"{res['size'][0]} x {res['size'][1]} pixels, {res['segments_used']} segments used; "
+                      f"{n} colorizations ({coupling} coupling, seed {seed})")
+        console.print(f"figure: {res['panel']}")
+        console.print(f"files: {Path(res['files']['mean']).parent}")
+
+    _guard(run)
+
+
+@app.command()
 def jumpy(
     run_dir: Path = typer.Argument(..., help="a TD-VAE run directory"),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="a step-by-step TD-VAE run (max_jump 1) on the "

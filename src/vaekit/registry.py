@@ -90,7 +90,7 @@ WRITERS: Registry = Registry("sample writer")  # by modality: entry.obj(samples,
 
 
 _BUILTINS = ("vaekit.distributions", "vaekit.models", "vaekit.objectives", "vaekit.data",
-             "vaekit.evaluation.protocols", "vaekit.writers", "vaekit.report", "vaekit.report_audio",
+             "vaekit.evaluation.protocols", "vaekit.evaluation.colour", "vaekit.writers", "vaekit.report", "vaekit.report_audio",
              "vaekit.report_music", "vaekit.report_video")
 _loading = False
 

@@ -59,6 +59,10 @@ def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pa
     """The image figures that apply to ``model`` (VQ models: :func:`vq_figures`)."""
     if "codes" in model.capabilities:
         return vq_figures(model, data, run_dir, usage=usage, seed=seed, num=num)
+    if "colorization" in model.capabilities:
+        from vaekit.report_colour import colour_figures
+
+        return colour_figures(model, data, run_dir, usage=usage, seed=seed, num=num)
     out = Path(run_dir) / "figures"
     device = model.device
     model.eval()

@@ -10,6 +10,7 @@ from vaekit.data.text import TextData, Vocabulary, load_text  # registers "ptb"
 from vaekit.data.music import PianoRollData, load_piano_rolls  # registers "jsb"
 from vaekit.data.chorales import ChoraleEvents, load_chorales  # registers "bach_chorales"
 from vaekit.data.chars import CharData, load_ptb_chars  # registers "ptb_chars"
+from vaekit.data.colour import ColourData, load_colour  # registers colour_mnist, colour_photos, ...
 from vaekit.data.video import SequenceData, load_clips  # registers moving_mnist, shifted_digits, oscillator, ...
 from vaekit.data.batches import iterate_batches
 from vaekit.data.load import LOADERS, load_data, modality_of

@@ -421,8 +421,22 @@ class _SequenceSubset(_TextSubset):
     """SequenceData with its splits cut."""
 
 
+def _load_colour_data(name: str, d: Any, *, seed: int, splits: Any, options: Any) -> Any:
+    from vaekit.data.colour import ColourOptions, load_colour
+
+    if d.binarize != "none":
+        raise ConfigError(f"data.binarize={d.binarize!r} is for grey images; {name} is colour")
+    data = load_colour(name, options if options is not None else ColourOptions(), d.path)
+    return _cut_splits(data, d, seed=seed, splits=splits, wrap=_SequenceSubset, unit="images")
+
+
 from vaekit.data.video import VideoOptions  # noqa: E402  (after LOADERS; vaekit.data.video does not import this)
 
 LOADERS.register("video", config=VideoOptions, description="video clips [T, C, H, W]: moving_mnist, shifted_digits, "
                  "bouncing_balls (generated), .npy files [N, T, C, H, W], folders of video files")(_load_sequences)
+from vaekit.data.colour import ColourOptions  # noqa: E402
+
+LOADERS.register("colour_image", config=ColourOptions, description="colour images for colorization: colour_mnist, "
+                 "colour_fashion_mnist, colour_dsprites (coloured from a seed, true segments), colour_photos "
+                 "(scikit-image), colour_folder (data.path)")(_load_colour_data)
 LOADERS.register("vector", config=None, description="sequences of vectors [T, D]: the oscillator (generated)")(_load_sequences)

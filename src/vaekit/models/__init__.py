@@ -28,6 +28,7 @@ from vaekit.models.vqvae import VQVAE, VQVAE2, VQModel, VQVAE2Config, VQVAEConfi
 from vaekit.models.vae import CVAE, VAE, CVAEConfig, VAEConfig, num_parameters
 from vaekit.models.wavenet import WaveNetConfig, WaveNetModel
 from vaekit.models.mixture import MixtureConfig, MixtureModel
+from vaekit.models.colorizer import ColorizerConfig, ColorizerModel
 from vaekit.registry import MODELS
 
 

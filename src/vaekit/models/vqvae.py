@@ -46,6 +46,7 @@ class VQVAEConfig(ModelConfig):
     ema: bool = True  # codebook by moving averages (appendix A.1) instead of the codebook loss
     decay: float = 0.99  # EMA decay gamma
     restart_threshold: float = 1.0  # restart codes chosen by < this many vectors per batch on average (0 = off)
+    soft_em_samples: int = 0  # m > 0: the EMA codebook by soft EM, m codes drawn per vector (Roy et al. 2018)
     likelihood: Choice = choice_field("LIKELIHOODS", "bernoulli", "p(x|z_q)")
 
     def validate(self) -> None:
@@ -58,6 +59,10 @@ class VQVAEConfig(ModelConfig):
             raise ConfigError(f"model.decay must be in [0, 1), got {self.decay}")
         if self.restart_threshold < 0:
             raise ConfigError(f"model.restart_threshold must be >= 0, got {self.restart_threshold}")
+        if self.soft_em_samples < 0:
+            raise ConfigError(f"model.soft_em_samples must be >= 0, got {self.soft_em_samples}")
+        if self.soft_em_samples and not self.ema:
+            raise ConfigError("model.soft_em_samples > 0 (soft EM) updates the EMA codebook: it needs model.ema=true")
         if self.data is not None and (self.data.variable or len(self.data.shape) != 3):
             raise ConfigError(f"the VQ-VAE's conv networks need image data [C, H, W], got {self.data.shape}")
 
@@ -81,7 +86,8 @@ class VQModel(LatentVariableModel):
 
     def _quantizer(self, config: VQVAEConfig) -> VectorQuantizer:
         return VectorQuantizer(config.num_codes, config.code_dim, ema=config.ema, decay=config.decay,
-                               restart_threshold=config.restart_threshold)
+                               restart_threshold=config.restart_threshold,
+                               soft_em_samples=getattr(config, "soft_em_samples", 0))  # audio VQ: hard only
 
     # -- what subclasses implement --------------------------------------------------------------
     def quantize(self, x: Tensor) -> list[Quantized]:  # pragma: no cover - abstract

@@ -13,6 +13,7 @@ from vaekit.objectives.inpaint import InpaintObjective
 from vaekit.objectives.tdvae import JumpyBound
 from vaekit.objectives.vq import VQObjective
 from vaekit.objectives.mixture import EM
+from vaekit.objectives.colorize import Colorize
 from vaekit.registry import OBJECTIVES
 
 

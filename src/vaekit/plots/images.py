@@ -24,6 +24,7 @@ __all__ = [
     "interpolations",
     "traversals",
     "class_grid",
+    "labelled_columns",
 ]
 
 _PAD = 1  # pixels between cells in every figure
@@ -235,3 +236,23 @@ def class_grid(
         raise ValueError(f"expected class_names of length K = {k}; got {len(names)}")
     image = make_grid(x.reshape(k * s, *x.shape[2:]), s, _PAD, _PAD_VALUE)
     return show_grid(image, cell=_cell(x), pad=_PAD, row_labels=names, title=title)
+
+
+def labelled_columns(columns: Sequence[tuple[str, Any]], title: str | None = None) -> Figure:
+    """Rows of examples, one named column per kind of image (e.g. ground truth, grey input, samples).
+
+    Args:
+        columns: ``(label, images [N, C, H, W])`` pairs, every one with the same ``N`` and ``H x W``; grey
+            columns (``C`` = 1) are shown in RGB.
+        title: Figure title.
+    """
+    if not columns:
+        raise ValueError("no columns to show")
+    imgs = [as_images(x, ndim=4, shape="[N, C, H, W]") for _, x in columns]
+    n, (h, w) = imgs[0].shape[0], imgs[0].shape[2:]
+    if any(x.shape[0] != n or tuple(x.shape[2:]) != (h, w) for x in imgs):
+        raise ValueError(f"columns of different sizes: {[list(x.shape) for x in imgs]}")
+    imgs = [np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x for x in imgs]
+    stacked = np.stack(imgs, axis=1).reshape(n * len(imgs), 3, h, w)  # row-major: example by example
+    grid = make_grid(stacked, len(imgs), _PAD, _PAD_VALUE)
+    return show_grid(grid, cell=(h, w), pad=_PAD, col_labels=[label for label, _ in columns], title=title)

@@ -14,6 +14,14 @@ vectors assigned to them (the paper's appendix A.1): the online form of a k-mean
 of the codebook as cluster centres. Codes that no vector has chosen for a while are restarted at random
 encoder outputs of the current batch (Dhariwal et al. 2020's Jukebox trick), so the codebook stays in use.
 
+Soft EM (Roy et al. 2018, "Theory and experiments on vector quantized autoencoders", section 3) replaces
+the hard assignment of the EMA step by the posterior of a Gaussian mixture with unit variance whose means
+are the codes, ``tau_ij = softmax_j(-||z_e(x_i) - e_j||^2)`` (their eq. 7), estimated by drawing ``m``
+codes per vector from it (Monte Carlo EM): the counts and sums of the EMA step take the ``m`` draws with
+weight ``1/m`` each (eq. 8-9) and the decoder reads the mean of the drawn codes in training. EMA is the
+limit of hard EM (k-means) of that mixture; soft EM is its EM. Outside training the lookup stays the
+nearest code, the mode of ``tau``.
+
 The module is usable alone: ``VectorQuantizer(K, D)(z_e)`` with ``z_e`` channel-first ``[B, D, *S]``
 (``S`` any spatial shape, possibly empty) returns a :class:`Quantized` named tuple.
 """
@@ -83,10 +91,13 @@ class VectorQuantizer(nn.Module):
             vectors (0 = never restart). Uses the same moving average as EMA, with ``decay``.
         eps: Laplace smoothing of the EMA cluster sizes, so no code divides by zero.
         chunk_size: rows per distance computation.
+        soft_em_samples: ``m`` > 0 trains the EMA codebook by soft EM with ``m`` codes drawn per vector
+            from ``tau`` (Roy et al. 2018); 0 is the hard (k-means-like) EMA step. Needs ``ema``.
     """
 
     def __init__(self, num_codes: int, dim: int, *, ema: bool = False, decay: float = 0.99,
-                 restart_threshold: float = 0.0, eps: float = 1e-5, chunk_size: int = 16384):
+                 restart_threshold: float = 0.0, eps: float = 1e-5, chunk_size: int = 16384,
+                 soft_em_samples: int = 0):
         super().__init__()
         if num_codes < 1 or dim < 1:
             raise ValueError(f"num_codes and dim must be >= 1, got K={num_codes}, D={dim}")
@@ -94,6 +105,11 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         if restart_threshold < 0:
             raise ValueError(f"restart_threshold must be >= 0, got {restart_threshold}")
+        if soft_em_samples < 0:
+            raise ValueError(f"soft_em_samples must be >= 0, got {soft_em_samples}")
+        if soft_em_samples and not ema:
+            raise ValueError("soft EM is an update of the EMA codebook: soft_em_samples > 0 needs ema=True")
+        self.soft_em_samples = soft_em_samples
         self.num_codes, self.dim = num_codes, dim
         self.ema, self.decay, self.eps = ema, decay, eps
         self.restart_threshold = restart_threshold
@@ -111,7 +127,7 @@ class VectorQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"K={self.num_codes}, D={self.dim}, ema={self.ema}, decay={self.decay}, "
-                f"restart_threshold={self.restart_threshold}")
+                f"restart_threshold={self.restart_threshold}, soft_em_samples={self.soft_em_samples}")
 
     # -- lookups --------------------------------------------------------------------------------
     def lookup(self, indices: Tensor) -> Tensor:
@@ -150,12 +166,24 @@ class VectorQuantizer(nn.Module):
         indices = nearest_codes(flat.detach(), self.codebook.detach(), self.chunk_size)  # [N]
         counted = indices if valid is None else indices[valid]
         counts = torch.bincount(counted, minlength=self.num_codes)  # [K]
-        # the codes this step chose, before the update below moves or restarts any of them (indexing copies)
-        z_q = self.codebook[indices].view(z_e.shape[0], *z_e.shape[2:], self.dim).movedim(-1, 1)  # [B, D, *S]
-        if self.training and torch.is_grad_enabled() and (self.ema or self.restart_threshold > 0):
+        training_step = self.training and torch.is_grad_enabled()
+        if training_step and self.soft_em_samples:
+            draws = self._draw(flat.detach())  # [N, m] codes drawn from tau
+            # the decoder's input is the mean of the drawn codes (copied before the update moves them)
+            z_q = self.codebook[draws].mean(1)  # [N, D]
+            z_q = z_q.view(z_e.shape[0], *z_e.shape[2:], self.dim).movedim(-1, 1)  # [B, D, *S]
+        else:
+            # the codes this step chose, before the update below moves or restarts any of them (indexing copies)
+            z_q = self.codebook[indices].view(z_e.shape[0], *z_e.shape[2:], self.dim).movedim(-1, 1)  # [B, D, *S]
+        if training_step and (self.ema or self.restart_threshold > 0):
             with torch.autocast(z_e.device.type, enabled=False):  # moving averages in the codebook's fp32
                 real = flat.detach().to(self.codebook.dtype)
-                self._update(real if valid is None else real[valid], counted, counts)
+                real = real if valid is None else real[valid]
+                if self.soft_em_samples:  # the E-step's expected counts and sums, by the m draws
+                    drawn = draws if valid is None else draws[valid]
+                    self._update(real, counted, counts, drawn=drawn)
+                else:
+                    self._update(real, counted, counts)
         per_example = (1, *range(2, z_e.dim()))
         weight = 1.0 if mask is None else mask.unsqueeze(1).to(z_e.dtype)  # [B, 1, *S]
         codebook_loss = ((z_q - z_e.detach()).pow(2) * weight).sum(per_example)  # trains e (unless EMA)
@@ -165,11 +193,38 @@ class VectorQuantizer(nn.Module):
                          counts)
 
     @torch.no_grad()
-    def _update(self, flat: Tensor, indices: Tensor, counts: Tensor) -> None:
+    def responsibilities(self, flat: Tensor) -> Tensor:
+        """``tau [N, K]``: the posterior over codes of a unit-variance Gaussian mixture with means ``e``
+        and equal weights (Roy et al. 2018, eq. 7), for rows ``flat [N, D]``."""
+        with torch.autocast(flat.device.type, enabled=False):
+            codebook = self.codebook.float()
+            # -||z - e||^2 up to the row's ||z||^2, which the softmax over codes cancels
+            logits = torch.addmm(-codebook.pow(2).sum(1), flat.float(), codebook.t(), alpha=2.0)  # [N, K]
+            return torch.softmax(logits, dim=1)
+
+    @torch.no_grad()
+    def _draw(self, flat: Tensor) -> Tensor:
+        """``[N, m]`` codes drawn from ``tau`` (with replacement), in chunks of rows."""
+        out = []
+        for start in range(0, flat.shape[0], self.chunk_size):
+            tau = self.responsibilities(flat[start:start + self.chunk_size])
+            out.append(torch.multinomial(tau, self.soft_em_samples, replacement=True))
+        return torch.cat(out) if out else torch.empty(0, self.soft_em_samples, dtype=torch.long,
+                                                      device=flat.device)
+
+    @torch.no_grad()
+    def _update(self, flat: Tensor, indices: Tensor, counts: Tensor, drawn: Tensor | None = None) -> None:
         """EMA step (appendix A.1): ``N_i <- g N_i + (1-g) n_i``, ``m_i <- g m_i + (1-g) sum z_e``,
-        ``e_i = m_i / N_i``; then restart codes whose ``N_i`` fell below the threshold."""
-        counts = counts.to(self.codebook.dtype)  # fp32: bf16 would round counts above 256
-        sums = torch.zeros_like(self.codebook).index_add_(0, indices, flat)  # [K, D]
+        ``e_i = m_i / N_i``; then restart codes whose ``N_i`` fell below the threshold. With ``drawn
+        [N, m]`` (soft EM) ``n_i`` and the sums count every draw with weight ``1/m`` (Roy et al. eq. 8-9)."""
+        if drawn is not None:
+            m = drawn.shape[1]
+            counts = torch.bincount(drawn.reshape(-1), minlength=self.num_codes).to(self.codebook.dtype) / m
+            repeated = flat.repeat_interleave(m, dim=0)  # [N * m, D], row i's copies next to each other
+            sums = torch.zeros_like(self.codebook).index_add_(0, drawn.reshape(-1), repeated) / m  # [K, D]
+        else:
+            counts = counts.to(self.codebook.dtype)  # fp32: bf16 would round counts above 256
+            sums = torch.zeros_like(self.codebook).index_add_(0, indices, flat)  # [K, D]
         if dist.is_available() and dist.is_initialized():  # every process keeps the same codebook
             dist.all_reduce(counts)
             dist.all_reduce(sums)
