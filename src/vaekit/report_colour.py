@@ -40,9 +40,9 @@ def colorization_columns(model: Any, grey: Tensor, n: int, *, truth: Tensor | No
     cols.append(("grey", grey.cpu()))
     cols.append(("mean", out["expected"].cpu()))
     cols += [(f"z{i + 1}", s.cpu()) for i, s in enumerate(out["samples"])]
-    cols.append(("argmax z", segment_image(out["segments"]).cpu()))
+    cols.append(("argmax", segment_image(out["segments"]).cpu()))
     if true_segments is not None:
-        cols.append(("true seg", segment_image(true_segments).cpu()))
+        cols.append(("true", segment_image(true_segments).cpu()))
     return cols
 
 
@@ -58,6 +58,7 @@ def colour_figures(model: Any, data: Any, run_dir: str | Path, *, usage: Any = N
     batch = next(iter(data.batches(part, min(8, len(part)), model.device)))
     cols = colorization_columns(model, luma(batch["x"]), 5, truth=batch["x"], true_segments=batch.get("segments"),
                                 seed=seed)
-    title = "colorizations: truth, grey, the mean of P(y|x), 5 sampled segmentations, argmax P(z|x)"
+    title = "truth, grey, mean of P(y|x), 5 z ~ P(z|x), argmax P(z|x)" + (", true segments" if
+                                                                              "segments" in batch else "")
     paths = [plots.save_figure(plots.labelled_columns(cols, title=title), out / "colorizations.png")]
     return paths + _curves(run_dir, out)
