@@ -96,6 +96,23 @@ def test_em_with_spaced_e_steps_keeps_the_old_posterior_between_them():
     assert fresh["gap"].abs().max() < 1e-4
 
 
+def test_the_mutual_information_reward_is_the_batch_estimate_and_only_changes_the_loss():
+    from vaekit.objectives.colorize import batch_mutual_information
+
+    model = _model("none", k=3, shape=(3, 4, 4))
+    x = torch.rand(3, 3, 4, 4, generator=torch.Generator().manual_seed(9))
+    grey, _ = model.split(x)
+    p = model.log_prior(grey).exp().movedim(1, -1).reshape(-1, 3)  # [pixels, K]
+    h = lambda q: -(q * q.log()).sum(-1)  # noqa: E731
+    assert torch.allclose(batch_mutual_information(model.log_prior(grey)), h(p.mean(0)) - h(p).mean(), atol=1e-6)
+    plain = Colorize()(model, {"x": x}, 0)
+    rewarded = Colorize(mi_weight=2.0)(model, {"x": x}, 0)
+    assert torch.allclose(rewarded["nll"], plain["nll"])
+    assert torch.allclose(rewarded["loss"], plain["loss"] - 2.0 * 16 * (h(p.mean(0)) - h(p).mean()), atol=1e-4)
+    with pytest.raises(ConfigError, match="mi_weight"):
+        Colorize(mi_weight=-1.0)
+
+
 def test_shared_coupling_draws_each_pixel_from_its_marginal_and_regions_together():
     model = _model("none", k=4, shape=(3, 6, 6))
     grey = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(5))
@@ -124,6 +141,35 @@ def test_colorize_returns_rgb_whose_grey_is_the_input():
     assert torch.allclose(luma(out["expected"]), grey, atol=1e-4)
     with pytest.raises(ValueError, match="grey images"):
         model.colorize(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("extra,rf", [({"context_size": 5}, 5), ({"context_dilations": [1, 2]}, 7)])
+def test_the_colour_net_reads_exactly_its_receptive_field_of_grey(extra, rf):
+    """A grey pixel farther than (rf - 1) / 2 from pixel i changes nothing of P(y_i | z_i, x); one inside does."""
+    model = _model("local", shape=(3, 15, 15), **{"context_size": 3, **extra})
+    assert model.describe()["colour_receptive_field"] == rf
+    grey = torch.rand(1, 1, 15, 15, generator=torch.Generator().manual_seed(8))
+    base = model.colour_given_segments(grey).mean[0, :, 7, 7]  # [K, 2] at the centre
+    r = (rf - 1) // 2
+    for (dy, dx), inside in (((r, 0), True), ((0, -r), True), ((r + 1, 0), False), ((0, r + 1), False)):
+        moved = grey.clone()
+        moved[0, 0, 7 + dy, 7 + dx] += 0.5
+        changed = not torch.allclose(model.colour_given_segments(moved).mean[0, :, 7, 7], base)
+        assert changed == inside, (dy, dx)
+
+
+def test_a_fixed_palette_gives_every_image_of_a_class_the_same_colours():
+    grey = np.zeros((6, 8, 8), np.uint8)
+    grey[:, 2:6, 3:5] = 255
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    rgb, _ = colourise(grey, labels, 2, seed=0, fixed=True)
+    _, chroma = rgb_to_luma_chroma(torch.from_numpy(rgb).float() / 255)
+    obj, bg = chroma[:, :, 3, 3], chroma[:, :, 0, 0]  # [N, 2]
+    assert (obj[:3] - obj[0]).abs().max() < 0.05 and (obj[3:] - obj[3]).abs().max() < 0.05  # up to the noise
+    assert (obj[0] - obj[3]).abs().max() > 0.1 and (bg - bg[0]).abs().max() < 0.05
+    rgb_random, _ = colourise(grey, labels, 2, seed=0)
+    _, chroma_random = rgb_to_luma_chroma(torch.from_numpy(rgb_random).float() / 255)
+    assert (chroma_random[:, :, 0, 0] - chroma_random[0, :, 0, 0]).abs().max() > 0.1  # random: backgrounds differ
 
 
 # -- colour conversion ----------------------------------------------------------------------------

@@ -32,6 +32,10 @@ def record(run: Path) -> dict:
     out = {"run": run.name, "data": cfg["data"]["name"], "segments": cfg["model"]["segments"],
            "colour_context": cfg["model"]["colour_context"], "method": cfg["objective"]["method"],
            "e_step_every": cfg["objective"].get("e_step_every"),
+           "fixed_palette": bool((cfg["data"].get("options") or {}).get("fixed_palette", False)),
+           "colour_receptive_field": meta.get("colour_receptive_field",
+                                              1 + 2 * ((cfg["model"].get("context_size", 5) - 1) // 2)
+                                              if cfg["model"]["colour_context"] == "local" else 0),
            "epochs": meta.get("epochs"), "train_seconds": meta.get("train_seconds"),
            "eval_file": str(found[-1].relative_to(ROOT))}
     out.update({k: res.get(k) for k in KEYS})

@@ -17,7 +17,9 @@ computes, so a user's grey photo is the grey vaekit would have made of it.
   object's grey level sets the luma (background 0.3, object up to 0.8), the object/background blend of an
   anti-aliased edge sets the chroma blend, and the true segmentation is the object where the source image is
   above half intensity. So the grey image says where the object is, its shape says the class, and which of
-  the palette's colours an image got is not in the grey at all: ``P(y|x)`` is multimodal.
+  the palette's colours an image got is not in the grey at all: ``P(y|x)`` is multimodal. With
+  ``data.options.fixed_palette`` every image takes its palettes' first colours: the colour is then a function
+  of the grey image (through its class), the case where seed 004 expects a latent segmentation to collapse.
 - ``colour_photos``: the colour photographs scikit-image ships (``astronaut``, ``chelsea``, ``coffee``,
   ``rocket``, the left view of ``stereo_motorcycle``), halved and cut into overlapping patches; whole photos
   are held out for validation (the motorcycle) and test (``astronaut``), so no test patch overlaps a training
@@ -174,8 +176,11 @@ def palettes(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return bg.astype(np.float32), obj.astype(np.float32)
 
 
-def colourise(grey: np.ndarray, labels: np.ndarray, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Colour grey object images ``[N, H, W]`` uint8 (object bright on black) by the module docstring's recipe.
+def colourise(grey: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+              fixed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Colour grey object images ``[N, H, W]`` uint8 (object bright on black) by the module docstring's recipe;
+    ``fixed``: every background gets the palette's first colour and every object its class's first, so the colour
+    is a function of the image (of its class), nothing is left to chance but the per-pixel noise.
 
     Returns (RGB uint8 ``[N, 3, H, W]``, true segments uint8 ``[N, H, W]``). Image ``i``'s colours depend on
     ``(seed, i)`` only, so a split is the same however it is cut.
@@ -183,8 +188,8 @@ def colourise(grey: np.ndarray, labels: np.ndarray, num_classes: int, seed: int)
     rng = np.random.default_rng(seed)
     n = len(grey)
     bg, obj = palettes(num_classes)
-    pick_bg = rng.integers(0, len(bg), n)
-    pick_obj = rng.integers(0, 2, n)
+    pick_bg = rng.integers(0, len(bg), n) * (not fixed)
+    pick_obj = rng.integers(0, 2, n) * (not fixed)
     g = grey.astype(np.float32) / 255  # [N, H, W] the object's coverage of each pixel
     y = BACKGROUND_LUMA + (OBJECT_LUMA - BACKGROUND_LUMA) * g
     c_bg = bg[pick_bg][:, :, None, None]  # [N, 2, 1, 1]
@@ -269,6 +274,7 @@ class ColourOptions:
     val_images: int = 1000
     test_images: int = 2000
     seed: int = 0  # the colours of the synthetic sets
+    fixed_palette: bool = False  # synthetic: one colour per class and one background colour (colour given by x)
     patch: int = 32  # photos and folders: patch side in pixels
     stride: int = 4  # photos and folders: step between patches
     scale: float = 0.5  # photos and folders: resize factor before cutting
@@ -308,12 +314,13 @@ def _synthetic(source: str, options: ColourOptions, root: str | None) -> ColourD
     for i, s in enumerate(("train", "val", "test")):
         grey, labels = splits[s]
         n = len(grey) if wanted[s] is None else min(wanted[s], len(grey))
-        rgb, seg = colourise(grey[:n], labels[:n], classes, seed=options.seed * 3 + i)
+        rgb, seg = colourise(grey[:n], labels[:n], classes, seed=options.seed * 3 + i, fixed=options.fixed_palette)
         out[s] = ColourSplit(rgb, seg)
     note = (f"the first {len(out['train'])} / {len(out['val'])} / {len(out['test'])} images of {source}'s "
-            f"train / val / test splits, coloured with seed {options.seed} (vaekit.data.colour.colourise)")
+            f"train / val / test splits, coloured with seed {options.seed}"
+            f"{' from a fixed palette' if options.fixed_palette else ''} (vaekit.data.colour.colourise)")
     return ColourData(f"colour_{source}", where, out, split_note=note, segments=2,
-                      extra={"palette_seed": options.seed})
+                      extra={"palette_seed": options.seed, "fixed_palette": options.fixed_palette})
 
 
 def _patches(images: dict[str, np.ndarray], options: ColourOptions) -> np.ndarray:

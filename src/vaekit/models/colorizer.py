@@ -48,7 +48,8 @@ class ColorizerConfig(ModelConfig):
     hidden: int = 32  # channels of the segmentation (and posterior) nets
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 1])  # 3x3 conv layers of P(z|x): RF 33
     colour_context: str = "none"  # COLOUR_CONTEXTS: none (one Gaussian per segment) or local (grey around i)
-    context_size: int = 5  # local: receptive field of the colour net, odd (pixels)
+    context_size: int = 5  # local: receptive field of the colour net, odd (pixels): (size - 1) / 2 3x3 layers
+    context_dilations: list[int] | None = None  # local: dilated 3x3 layers instead (receptive field 1 + 2 sum)
     context_hidden: int = 16
     min_std: float = 0.005  # floor of the chroma std (Pb, Pr units): keeps the density bounded
 
@@ -68,6 +69,11 @@ class ColorizerConfig(ModelConfig):
                               f"{self.colour_context!r}")
         if self.context_size < 1 or self.context_size % 2 == 0:
             raise ConfigError(f"model.context_size must be a positive odd number of pixels, got {self.context_size}")
+        if self.context_dilations is not None:
+            if not self.context_dilations or any(d < 1 for d in self.context_dilations):
+                raise ConfigError(f"model.context_dilations must be positive dilations, got {self.context_dilations}")
+            if self.colour_context != "local":
+                raise ConfigError("model.context_dilations is for colour_context local")
         if not self.min_std > 0:
             raise ConfigError(f"model.min_std must be positive, got {self.min_std}")
 
@@ -106,9 +112,10 @@ class LocalContext(nn.Module):
 
     def __init__(self, cfg: ColorizerConfig):
         super().__init__()
-        layers = (cfg.context_size - 1) // 2  # 3x3 layers of dilation 1
+        dilations = cfg.context_dilations or [1] * ((cfg.context_size - 1) // 2)
         self.k = cfg.segments
-        self.net = conv_stack(1, cfg.context_hidden, 4 * cfg.segments, [1] * layers) if layers else \
+        self.receptive_field = 1 + 2 * sum(dilations)
+        self.net = conv_stack(1, cfg.context_hidden, 4 * cfg.segments, dilations) if dilations else \
             nn.Conv2d(1, 4 * cfg.segments, 1)
 
     def forward(self, grey: Tensor) -> tuple[Tensor, Tensor]:
@@ -258,7 +265,10 @@ class ColorizerModel(LatentVariableModel):
         raise NotImplementedError("the colorizer's log-likelihood is exact: no importance sampling")
 
     def describe(self) -> dict[str, Any]:
-        return {"segments": self.config.segments, "colour_context": self.config.colour_context}
+        rf = getattr(self.colour, "receptive_field", None)
+        return {"segments": self.config.segments, "colour_context": self.config.colour_context,
+                "segmentation_receptive_field": 1 + 2 * sum(self.config.dilations),
+                **({"colour_receptive_field": rf} if rf is not None else {})}
 
 
 class _ChromaLikelihood(Distribution):
