@@ -32,6 +32,7 @@ def record(run: Path) -> dict:
     out = {"run": run.name, "data": cfg["data"]["name"], "segments": cfg["model"]["segments"],
            "colour_context": cfg["model"]["colour_context"], "method": cfg["objective"]["method"],
            "e_step_every": cfg["objective"].get("e_step_every"),
+           "mi_weight": cfg["objective"].get("mi_weight", 0.0), "seed": cfg["train"].get("seed", 0),
            "fixed_palette": bool((cfg["data"].get("options") or {}).get("fixed_palette", False)),
            "colour_receptive_field": meta.get("colour_receptive_field",
                                               1 + 2 * ((cfg["model"].get("context_size", 5) - 1) // 2)
