@@ -203,6 +203,19 @@ def test_colourise_is_seeded_keeps_the_true_segments_and_the_grey_shape():
     assert np.abs(y[:, 2:6, 3:5] - 0.8).max() < 0.02 and np.abs(y[:, 0] - 0.3).max() < 0.02  # object bright
 
 
+def test_the_photos_and_dsprites_load_with_their_splits_and_segments():
+    from vaekit.data.colour import load_colour
+
+    photos = load_colour("colour_photos", ColourOptions(stride=16))
+    assert photos.train.x.dtype == np.uint8 and photos.train.x.shape[1:] == (3, 32, 32) and photos.test.segments is None
+    assert "astronaut" in photos.split_note and len(photos.test) > 0 and len(photos.val) > 0
+    sprites = load_colour("colour_dsprites", ColourOptions(train_images=20, val_images=5, test_images=6))
+    assert [len(sprites.train), len(sprites.val), len(sprites.test)] == [20, 5, 6]
+    assert sprites.test.x.shape[1:] == (3, 32, 32) and set(np.unique(sprites.test.segments)) == {0, 1}
+    batch = sprites.dataset(sprites.test, train=False).__getitems__([0, 1])
+    assert batch["x"].dtype == torch.float32 and batch["segments"].shape == (2, 32, 32)
+
+
 # -- segmentation scores --------------------------------------------------------------------------
 def test_ari_of_a_perfect_segmentation_is_one_and_of_a_constant_one_zero():
     rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 
 from vaekit import plots
@@ -54,10 +55,19 @@ def main() -> None:
             rows[name]["segments_used"] = int((seg_used / seg_used.sum() > 0.005).sum())
     order = ["truth", "grey", "baseline", "mean", "z1", "z2", "z3", "z4", "argmax"]
     cols = sorted(cols, key=lambda c: order.index(c[0]))
-    fig = plots.labelled_columns(cols, title="astronaut (held out): truth, grey, the K=1 baseline, the K=8 colorizer's "
-                                             "mean, 4 sampled segmentations, argmax P(z|x)")
+    fig = Figure(figsize=(9, 9.6))
+    titles = {"truth": "truth", "grey": "grey input (BT.601 luma)", "baseline": "baseline (K = 1, regression)",
+              "mean": "colorizer: mean of P(y|x)", "argmax": "colorizer: argmax P(z|x)"}
+    for i, (label, img) in enumerate(cols):
+        ax = fig.add_subplot(3, 3, i + 1)
+        arr = img[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(titles.get(label, f"colorizer: sampled z ({label})"), fontsize=9)
+        ax.axis("off")
+    fig.suptitle("astronaut (held out from training), 256 x 256", fontsize=11)
+    fig.tight_layout()
     FIGURES.mkdir(parents=True, exist_ok=True)
-    plots.save_figure(fig, FIGURES / "astronaut_colorized.png", dpi=150)
+    plots.save_figure(fig, FIGURES / "astronaut_colorized.png", dpi=110)
     (HERE / "photo_table.json").write_text(json.dumps({"image": "skimage.data.astronaut, halved to 256 x 256",
                                                        "rows": rows}, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
