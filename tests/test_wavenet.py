@@ -393,8 +393,9 @@ def test_scalar_input_is_a_1x1_conv_of_the_value():
 
 def test_the_mixture_learns_a_tone_better_than_chance():
     """Teacher-forced training on a 16-bit sine: the mixture's bits per sample fall from above 16 (the
-    uniform over 65,536 levels) well below it in 150 steps, with a head of 6 outputs where a softmax would
-    need 65,536."""
+    uniform over 65,536 levels) well below it in 300 steps, with a head of 6 outputs where a softmax would
+    need 65,536. At a learning rate of 1e-2 the loss after 150 steps swung between 10.9 and 13.4 bits with the
+    CPU model and the thread count (the trajectory is chaotic there); 5e-3 for 300 steps is calmer."""
     from vaekit.distributions.mulaw import linear_encode
 
     torch.manual_seed(0)
@@ -403,15 +404,15 @@ def test_the_mixture_learns_a_tone_better_than_chance():
     x = 0.5 * torch.sin(torch.arange(600) * 2 * math.pi / 40)[None]
     ids = linear_encode(x, 16)
     inputs = torch.cat([torch.full((1, 1), 2**15), ids[:, :-1]], dim=1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     assert -model.log_prob(inputs, ids).mean().item() / math.log(2) > 16  # measured 17.5 at initialisation
-    for _ in range(150):
+    for _ in range(300):
         loss = -model.log_prob(inputs, ids).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     bits = -model.log_prob(inputs, ids).mean().item() / math.log(2)
-    assert bits < 13.0  # measured 10.9 (seed 0, CPU)
+    assert bits < 12.5  # measured 10.5 (1 thread) and 11.1 (2 threads), seed 0, AMD EPYC
 
 
 # --------------------------------------------------------------------------------------------------------
