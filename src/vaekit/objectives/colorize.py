@@ -12,7 +12,8 @@ summed over pixels. ``method`` (``METHODS``) picks ``q``:
   With an E-step every step (``e_step_every: 1``) the M-step's gradient is exactly the marginal's (Fisher's
   identity; a test checks it), so EM differs from the marginal only when the E-step is refreshed less often:
   ``e_step_every: N`` keeps the posterior of a frozen copy for ``N`` steps, so those ``N`` gradient steps
-  are a partial M-step of one ``Q(theta; theta_old)``;
+  are a partial M-step of one ``Q(theta; theta_old)`` (the frozen copy is not checkpointed: a resumed run
+  starts with a fresh E-step);
 - ``hard_em``: ``q`` the point mass at the most probable segment under that model (hard EM);
 - ``vae``: ``q(z|x, y)`` the model's amortised posterior net, trained with the model on the same bound
   (the KL to ``P(z|x)`` enumerated exactly, no Gumbel relaxation).
