@@ -89,20 +89,25 @@ def luma_chroma_to_rgb(y: Tensor, chroma: Tensor, *, clip: bool = True) -> Tenso
 
 
 # -- reading users' images ---------------------------------------------------------------------------
-def read_rgb(path: str | Path) -> np.ndarray:
-    """A colour image file as uint8 ``[H, W, 3]``. Refused with a clear message: a missing or unreadable
-    file, a grey image (nothing to learn chroma from), transparency (which colour is under it?)."""
+def _open_image(path: Path) -> tuple[str, np.ndarray]:
+    """(PIL mode, pixels as stored) of an image file; a missing or unreadable file gets a clear error."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"no image file {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            mode, arr = im.mode, np.asarray(im)
+            return im.mode, np.asarray(im)
     except (UnidentifiedImageError, OSError) as e:
         raise DataCorruptError(f"{path}: not a readable image ({e})") from e
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """A colour image file as uint8 ``[H, W, 3]``. Refused with a clear message: a missing or unreadable
+    file, a grey image (nothing to learn chroma from), transparency (which colour is under it?)."""
+    path = Path(path)
+    mode, arr = _open_image(path)
     if mode in ("L", "I", "I;16", "F", "1", "LA") or arr.ndim == 2:
         raise DataError(f"{path} is a grey image ({mode}): a colour model learns chroma from colour images; "
                         f"remove it from the training folder")
@@ -123,17 +128,8 @@ def read_grey(path: str | Path) -> tuple[np.ndarray, str | None]:
     """A grey input for colorization as float32 ``[H, W]`` in [0, 1], and a note when it was converted: a
     colour image becomes its BT.601 luma (stated, not refused); an opaque alpha channel is dropped; real
     transparency is refused."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"no image file {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode, arr = im.mode, np.asarray(im)
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataCorruptError(f"{path}: not a readable image ({e})") from e
+    mode, arr = _open_image(path)
     note = None
     if arr.ndim == 3 and arr.shape[2] in (2, 4):  # LA or RGBA
         if arr[..., -1].min() != 255:
