@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.vaekit-installed
 SHARED ?= $(abspath ../shared/data)
 export VAEKIT_DATA ?= $(SHARED)
 
-.PHONY: setup test demo bench bench-paper bench-text bench-music bench-temporal fashion-mnist clean
+.PHONY: setup test demo chromium bench-explorer bench bench-paper bench-text bench-music bench-temporal fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,13 +26,25 @@ fashion-mnist:
 	  else echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"; fi; \
 	fi
 
-test: setup
+# Debian's Chromium for the browser tests (Playwright drives it; tests/browser.py finds it): installed when root.
+chromium:
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || \
+	      echo "warning: could not install chromium (the browser tests will say they skip)"; \
+	  else echo "note: chromium not installed (apt-get install chromium); the browser tests will skip"; fi; \
+	fi
+
+test: setup chromium
 	$(PY) -m pytest -x
 
 # Convolutional VAE on Fashion-MNIST: train, importance-sampled NLL (k=1000, first 1000 test images),
-# figures; prints the numbers and the figures' paths. About 10 minutes on 2 CPU cores.
+# figures, then the run's report.html (its path printed last). About 10 minutes on 2 CPU cores.
 demo: setup
-	$(VENV)/bin/vaekit train configs/fashion_conv_vae.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	@out=runs/demo-$$(date +%Y%m%d-%H%M%S) && \
+	  $(VENV)/bin/vaekit train configs/fashion_conv_vae.yaml --out $$out && \
+	  $(VENV)/bin/vaekit report $$out
 
 # Side-by-side benchmarks (vaekit vs its peers, pythae 0.1.2 and wavenet_vocoder 0.1.1, each in its own venv
 # benchmarks/.venv-<peer>, and the machine's matmul roofline); results in benchmarks/results/. The harness is
@@ -49,6 +61,9 @@ bench-music: setup  # issue 18: MusicVAE training events/s, denormals flushed or
 
 bench-temporal: setup  # issue 19: HM-LSTM with COPY rows skipped or computed, char models at equal size, CW-VAE at the official size
 	$(PY) -m benchmarks.harness temporal
+
+bench-explorer: setup  # issue 21: the explorer's decode latency over 200 slider moves (needs docs/results/issue21/train_runs.sh a)
+	$(PY) -m benchmarks.harness explorer
 
 bench-text: setup  # issue 17: PTB training tokens/s against a plain PyTorch LSTM LM loop, IS-NLL time
 	$(PY) -m benchmarks.harness text

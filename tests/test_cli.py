@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory):
 
 def test_every_command_has_help():
     for cmd in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse", "models", "data", "sweep", "bench", "compare",
-                "fit-prior"):
+                "fit-prior", "report", "serve"):
         assert "Usage" in _ok([cmd, "--help"])
 
 

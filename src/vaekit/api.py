@@ -224,11 +224,14 @@ def compare_runs(
     seed: int = 0,
     batch_size: int = 100,
     device: str | None = None,
+    save: bool = True,
 ) -> dict[str, Any]:
     """IS-NLL of two runs on the same images with the same seed, compared per image (paired).
 
     Both runs must have been trained on the same data in the same form (name, binarization, levels),
     so that the images and their likelihoods are the same. ``subset``: the first N images (None: all).
+    ``save``: write the result to ``run_a/eval/compare_<split>_k<k>_<time>.json`` (with run B's resolved
+    path), where ``vaekit report A B ...`` finds it for the comparison page's paired differences.
     """
     cfgs = [read_run_config(Path(r)) for r in (run_a, run_b)]
     _check_split(split)
@@ -255,9 +258,13 @@ def compare_runs(
         model.check_data(data_a.spec, data_a.name)
         nll.append(per_example_nll(model, data_a.batches(part, batch_size, dev, seed=seed),
                                    num_samples=num_samples, seed=seed))
-    return {**paired_difference(*nll), "run_a": str(run_a), "run_b": str(run_b), "num_importance_samples": num_samples,
-            "seed": seed, "data": {"name": data_a.name, "form": data_form(data_a), "split": split, "subset": subset},
-            "seconds_total": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit()}
+    res = {**paired_difference(*nll), "run_a": str(run_a), "run_b": str(run_b),
+           "run_b_resolved": str(Path(run_b).resolve()), "num_importance_samples": num_samples,
+           "seed": seed, "data": {"name": data_a.name, "form": data_form(data_a), "split": split, "subset": subset},
+           "seconds_total": time.perf_counter() - start, "device": device_name(dev), "commit": git_commit()}
+    if save:
+        res["path"] = str(save_result(Path(run_a) / "eval", f"compare_{split}_k{num_samples}", res))
+    return res
 
 
 def evaluate_disentanglement_run(

@@ -473,13 +473,16 @@ def compare(
     seed: int = typer.Option(0, "--seed", help="seed of the importance samples (the same for both runs)"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    save: bool = typer.Option(True, "--save/--no-save", help="write the result to RUN_A/eval/compare_*.json "
+                                                            "(the comparison page of `vaekit report` reads it)"),
 ) -> None:
     """Paired IS-NLL of two runs on the same images: the mean per-image difference and its standard
     error, which tells a few tenths of a nat apart where the two runs' own error bars overlap."""
     from vaekit.api import compare_runs
 
     def run() -> None:
-        res = compare_runs(run_a, run_b, num_samples=samples, subset=subset, split=split, seed=seed, device=device)
+        res = compare_runs(run_a, run_b, num_samples=samples, subset=subset, split=split, seed=seed, device=device,
+                           save=save)
         if as_json:
             print(json.dumps(res, indent=2))
             return
@@ -488,8 +491,56 @@ def compare(
         console.print(f"  B {run_b}: {res['nll_b']:.3f} ± {res['stderr_b']:.3f} nats")
         console.print(f"  A - B = {res['a_minus_b']:+.3f} ± {res['stderr_difference']:.3f} nats (paired); "
                       f"A better on {100 * res['fraction_a_better']:.1f}% of the images")
+        if "path" in res:
+            console.print(f"results: {res['path']}")
 
     _guard(run)
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="one or more run directories"),
+    out: Optional[Path] = typer.Option(None, "--out", help="with several runs: the comparison page (default "
+                                                          "comparison.html in their common parent folder)"),
+    figures: bool = typer.Option(False, "--figures", help="write each run's figures again first (through the "
+                                                          "figure registry; a run without figures/ gets them anyway)"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda, for figures (default: cuda if available)"),
+) -> None:
+    """Write RUN/report.html for each run (one offline page: config, data, curves, evaluations with their
+    protocol, the modality's figures and sounds, warnings); with several runs also a comparison page
+    (metrics with standard errors, saved `vaekit compare` paired differences, the rate-distortion plane)."""
+    from vaekit.html_report import write_comparison, write_report
+
+    def run() -> None:
+        for r in runs:
+            console.print(f"report: {write_report(r, figures=figures, device=device)}")
+        if len(runs) > 1:
+            console.print(f"comparison: {write_comparison(runs, out)}")
+        elif out is not None:
+            _fail("--out names the comparison page, which needs two or more runs")
+
+    _guard(run)
+
+
+@app.command()
+def serve(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    port: int = typer.Option(8000, "--port", help="TCP port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (default: this machine only)"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)"),
+    max_upload_mb: float = typer.Option(5.0, "--max-upload-mb", help="largest upload accepted, in MiB"),
+) -> None:
+    """The latent explorer in the browser: sliders over the latent dimensions (most active first) decoding
+    live, interpolation between test examples or uploads, sampling with a temperature, the model's condition
+    and, for hierarchical models, a layer to move."""
+    from vaekit.serve import serve as run_server
+
+    if not 0 < port < 65536:
+        _fail(f"--port must be in 1..65535, got {port}")
+    if max_upload_mb <= 0:
+        _fail(f"--max-upload-mb must be positive, got {max_upload_mb}")
+    _guard(lambda: run_server(run_dir, host=host, port=port, device=device,
+                              max_upload=int(max_upload_mb * 1024 * 1024), log=console.print))
+
 
 def _load_run(run_dir: Path):
     from vaekit.run import load, read_run_config

@@ -87,11 +87,12 @@ NETWORKS: Registry = Registry("network")
 EVALUATIONS: Registry = Registry("evaluation")  # entry.extra["applies"](model) -> bool
 FIGURES: Registry = Registry("figure set")  # by modality: entry.obj(model, data, run_dir, ...) -> [paths]
 WRITERS: Registry = Registry("sample writer")  # by modality: entry.obj(samples, path, spec) -> [paths]
+EXPLORERS: Registry = Registry("latent explorer")  # by modality: entry.obj -> what `vaekit serve` decodes to
 
 
 _BUILTINS = ("vaekit.distributions", "vaekit.models", "vaekit.objectives", "vaekit.data",
              "vaekit.evaluation.protocols", "vaekit.evaluation.colour", "vaekit.writers", "vaekit.report", "vaekit.report_audio",
-             "vaekit.report_music", "vaekit.report_video")
+             "vaekit.report_music", "vaekit.report_video", "vaekit.report_text", "vaekit.explorer")
 _loading = False
 
 

@@ -278,9 +278,10 @@ def collapse_curves(runs: dict[str, str | Path], *, title: str | None = None) ->
     return fig
 
 
-def rate_distortion(points: Sequence[dict[str, float]], *, label_key: str = "beta") -> Figure:
+def rate_distortion(points: Sequence[dict[str, float]], *, label_key: str = "beta", connect: bool = True) -> Figure:
     """Rate-distortion plane (seed 004; Alemi et al. 2018): one point per run, ``rate_nats`` on x,
-    ``distortion_nats`` on y, annotated with ``label_key``; the diagonal lines are constant -ELBO."""
+    ``distortion_nats`` on y, annotated with ``label_key``; the diagonal lines are constant -ELBO.
+    ``connect``: join the points in order of rate (a sweep of one setting); off for unrelated runs."""
     if not points:
         raise ValueError("rate_distortion needs at least one point")
     r = np.array([p["rate_nats"] for p in points], dtype=float)
@@ -288,9 +289,9 @@ def rate_distortion(points: Sequence[dict[str, float]], *, label_key: str = "bet
     fig = new_figure(5.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     order = np.argsort(r)
-    ax.plot(r[order], d[order], "-o")
+    ax.plot(r[order], d[order], "-o" if connect else "o")
     for p, ri, di in zip(points, r, d):
-        ax.annotate(f"{label_key}={p.get(label_key)}", (ri, di), textcoords="offset points", xytext=(4, 4),
+        ax.annotate(f"{label_key}={p.get(label_key)}" if connect else str(p.get(label_key)), (ri, di), textcoords="offset points", xytext=(4, 4),
                     fontsize="small")
     lo, hi = ax.get_xlim()
     for total in np.linspace((r + d).min(), (r + d).max(), 4):

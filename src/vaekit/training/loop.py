@@ -96,6 +96,53 @@ class LatentDiagnostics(Callback):
             self._log(trainer, pl_module)
 
 
+def _tensorboard_image(logger: Any, tag: str, grid: Any, step: int) -> None:
+    logger.experiment.add_image(tag, grid, step, dataformats="HWC")
+
+
+def _mlflow_image(logger: Any, tag: str, grid: Any, step: int) -> None:
+    logger.experiment.log_image(logger.run_id, grid, artifact_file=f"{tag}/step_{step:07d}.png")
+
+
+# How each experiment logger takes an image (by its class name: the loggers are optional packages).
+IMAGE_LOGGERS = {"TensorBoardLogger": _tensorboard_image, "MLFlowLogger": _mlflow_image}
+
+
+class LogSampleImages(Callback):
+    """After every validation pass, a grid of ``n`` samples (the likelihood's mean; a VQ model without a
+    fitted prior: reconstructions of validation images) to the experiment loggers that take images
+    (TensorBoard, MLflow; :data:`IMAGE_LOGGERS`), for image data. The random stream is forked around it,
+    so logging images changes no training draw."""
+
+    def __init__(self, n: int = 16, seed: int = 0):
+        self.n, self.seed = n, seed
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from vaekit.errors import UsageError
+        from vaekit.plots.images import make_grid
+
+        loggers = [(lg, IMAGE_LOGGERS[type(lg).__name__]) for lg in trainer.loggers if type(lg).__name__ in IMAGE_LOGGERS]
+        if not loggers or not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        model = pl_module.eval_model
+        device = next(model.parameters()).device
+        was = model.training
+        model.eval()
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+                torch.manual_seed(self.seed)
+                try:
+                    images, tag = model.sample(self.n, use_mean=True), "samples"
+                except UsageError:
+                    batch = next(iter(trainer.datamodule.val_dataloader()))
+                    images, tag = model.reconstruction(batch["x"][: self.n].to(device)).mean, "reconstructions"
+        finally:
+            model.train(was)
+        grid = (make_grid(images.float().clamp(0, 1).cpu(), nrow=int(self.n ** 0.5)) * 255).round().astype("uint8")
+        for logger, log_image in loggers:
+            log_image(logger, tag, grid, trainer.global_step)
+
+
 class KeepBestValidation(Callback):
     """Remember the evaluation weights of the validation pass with the highest ``val/elbo`` (``train.keep:
     best_val``). The copy lives on the CPU and in the checkpoint (Lightning saves a callback's ``state_dict``),
@@ -209,6 +256,11 @@ def _logger(cfg: RunConfig, run_dir: Path) -> list[Any]:
             raise ConfigError(f"train.logger={cfg.train.logger} needs the {package} package: "
                               f"pip install 'vaekit[{package}]'")
         import lightning.pytorch.loggers as pl_loggers
+
+        if cfg.train.logger == "mlflow":
+            # the run's MLflow records live in the run directory (run_dir/mlruns: no server, no database, the
+            # run stays one folder), which MLflow 3 refuses unless this is set; a user's own setting wins
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
         loggers.append(getattr(pl_loggers, cls)(**kwargs))
     return loggers
@@ -481,7 +533,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False) -
     keeper = KeepBestValidation() if t.keep == "best_val" else None
     extra: tuple[Callback, ...] = (
         (LatentDiagnostics(t.diagnostics_every, t.diagnostics_examples, t.seed),) if t.diagnostics_every > 0 else ()
-    ) + ((keeper,) if keeper is not None else ())
+    ) + ((keeper,) if keeper is not None else ()) + (
+        (LogSampleImages(seed=t.seed),) if t.logger in ("tensorboard", "mlflow") and data.spec.modality == "image" else ())
     trainer = build_trainer(
         run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time, progress=t.progress,
         precision=t.precision, logger=loggers, accelerator=t.accelerator, devices=t.devices,
