@@ -193,6 +193,13 @@ class Explorer:
                ) -> list[dict[str, Any]]:
         """``z [B, D_layer]`` decoded: layer ``layer`` set to ``z``, the other layers (hierarchical models)
         inferred from the example ``base`` (default: test example 0), as the per-layer traversals do."""
+        if not 0 <= layer < len(self.layers):
+            raise UsageError(f"layer {layer} is out of range 0..{len(self.layers) - 1}")
+        if z.dim() != 2 or z.shape[-1] != self.layers[layer]["dim"]:
+            raise UsageError(f"layer {layer} has {self.layers[layer]['dim']} dimensions, got {list(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise UsageError("the latent vector holds a NaN or an infinite value")
+        z = z.to(self.device)
         c = self.cond_tensors(cond or {}, z.shape[0])
         if len(self.layers) > 1:
             x = self.example(base or "test:0")
@@ -297,7 +304,7 @@ class ImageView(View):
             im = Image.open(io.BytesIO(data))
             im.load()
         except (UnidentifiedImageError, OSError) as e:
-            raise UsageError(f"{filename!r} cannot be read as an image ({e})") from None
+            raise UsageError(f"{filename!r} cannot be read as an image (PIL: {type(e).__name__})") from None
         c, h, w = self.ex.spec.shape
         im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
         arr = np.asarray(im, np.float32) / 255.0
@@ -385,7 +392,9 @@ class AudioView(View):
         if len(wave) < 4 * hop:
             raise UsageError(f"{filename!r} is too short ({len(wave)} samples at {self.rate} Hz)")
         wave = wave[: len(wave) // hop * hop]
-        mel = log_mel(wave, self.ex.spec.mel, self.rate)
+        from vaekit.models.speech_vae import mel_settings_of
+
+        mel = log_mel(wave, mel_settings_of(self.ex.spec), self.rate)
         b = {"x": torch.from_numpy(wave)[None, None], "mel": torch.from_numpy(mel)[None],
              "mask": torch.ones(1, len(wave), dtype=torch.bool), "lengths": torch.tensor([len(wave)])}
         for c in self.ex.conditions:
