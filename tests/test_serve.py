@@ -275,3 +275,32 @@ def test_audio_explorer_decodes_sound(tmp_path):
     assert len(res["codes"][0]) == 3 and res["original"]["audio"].startswith("data:audio/wav")
     with pytest.raises(UsageError, match="cannot be read as sound"):
         ex.upload(b"RIFF0000WAVEjunk", "broken.wav")
+
+
+@pytest.mark.slow
+@needs_shared
+@pytest.mark.parametrize("name, output", [("text_vae", "text"), ("musicvae", "audio")])
+def test_text_and_music_explorers(tmp_path, name, output):
+    from test_cli import SMOKE_OTHER
+
+    from vaekit.explorer import Explorer
+
+    r = CliRunner().invoke(app, ["train", name, *SMOKE_OTHER[name], "--set", "train.max_epochs=1",
+                                 "--no-evaluate", "--no-figures", "--out", str(tmp_path / name)])
+    assert r.exit_code == 0, r.output
+    ex = Explorer(tmp_path / name, examples=6)
+    assert ex.view.output == output
+    codes = ex.describe_example("test:1")["codes"][0]
+    [item] = ex.decode(torch.tensor([codes]))
+    frames = ex.interpolate("test:0", "test:1", steps=3)
+    assert len(frames) == 3 and len(ex.sample(2, temperature=1.0)) == 2
+    if output == "text":  # the greedy decoding of the posterior mean, as `vaekit reconstruct --text` gives it
+        with torch.no_grad():
+            want = ex.model.decode_text(*ex.model.decode_greedy(torch.tensor([codes])))[0]
+        assert item == {"text": want}
+    else:  # a piano roll and its MIDI rendered to sound
+        import soundfile as sf
+
+        wave, rate = sf.read(io.BytesIO(base64.b64decode(item["audio"].split(",", 1)[1])))
+        assert rate == 8000 and len(wave) > 0 and item["image"].startswith("data:image/png")
+        assert frames[0] == ex.decode(torch.tensor([ex.describe_example("test:0")["codes"][0]]))[0]

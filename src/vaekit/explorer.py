@@ -448,3 +448,45 @@ class TextView(View):
         return TextBatches(encode_examples([[words[:200]]], vocab, None)).__getitems__([0])
 
     upload_types = (".txt",)
+
+
+@EXPLORERS.register("note_events", description="decoded note events as a piano roll (PNG) and their MIDI rendered to "
+                                               "audio (pretty_midi's sine synthesis, WAV)")
+class NoteEventView(View):
+    """Music models with a global latent over note-event windows (MusicVAE on chorales): events by greedy
+    decoding (the argmax at every step: a slider move gives the same music twice), a piano roll to look at
+    and the MIDI file rendered to sound, as the report's players do."""
+
+    output = "audio"
+    upload_types = (".mid", ".midi")
+    RATE = 8000  # Hz of the sine rendering: enough for the chorales' range (up to ~1 kHz), fast to synthesise
+
+    def encoder_inputs(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {}
+
+    def decode(self, z: Tensor, cond: dict[str, Tensor]) -> Any:
+        return self.model.generate(z, greedy=True, seed=0)
+
+    def decode_layer(self, x, layer, z, cond):
+        return self.decode(z, cond)
+
+    def sample(self, n: int, temperature: float, cond: dict[str, Tensor], seed: int) -> Any:
+        return self.model.sample(n, temperature, use_mean=True, seed=seed)
+
+    def render_output(self, events: Tensor) -> list[dict[str, Any]]:
+        from vaekit.data.chorales import events_to_midi, events_to_roll
+
+        items = []
+        for ev in events.cpu().numpy():
+            roll = events_to_roll(ev)  # [T, 88]
+            keys = np.flatnonzero(roll.any(0))
+            lo, hi = (int(keys.min()) - 2, int(keys.max()) + 3) if keys.size else (30, 60)
+            img = roll[:, max(lo, 0):hi].T[::-1]  # pitch up, time to the right
+            wave = events_to_midi(ev).synthesize(fs=self.RATE)
+            peak = float(np.abs(wave).max()) if wave.size else 0.0
+            items.append({"image": png_uri(np.repeat(np.repeat(img, 4, 0), 4, 1)),
+                          "audio": wav_uri(wave / peak * 0.8 if peak > 0 else wave, self.RATE)})
+        return items
+
+    def read_upload(self, data: bytes, filename: str) -> dict[str, Tensor]:
+        raise UsageError("uploading MIDI files is not supported yet: pick test windows (test:<index>)")
