@@ -50,7 +50,8 @@ def main(pages: list[str]) -> None:
             problems = list(page.problems)
         im = Image.open(full)
         im.crop((0, 0, im.width, min(im.height, HEIGHT))).convert("RGB").save(full, optimize=True)
-        summary[name] = {"page": where if where.startswith("http") else str(Path(where)), **media,
+        size = {} if where.startswith("http") else {"page_mib": Path(where).stat().st_size / 2**20}
+        summary[name] = {"page": where if where.startswith("http") else str(Path(where)), **size, **media,
                          "problems": problems, "full_height_px": im.height, "screenshots": shots}
         print(name, summary[name])
     record.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
