@@ -7,7 +7,7 @@ as ``harness`` (``benchmarks/`` is on their path).
 
 A benchmark file defines ``run(ctx: Context) -> None`` (optionally ``DEFAULT = False`` to be run only when
 named, as the paper tables are, and ``PEER = "<name>"`` or a tuple of names from :data:`PEERS`, the
-libraries it compares with; default ``"pythae"``). Inside, it measures things side by side through worker
+libraries it compares with; default ``"pythae"``; ``PEER = ()``: none, the results say so). Inside, it measures things side by side through worker
 scripts, each run by the interpreter of one *side* (``"vaekit"``: this Python; a peer's name: that peer's
 own virtual environment ``benchmarks/.venv-<name>``), and records tables. The harness then writes
 
@@ -647,6 +647,9 @@ def run_one(name: str, path: Path, *, directory: Path, results_dir: Path, repeat
     """
     module = _load_module(name, path)
     names = benchmark_peers(module)
+    if not names:  # ``PEER = ()``: a measurement of vaekit alone (e.g. the explorer's latency); no peer set up
+        names = (DEFAULT_PEER,)
+        peers = {**peers, DEFAULT_PEER: (None, f"benchmark {name} compares with no peer (PEER = ())")}
     ctx = Context(name=name, directory=directory, results_dir=results_dir, repeats=repeats, quick=quick,
                   peer=names[0], peers={n: peers[n] for n in names}, device=device,
                   omp_wait_policy=omp_wait_policy,
