@@ -20,9 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -49,12 +47,6 @@ def _runs() -> dict[str, Path]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _quantiles(ms: list[float]) -> dict[str, float]:
     q = statistics.quantiles(ms, n=100, method="inclusive")
     return {"median_ms": statistics.median(ms), "p95_ms": q[94], "max_ms": max(ms), "mean_ms": statistics.fmean(ms),
@@ -63,22 +55,15 @@ def _quantiles(ms: list[float]) -> dict[str, float]:
 
 def measure(run_dir: Path, moves: int) -> dict[str, object]:
     import torch
-    import uvicorn
 
     from vaekit.explorer import Explorer
-    from vaekit.serve import build_app
+    from vaekit.serve import build_app, serving
 
     t0 = time.perf_counter()
     explorer = Explorer(run_dir)
     load_s = time.perf_counter() - t0
     app = build_app(explorer)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
+    with serving(app) as port:
         example = explorer.describe_example("test:0")
         z0, dim = example["codes"][0], explorer.layers[0]["order"][0]
         values = torch.linspace(-3, 3, moves).tolist()
@@ -109,9 +94,6 @@ def measure(run_dir: Path, moves: int) -> dict[str, object]:
             explorer.decode(torch.tensor([z]), base="test:0", cond=example["cond"])
             model_ms.append(1000 * (time.perf_counter() - t))
         browser = _browser_moves(f"http://127.0.0.1:{port}/", moves)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     return {"run": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
             "model": explorer.info()["model"], "modality": explorer.spec.modality, "moved_dimension": dim,
             "load_seconds": load_s, "http": _quantiles(http_ms), "model_only": _quantiles(model_ms),

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,25 +73,11 @@ def test_report_pages_load_cleanly(runs, tmp_path):
 
 @pytest.fixture
 def explorer_url(runs):
-    import uvicorn
-
     from vaekit.explorer import Explorer
-    from vaekit.serve import build_app
+    from vaekit.serve import build_app, serving
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(build_app(Explorer(runs / "a", examples=30)),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(build_app(Explorer(runs / "a", examples=30))) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def test_explorer_in_the_browser(explorer_url, tmp_path):

@@ -8,21 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
+from test_cli import _ok, runner
 from vaekit.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-runner = CliRunner()
 QUICK = ["--data", "digits", "--set", "model.hidden=[32]", "--set", "model.likelihood=dlogistic",
          "--set", "train.max_epochs=2", "--set", "train.progress=false", "--set", "eval.num_samples=20",
          "--set", "eval.subset=100"]
-
-
-def _ok(args):
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ import base64
 import http.client
 import io
 import json
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -136,29 +133,16 @@ def test_a_vq_model_is_refused_with_a_reason(tmp_path):
 # -- the web app, served for real ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(runs):
-    import uvicorn
-
     from vaekit.explorer import Explorer
-    from vaekit.serve import build_app
+    from vaekit.serve import build_app, serving
 
     ex = Explorer(runs["vae"], examples=20, max_upload=20_000)
     (runs["vae"] / "figures").mkdir(exist_ok=True)
     (runs["vae"].parent / "secret.txt").write_text("not the run's")
     (runs["vae"] / "figures" / "link.txt").symlink_to(runs["vae"].parent / "secret.txt")
     application = build_app(ex)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield {"port": port, "app": application, "explorer": ex}
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(application) as port:
+        yield {"port": port, "app": application, "explorer": ex}
 
 
 def _raw(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):

@@ -34,11 +34,15 @@ def make_figures(model: LatentVariableModel, data: Any, run_dir: str | Path, *,
     return FIGURES.get(modality).obj(model, data, run_dir, usage=usage, seed=seed, num=num)
 
 
-def _curves(run_dir: str | Path, out: Path) -> list[Path]:
+def curves_figure(run_dir: str | Path, out: Path) -> list[Path]:
+    """``training_curves.png`` from ``metrics.csv`` (nothing for a run without one, or too short to have a curve)."""
     metrics = Path(run_dir) / "metrics.csv"
     if not metrics.is_file():
         return []
-    return [plots.save_figure(plots.training_curves(metrics), out / "training_curves.png")]
+    try:
+        return [plots.save_figure(plots.training_curves(metrics), out / "training_curves.png")]
+    except ValueError:  # a run too short to have logged a curve
+        return []
 
 
 def component_figures(model: LatentVariableModel, x: Any, y: Any, out: Path) -> list[Path]:
@@ -79,7 +83,7 @@ def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pa
                                    out / "reconstructions.png"))
     if "latent_means" not in model.capabilities:  # a discrete latent (a mixture): no interpolation or traversal
         paths.extend(component_figures(model, x, y, out))
-        return paths + _curves(run_dir, out)
+        return paths + curves_figure(run_dir, out)
     rows = min(8, n // 2)
     ya = y[:rows] if y is not None else None
     inter = interpolate(model, x[:rows], x[rows:2 * rows], steps=10, **_cond(model, ya))
@@ -121,7 +125,7 @@ def image_figures(model: LatentVariableModel, data: ImageData, run_dir: str | Pa
             out / "latent_pca.png"))
     if len(codes) > 1:
         paths.extend(layer_traversals(model, x[:1], out, **_cond(model, y[:1] if y is not None else None)))
-    paths.extend(_curves(run_dir, out))
+    paths.extend(curves_figure(run_dir, out))
     if paths[-1].name == "training_curves.png" and len(codes) > 1:
         paths.append(plots.save_figure(plots.kl_per_layer_curves(Path(run_dir) / "metrics.csv"), out / "kl_per_layer.png"))
     return paths

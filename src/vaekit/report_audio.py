@@ -25,6 +25,7 @@ import numpy as np
 
 from vaekit import plots
 from vaekit.errors import UsageError
+from vaekit.report import curves_figure
 from vaekit.registry import FIGURES
 
 
@@ -77,12 +78,9 @@ def audio_figures(model: Any, data: Any, run_dir: str | Path, *, usage: dict[str
     titles, ws = [r[0] for r in rows], [r[1] for r in rows]
     paths.append(plots.save_figure(waveform_figure(ws, rate, titles=titles), out / "waveforms.png"))
     paths.append(plots.save_figure(spectrogram_figure(ws, rate, titles=titles), out / "spectrograms.png"))
+    paths += curves_figure(run_dir, out)
     metrics = Path(run_dir) / "metrics.csv"
     if metrics.is_file():
-        try:
-            paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
-        except ValueError:  # a run too short to have logged a curve
-            pass
         if "codes" in model.capabilities:
             try:
                 paths.append(plots.save_figure(plots.codebook_over_training(metrics), out / "codebook_over_training.png"))

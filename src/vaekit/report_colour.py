@@ -50,7 +50,7 @@ def colour_figures(model: Any, data: Any, run_dir: str | Path, *, usage: Any = N
                    num: int = 64) -> list[Path]:
     """``colorizations.png`` and the training curves of a colorizer run."""
     from vaekit.data.colour import luma
-    from vaekit.report import _curves
+    from vaekit.report import curves_figure
 
     out = Path(run_dir) / "figures"
     model.eval()
@@ -61,4 +61,4 @@ def colour_figures(model: Any, data: Any, run_dir: str | Path, *, usage: Any = N
     title = "truth, grey, mean of P(y|x), 5 z ~ P(z|x), argmax P(z|x)" + (", true segments" if
                                                                               "segments" in batch else "")
     paths = [plots.save_figure(plots.labelled_columns(cols, title=title), out / "colorizations.png")]
-    return paths + _curves(run_dir, out)
+    return paths + curves_figure(run_dir, out)

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from vaekit import plots
 from vaekit.fileio import atomic_write_text
+from vaekit.report import curves_figure
 from vaekit.registry import FIGURES
 
 
@@ -71,10 +71,5 @@ def text_figures(model: Any, data: Any, run_dir: str | Path, *, usage: dict[str,
                                                           model.decode_text(*model.decode_greedy((1 - t) * za + t * zb)))]
                 lines.append("")
             paths.append(_write(out / "homotopies.txt", lines))
-    metrics = Path(run_dir) / "metrics.csv"
-    if metrics.is_file():
-        try:
-            paths.append(plots.save_figure(plots.training_curves(metrics), out / "training_curves.png"))
-        except ValueError:  # a run too short to have logged a curve
-            pass
+    paths += curves_figure(run_dir, out)
     return paths

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,35 @@ def build_app(explorer: Explorer, *, max_batch: int = 64) -> Any:
     app.state.batcher = batcher
     app.state.explorer = explorer
     return app
+
+
+@contextmanager
+def serving(app: Any, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[int]:
+    """Serve ``app`` with uvicorn on a thread of this process for the ``with`` block; yields the port (``0``: a
+    free one). For tests, benchmarks and notebooks; ``vaekit serve`` runs uvicorn in the foreground."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the explorer's server did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def serve(run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = 8000, device: str | None = None,

@@ -32,6 +32,7 @@ a)
 b)
   iwae 1 10
   train "$R/text_vae" configs/ptb_text_vae.yaml --set train.max_time=540 --set eval.subset=100
+  train "$R/text_vae_free_bits" configs/ptb_text_vae_free_bits.yaml --set train.max_time=1200 --set eval.subset=100
   iwae 2 10
   ;;
 esac
