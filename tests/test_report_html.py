@@ -132,3 +132,15 @@ def test_report_errors(runs, tmp_path):
     assert result.exit_code == 2 and "needs two or more runs" in " ".join(result.output.split())
     result = runner.invoke(app, ["report", str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "x.txt")])
     assert result.exit_code == 2 and "is an .html file" in " ".join(result.output.split())
+
+
+def test_evaluations_saved_in_one_second_are_one_kind(tmp_path):
+    """save_result names a second result of the same second <stem>_<time>_1.json: still the same kind."""
+    from vaekit.html_report import latest_by_kind, read_evaluations
+
+    (tmp_path / "eval").mkdir()
+    for suffix, nll, date in (("", 1.0, "2026-01-01T00:00:00"), ("_1", 2.0, "2026-01-01T00:00:00.5")):
+        path = tmp_path / "eval" / f"test_k10_20260101-000000{suffix}.json"
+        path.write_text(json.dumps({"date": date, "nll": nll}))
+    [latest] = latest_by_kind(read_evaluations(tmp_path))
+    assert latest.kind == "test_k10" and latest.raw["nll"] == 2.0

@@ -98,7 +98,7 @@ def main() -> None:
         "scrolls to; all of them were looked at.",
         "",
         "Source: `issue21/screenshots.json` (`python docs/results/issue21/screenshots.py`). Columns not from these "
-        "files: \"modality\", \"run\", \"screenshots\".",
+        "files: \"modality\", \"run\", \"page\", \"problems\", \"screenshots\".",
         "",
         *pages_table(),
         "",

@@ -28,11 +28,12 @@ a)
   train "$R/speech_vae" configs/fsdd_speech_vae.yaml --set train.max_time=900
   train "$R/musicvae" configs/chorale_musicvae_flat.yaml --set train.max_time=420
   train "$R/cwvae" configs/mmnist_cwvae_L1.yaml --set train.max_time=500
+  train "$R/vq_ema" configs/vqvae_mnist_ema.yaml
+  train "$R/text_vae_free_bits" configs/ptb_text_vae_free_bits.yaml --set train.max_time=1200 --set eval.subset=100
   ;;
 b)
   iwae 1 10
   train "$R/text_vae" configs/ptb_text_vae.yaml --set train.max_time=540 --set eval.subset=100
-  train "$R/text_vae_free_bits" configs/ptb_text_vae_free_bits.yaml --set train.max_time=1200 --set eval.subset=100
   iwae 2 10
   ;;
 esac
