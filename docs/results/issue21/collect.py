@@ -1,6 +1,7 @@
 """Copy what docs/results/report.md's tables read from the issue-21 runs into docs/results/issue21/: each IWAE
-run's newest likelihood evaluation (``iwae/<run>.json``, without its per-dimension lists) and every saved
-``vaekit compare`` result (``iwae/compare_<A>_vs_<B>.json``).
+run's newest likelihood evaluation (``iwae/<run>.json``, without its per-dimension lists), every saved
+``vaekit compare`` result (``iwae/compare_<A>_vs_<B>.json``), and for each page's run (one per modality) its
+training record and the newest evaluation of each kind (``runs/<run>.json``).
 
     python docs/results/issue21/collect.py [runs/report]
 """
@@ -13,13 +14,48 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "docs" / "results" / "issue21" / "iwae"
+RUNS_OUT = ROOT / "docs" / "results" / "issue21" / "runs"
+TRAIN_KEYS = ("epochs", "global_step", "train_seconds", "skipped_steps", "status")
 
 
 def _newest(run: Path, pattern: str) -> list[Path]:
     return sorted(run.glob(f"eval/{pattern}"), key=lambda p: p.stat().st_mtime)
 
 
+def _rel(path: Path) -> str:
+    """A path as the repository root sees it (runs/report/...)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _train(run: Path) -> dict:
+    meta = json.loads((run / "model.json").read_text())
+    return {k: meta.get(k) for k in TRAIN_KEYS}
+
+
+def page_runs(runs: Path) -> None:
+    """Each page's run: its training record and the newest evaluation of each kind, as the page shows them."""
+    from vaekit.html_report import latest_by_kind, read_evaluations
+
+    RUNS_OUT.mkdir(parents=True, exist_ok=True)
+    for run in sorted(runs.iterdir()):
+        if run.name == "iwae" or not (run / "model.json").is_file():
+            continue
+        evaluations = {}
+        for e in latest_by_kind(read_evaluations(run)):
+            res = dict(e.raw)
+            for key in ("latent_usage", "config"):
+                res.pop(key, None)
+            res["source_file"] = _rel(e.path)
+            evaluations[e.kind] = res
+        record = {"run": _rel(run), "model": json.loads((run / "model.json").read_text())
+                  .get("name"), "train": _train(run), "evaluations": evaluations}
+        (RUNS_OUT / f"{run.name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+        print(f"runs/{run.name}.json: {', '.join(evaluations)}")
+
+
 def main(runs: Path) -> None:
+    page_runs(runs)
     OUT.mkdir(parents=True, exist_ok=True)
     for run in sorted((runs / "iwae").iterdir()):
         if not (run / "model.json").is_file():
@@ -28,14 +64,13 @@ def main(runs: Path) -> None:
         if evals:
             res = json.loads(evals[-1].read_text())
             res.pop("latent_usage", None)
-            res["source_file"] = str(evals[-1].relative_to(runs.parent))
-            res["train"] = {k: json.loads((run / "model.json").read_text()).get(k)
-                            for k in ("epochs", "global_step", "train_seconds", "skipped_steps", "status")}
+            res["source_file"] = _rel(evals[-1])
+            res["train"] = _train(run)
             (OUT / f"{run.name}.json").write_text(json.dumps(res, indent=1) + "\n")
         for path in _newest(run, "compare_*.json"):
             res = json.loads(path.read_text())
             b = Path(res["run_b_resolved"]).name
-            res["source_file"] = str(path.relative_to(runs.parent))
+            res["source_file"] = _rel(path)
             (OUT / f"compare_{run.name}_vs_{b}.json").write_text(json.dumps(res, indent=1) + "\n")
     print("\n".join(sorted(p.name for p in OUT.iterdir())))
 

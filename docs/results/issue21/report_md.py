@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 HERE = ROOT / "docs" / "results" / "issue21"
 PAGES = [  # (screenshot name, modality, what the run is)
     ("image_conv_vae", "images", "conv VAE on Fashion-MNIST (`configs/fashion_conv_vae.yaml`, 8 epochs)"),
-    ("vq_vqvae", "VQ", "VQ-VAE on binarised MNIST, EMA codebook (`configs/vqvae_mnist_ema.yaml`, issue 20's run)"),
+    ("vq_vqvae", "VQ", "VQ-VAE on binarised MNIST, EMA codebook (`configs/vqvae_mnist_ema.yaml`)"),
     ("audio_speech_vae", "audio", "speech VAE on FSDD (`configs/fsdd_speech_vae.yaml`, 900 s)"),
     ("text_text_vae", "text", "sentence VAE on PTB (`configs/ptb_text_vae.yaml`, 540 s: collapsed)"),
     ("text_text_vae_free_bits", "text", "sentence VAE on PTB with free bits (`configs/ptb_text_vae_free_bits.yaml`, 1200 s)"),
@@ -42,6 +42,46 @@ def pages_table() -> list[str]:
         problems = "; ".join(s["problems"]) or "none"
         rows.append(f"| {modality} | {what} | `{s['page']}` | {s['images']} | {s['audio']} | {len(s['broken_images'])} "
                     f"| {len(s['broken_audio'])} | {problems} | {pics} |")
+    return rows
+
+
+HEADLINE = ("nll_nats", "neg_elbo_nats", "nll_bpd", "bits_per_dim", "recon_nats", "distortion_nats")
+RUN_OF_PAGE = {"image_conv_vae": "fashion_conv_vae", "vq_vqvae": "vq_ema", "audio_speech_vae": "speech_vae",
+               "text_text_vae": "text_vae", "text_text_vae_free_bits": "text_vae_free_bits",
+               "music_musicvae": "musicvae", "video_cwvae": "cwvae"}
+
+
+def page_run(page: str) -> dict:
+    path = HERE / "runs" / f"{RUN_OF_PAGE[page]}.json"
+    return _load(path) if path.is_file() else {}
+
+
+def likelihood_of(record: dict) -> tuple[str, dict]:
+    """The run's newest evaluation that has a headline number (a likelihood, its bound or a distortion)."""
+    for kind, res in record.get("evaluations", {}).items():
+        if any(k in res for k in HEADLINE):
+            return kind, res
+    return "", {}
+
+
+def runs_table() -> list[str]:
+    rows = ["| page | model | status | epochs | training (s) | evaluation | headline | active units | other evaluations "
+            "| source |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for page, run in RUN_OF_PAGE.items():
+        record = page_run(page)
+        if not record:
+            continue
+        t = record["train"]
+        kind, res = likelihood_of(record)
+        key = next((k for k in HEADLINE if k in res), None)
+        head = "n/a" if key is None else f"{key} = {res[key]:.2f}" + (
+            f" ± {res[key.replace('_nats', '_stderr_nats')]:.2f}" if key.replace("_nats", "_stderr_nats") in res else "")
+        sub = res.get("data", {}).get("subset")
+        where = f"{kind} ({res.get('data', {}).get('num_examples', '?')} {res.get('data', {}).get('split', '')} examples" \
+                f"{', a subset' if sub else ''}, k = {res.get('num_importance_samples', '?')})" if kind else "none"
+        others = ", ".join(k for k in record["evaluations"] if k != kind) or "none"
+        rows.append(f"| {page} | {record['model']} | {t['status']} | {t['epochs']} | {t['train_seconds']:.0f} | {where} "
+                    f"| {head} | {res.get('active_units', 'n/a')} | {others} | `issue21/runs/{run}.json` |")
     return rows
 
 
@@ -101,6 +141,13 @@ def main() -> None:
         "files: \"modality\", \"run\", \"page\", \"problems\", \"screenshots\".",
         "",
         *pages_table(),
+        "",
+        "The runs behind the pages: their training records and the evaluation each page leads with.",
+        "",
+        "Source: one JSON per row (column \"source\", copied from each run's model.json and eval/ by "
+        "`python docs/results/issue21/collect.py`). Columns not from these files: \"page\".",
+        "",
+        *runs_table(),
         "",
         "Readings:",
         "",
