@@ -67,6 +67,18 @@ def test_text_from_the_run_is_escaped(runs, tmp_path):
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
 
 
+def test_a_text_result_wraps_and_numbers_stay_on_one_line(runs, tmp_path):
+    """A note in an evaluation (VQ models and densities have one) must wrap, not widen the page."""
+    run = tmp_path / "run"
+    shutil.copytree(runs / "a", run)
+    [path] = list((run / "eval").glob("test_k*.json"))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "note": "a long note " * 20}))
+    _ok(["report", str(run)])
+    page = (run / "report.html").read_text()
+    assert re.search(r'<td class="s">(a long note ){20}</td>', page)
+    assert re.search(r'<td>nll_nats</td><td class="n">[\d.,]+</td>', page)
+
+
 def test_warnings_of_a_failed_collapsed_run(runs, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(runs / "a", run)

@@ -48,6 +48,9 @@ def main(pages: list[str]) -> None:
                     page.screenshot(path=str(path))
                     shots.append(str(path.relative_to(ROOT)))
             problems = list(page.problems)
+            wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            if wide > 0:  # something (a table, a long line) widens the page past the window
+                problems.append(f"page {wide} px wider than the window")
         im = Image.open(full)
         im.crop((0, 0, im.width, min(im.height, HEIGHT))).convert("RGB").save(full, optimize=True)
         size = {} if where.startswith("http") else {"page_mib": Path(where).stat().st_size / 2**20}
