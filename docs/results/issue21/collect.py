@@ -1,7 +1,7 @@
 """Copy what docs/results/report.md's tables read from the issue-21 runs into docs/results/issue21/: each IWAE
 run's newest likelihood evaluation (``iwae/<run>.json``, without its per-dimension lists), every saved
 ``vaekit compare`` result (``iwae/compare_<A>_vs_<B>.json``), and for each page's run (one per modality) its
-training record and the newest evaluation of each kind (``runs/<run>.json``).
+training record and the newest evaluation of each kind (``pages/<run>.json``).
 
     python docs/results/issue21/collect.py [runs/report]
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "docs" / "results" / "issue21" / "iwae"
-RUNS_OUT = ROOT / "docs" / "results" / "issue21" / "runs"
+RUNS_OUT = ROOT / "docs" / "results" / "issue21" / "pages"  # not runs/, which .gitignore keeps out
 TRAIN_KEYS = ("epochs", "global_step", "train_seconds", "skipped_steps", "status")
 
 
@@ -51,7 +51,7 @@ def page_runs(runs: Path) -> None:
         record = {"run": _rel(run), "model": json.loads((run / "model.json").read_text())
                   .get("name"), "train": _train(run), "evaluations": evaluations}
         (RUNS_OUT / f"{run.name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-        print(f"runs/{run.name}.json: {', '.join(evaluations)}")
+        print(f"pages/{run.name}.json: {', '.join(evaluations)}")
 
 
 def main(runs: Path) -> None:

@@ -52,7 +52,7 @@ RUN_OF_PAGE = {"image_conv_vae": "fashion_conv_vae", "vq_vqvae": "vq_ema", "audi
 
 
 def page_run(page: str) -> dict:
-    path = HERE / "runs" / f"{RUN_OF_PAGE[page]}.json"
+    path = HERE / "pages" / f"{RUN_OF_PAGE[page]}.json"
     return _load(path) if path.is_file() else {}
 
 
@@ -81,12 +81,12 @@ def runs_table() -> list[str]:
                 f"{', a subset' if sub else ''}, k = {res.get('num_importance_samples', '?')})" if kind else "none"
         others = ", ".join(k for k in record["evaluations"] if k != kind) or "none"
         rows.append(f"| {page} | {record['model']} | {t['status']} | {t['epochs']} | {t['train_seconds']:.0f} | {where} "
-                    f"| {head} | {res.get('active_units', 'n/a')} | {others} | `issue21/runs/{run}.json` |")
+                    f"| {head} | {'n/a' if res.get('active_units') is None else res['active_units']} | {others} | `issue21/pages/{run}.json` |")
     return rows
 
 
 def latency_table() -> list[str]:
-    res = _load(ROOT / "benchmarks" / "results" / "explorer.json")["runs"]
+    res = _load(ROOT / "benchmarks" / "results" / "explorer.json")["records"]["runs"]
     rows = ["| run | browser median (ms) | browser p95 (ms) | HTTP median (ms) | HTTP p95 (ms) | model alone median (ms) "
             "| model alone p95 (ms) | moves |", "|---|---|---|---|---|---|---|---|"]
     for name, r in res.items():
@@ -109,19 +109,19 @@ def iwae_table() -> list[str]:
 
 
 def paired_table() -> list[str]:
-    rows = ["| A | B | A - B (nats, paired) | A better on | source |", "|---|---|---|---|---|"]
+    rows = ["| A | B | A - B (nats, paired) | fraction of images A is better on | source |", "|---|---|---|---|---|"]
     for path in sorted((HERE / "iwae").glob("compare_*.json")):
         r = _load(path)
         a, b = Path(r["run_a"]).name, Path(r["run_b"]).name
         rows.append(f"| {a} | {b} | {r['a_minus_b']:+.3f} ± {r['stderr_difference']:.3f} "
-                    f"| {100 * r['fraction_a_better']:.1f}% | `issue21/iwae/{path.name}` |")
+                    f"| {r['fraction_a_better']:.3f} | `issue21/iwae/{path.name}` |")
     return rows
 
 
 def _units(page: str) -> str:
     kind, res = likelihood_of(page_run(page))
     return f"{res.get('active_units', '?')} active units (IS-NLL on {res.get('data', {}).get('num_examples', '?')} " \
-           f"test sentences, `issue21/runs/{RUN_OF_PAGE[page]}.json`)"
+           f"test sentences, `issue21/pages/{RUN_OF_PAGE[page]}.json`)"
 
 
 def readings() -> list[str]:
@@ -136,6 +136,10 @@ def readings() -> list[str]:
             ": " + "; ".join(f"`{p}`" for p in failed) + ". Each is Chromium's own: a sound over the 4 MiB "
             "embedding limit is linked, not embedded, and Chromium aborts the rest of a linked file once it has "
             "its metadata (`net::ERR_ABORTED`); the player loads and plays." if failed else "."),
+        f"- The short budgets show: the MusicVAE ({page_run('music_musicvae').get('train', {}).get('epochs')} epochs) "
+        "greedy-decodes one held note for each window shown (its sampled decodings move), and the Clockwork VAE "
+        f"({page_run('video_cwvae').get('train', {}).get('epochs')} epoch) predicts blurred digits; the pages show "
+        "them as they are.",
     ]
     return out
 
@@ -170,7 +174,10 @@ def main() -> None:
         "Written by `python docs/results/issue21/report_md.py` from the files named under each table; how the "
         "pages and the explorer work: `docs/report.md`. Measured on the 2-core CPU (AMD EPYC, torch 2.13.0+cpu), "
         "no GPU. The runs are short CPU budgets made to be looked at (`bash docs/results/issue21/train_runs.sh a` "
-        "and `... b`), not the models' best results; their numbers are in each page.",
+        "and `... b`), not the models' best results; their numbers are in each page. They were trained from a copy "
+        "of the source (so that editing the checkout could not change a running training), which is why their "
+        "evaluations record `commit: none`; the copy was the tree of commit 9d13418, whose later commits change "
+        "the pages, not the models or the evaluations.",
         "",
         "## One page per modality, and the comparison page",
         "",
