@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -49,6 +50,15 @@ def resolve_device(device: str | None) -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise UsageError(f"--device {device}: vaekit runs on cpu or cuda")
     return dev
+
+
+_RESULT_STAMP = re.compile(r"_\d{8}-\d{6}(_\d+)?$")  # what save_result appends to a stem: _<time>[_<n>]
+
+
+def result_kind(path: Path) -> str:
+    """The stem a result file was saved under by :func:`save_result` (``test_k1000`` for
+    ``test_k1000_20261204-203759_1.json``): what evaluations of the same kind share."""
+    return _RESULT_STAMP.sub("", Path(path).stem)
 
 
 def save_result(folder: Path, stem: str, result: dict[str, Any]) -> Path:

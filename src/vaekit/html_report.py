@@ -27,7 +27,6 @@ import json
 import math
 import mimetypes
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -123,8 +122,9 @@ def read_evaluation(path: Path) -> Evaluation:
         protocol["data.num_examples"] = raw["num_examples"]
     skip = set(PROTOCOL_KEYS) | {"data", "config", "latent_usage", "nonfinite", "path", "num_examples"}
     metrics = [(k, v, unit_of(k)) for k, v in raw.items() if k not in skip and _scalar(v) and v is not None]
-    kind = re.sub(r"_\d{8}-\d{6}(_\d+)?$", "", path.stem)  # save_result adds _<n> to a name taken that second
-    return Evaluation(path.stem, kind, path, metrics, protocol, raw)
+    from vaekit.api import result_kind
+
+    return Evaluation(path.stem, result_kind(path), path, metrics, protocol, raw)
 
 
 def read_evaluations(run_dir: Path) -> list[Evaluation]:

@@ -28,28 +28,31 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _train(run: Path) -> dict:
-    meta = json.loads((run / "model.json").read_text())
+def _train(meta: dict) -> dict:
     return {k: meta.get(k) for k in TRAIN_KEYS}
 
 
 def page_runs(runs: Path) -> None:
-    """Each page's run: its training record and the newest evaluation of each kind, as the page shows them."""
-    from vaekit.html_report import latest_by_kind, read_evaluations
+    """Each page's run: its training record, the newest evaluation of each kind, and the one the report leads
+    with (html_report.likelihood_evaluation, what runs are compared by)."""
+    from vaekit.html_report import latest_by_kind, likelihood_evaluation, read_evaluations
 
     RUNS_OUT.mkdir(parents=True, exist_ok=True)
     for run in sorted(runs.iterdir()):
         if run.name == "iwae" or not (run / "model.json").is_file():
             continue
+        meta = json.loads((run / "model.json").read_text())
+        found = read_evaluations(run)
         evaluations = {}
-        for e in latest_by_kind(read_evaluations(run)):
+        for e in latest_by_kind(found):
             res = dict(e.raw)
             for key in ("latent_usage", "config"):
                 res.pop(key, None)
             res["source_file"] = _rel(e.path)
             evaluations[e.kind] = res
-        record = {"run": _rel(run), "model": json.loads((run / "model.json").read_text())
-                  .get("name"), "train": _train(run), "evaluations": evaluations}
+        lead = likelihood_evaluation(found)
+        record = {"run": _rel(run), "model": meta.get("name"), "train": _train(meta),
+                  "leads_with": lead.kind if lead else None, "evaluations": evaluations}
         (RUNS_OUT / f"{run.name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
         print(f"pages/{run.name}.json: {', '.join(evaluations)}")
 
@@ -65,7 +68,7 @@ def main(runs: Path) -> None:
             res = json.loads(evals[-1].read_text())
             res.pop("latent_usage", None)
             res["source_file"] = _rel(evals[-1])
-            res["train"] = _train(run)
+            res["train"] = _train(json.loads((run / "model.json").read_text()))
             (OUT / f"{run.name}.json").write_text(json.dumps(res, indent=1) + "\n")
         for path in _newest(run, "compare_*.json"):
             res = json.loads(path.read_text())

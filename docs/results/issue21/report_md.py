@@ -57,11 +57,9 @@ def page_run(page: str) -> dict:
 
 
 def likelihood_of(record: dict) -> tuple[str, dict]:
-    """The run's newest evaluation that has a headline number (a likelihood, its bound or a distortion)."""
-    for kind, res in record.get("evaluations", {}).items():
-        if any(k in res for k in HEADLINE):
-            return kind, res
-    return "", {}
+    """The evaluation the run's page leads with (collect.py asked vaekit.html_report.likelihood_evaluation)."""
+    kind = record.get("leads_with")
+    return (kind, record["evaluations"][kind]) if kind else ("", {})
 
 
 def runs_table() -> list[str]:
@@ -119,7 +117,7 @@ def paired_table() -> list[str]:
 
 
 def _units(page: str) -> str:
-    kind, res = likelihood_of(page_run(page))
+    _, res = likelihood_of(page_run(page))
     return f"{res.get('active_units', '?')} active units (IS-NLL on {res.get('data', {}).get('num_examples', '?')} " \
            f"test sentences, `issue21/pages/{RUN_OF_PAGE[page]}.json`)"
 
